@@ -1,0 +1,1 @@
+//! Quayside: an OCI registry with Quay's tenancy model.
