@@ -1,0 +1,95 @@
+//! HTTP surfaces. Each router extracts what a request carries, calls one service function and
+//! maps the result; errors are mapped to the surface's format in one place per surface.
+//! No SQL and no storage access here.
+
+pub mod health;
+pub mod quay;
+pub mod v2;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderMap, header};
+use base64::Engine;
+
+use crate::service::Ctx;
+use crate::service::auth::Credentials;
+use crate::telemetry::Metrics;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub ctx: Arc<Ctx>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The scheme a connection arrived on, set by the server for each connection.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnScheme(pub &'static str);
+
+/// The client's address, set by the server for each connection.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+/// A bounded route label a handler attaches to its response, for metrics.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteLabel(pub &'static str);
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(v2::router())
+        .nest("/api/v1", quay::router())
+        .merge(health::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::telemetry::track,
+        ))
+        .with_state(state)
+}
+
+/// An `Authorization` header that is neither valid Basic nor Bearer.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed Authorization header")]
+pub struct MalformedAuthorization;
+
+/// Reads `Authorization` (Basic or Bearer). `Ok(None)` when absent.
+pub fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>, MalformedAuthorization> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| MalformedAuthorization)?;
+    let (scheme, rest) = value.split_once(' ').ok_or(MalformedAuthorization)?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .map_err(|_| MalformedAuthorization)?;
+        let text = String::from_utf8(decoded).map_err(|_| MalformedAuthorization)?;
+        let (username, password) = text.split_once(':').ok_or(MalformedAuthorization)?;
+        Ok(Some(Credentials::Basic {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        }))
+    } else if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+        Ok(Some(Credentials::Bearer(rest.to_owned())))
+    } else {
+        Err(MalformedAuthorization)
+    }
+}
+
+/// The public origin clients use: `SERVER_HOSTNAME` and `PREFERRED_URL_SCHEME` when configured,
+/// else the request's `Host` and the connection's scheme.
+pub fn public_origin(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    scheme: Option<&ConnScheme>,
+) -> (String, String) {
+    if let Some(host) = &ctx.config.server_hostname {
+        return (ctx.config.url_scheme.as_str().to_owned(), host.clone());
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && !h.contains(['/', ' ', '"']))
+        .map_or_else(|| ctx.config.listen.to_string(), str::to_owned);
+    (scheme.map_or("http", |s| s.0).to_owned(), host)
+}

@@ -1,0 +1,272 @@
+//! The Docker token server at `/v2/auth`: authenticates the caller (or not), decides for every
+//! requested scope which actions [`authz`](crate::service::authz) allows, and returns a signed
+//! token carrying exactly those in its `access` claim.
+//!
+//! Scopes follow the Docker token specification: `scope` may repeat and may hold several
+//! space-separated scopes, each `repository:<name>:<actions>` (an optional `(class)` after the
+//! type is ignored) or `registry:catalog:*`.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::error::V2Error;
+use crate::api::{AppState, credentials};
+use crate::oci::RepoName;
+use crate::service::auth::{self, Credentials};
+use crate::service::jwt::{Access, TOKEN_LIFETIME_S};
+use crate::service::{Ctx, Principal, authz};
+
+/// One parsed scope.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Scope {
+    pub kind: String,
+    pub name: String,
+    pub actions: Vec<String>,
+}
+
+pub fn parse_scope(s: &str) -> Option<Scope> {
+    let (kind, rest) = s.split_once(':')?;
+    let (name, actions) = rest.rsplit_once(':')?;
+    let kind = kind.split('(').next().unwrap_or(kind);
+    if kind.is_empty() || name.is_empty() {
+        return None;
+    }
+    let actions = actions
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Some(Scope {
+        kind: kind.to_owned(),
+        name: name.to_owned(),
+        actions,
+    })
+}
+
+fn unauthorized(message: &str) -> Response {
+    V2Error::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message).into_response()
+}
+
+async fn principal_for(ctx: &Ctx, creds: Option<Credentials>) -> Result<Principal, Response> {
+    match creds {
+        None => Ok(Principal::Anonymous),
+        Some(creds) => match auth::authenticate(ctx, &creds).await {
+            Ok(Principal::Token(_)) => Err(unauthorized(
+                "present a username and password or an access token",
+            )),
+            Ok(p) => Ok(p),
+            Err(auth::AuthError::Internal(e)) => {
+                tracing::error!(error = %e, "authentication failed internally");
+                Err(V2Error::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "UNKNOWN",
+                    "internal server error",
+                )
+                .into_response())
+            }
+            Err(e) => Err(unauthorized(&e.to_string())),
+        },
+    }
+}
+
+async fn grant(
+    ctx: &Ctx,
+    principal: &Principal,
+    scopes: &[String],
+) -> Result<Vec<Access>, Response> {
+    let mut access: Vec<Access> = Vec::new();
+    for scope in scopes
+        .iter()
+        .flat_map(|s| s.split(' '))
+        .filter_map(parse_scope)
+    {
+        let actions = match scope.kind.as_str() {
+            "repository" => match RepoName::parse(&scope.name) {
+                Ok(repo) => authz::granted_repo_actions(ctx, principal, &repo, &scope.actions)
+                    .await
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "authorization failed internally");
+                        V2Error::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "UNKNOWN",
+                            "internal server error",
+                        )
+                        .into_response()
+                    })?,
+                Err(_) => Vec::new(),
+            },
+            "registry" if scope.name == "catalog" => scope
+                .actions
+                .iter()
+                .filter(|a| *a == "*")
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        match access
+            .iter_mut()
+            .find(|a| a.kind == scope.kind && a.name == scope.name)
+        {
+            Some(existing) => existing.actions.extend(
+                actions
+                    .into_iter()
+                    .filter(|a| !existing.actions.contains(a))
+                    .collect::<Vec<_>>(),
+            ),
+            None => access.push(Access {
+                kind: scope.kind,
+                name: scope.name,
+                actions,
+            }),
+        }
+    }
+    Ok(access)
+}
+
+fn token_response(
+    ctx: &Ctx,
+    principal: &Principal,
+    access: Vec<Access>,
+    service: &str,
+    refresh: bool,
+) -> Response {
+    let now_s = ctx.now_ms() / 1000;
+    let token = ctx.jwt.issue(principal.user(), access, service, now_s);
+    let issued_at = chrono::DateTime::from_timestamp(now_s, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut body = json!({ "token": token, "access_token": token, "expires_in": TOKEN_LIFETIME_S, "issued_at": issued_at });
+    if refresh {
+        body["scope"] = json!("");
+    }
+    axum::Json(body).into_response()
+}
+
+fn service_name(ctx: &Ctx, headers: &HeaderMap, requested: Option<&str>) -> String {
+    requested
+        .map(str::to_owned)
+        .unwrap_or_else(|| crate::api::public_origin(ctx, headers, None).1)
+}
+
+/// `GET /v2/auth?service=...&scope=...`.
+pub async fn get_token(State(state): State<AppState>, request: Request) -> Response {
+    let ctx = &*state.ctx;
+    let params: Vec<(String, String)> =
+        form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let creds = match credentials(request.headers()) {
+        Ok(c) => c,
+        Err(_) => return unauthorized("malformed Authorization header"),
+    };
+    let principal = match principal_for(ctx, creds).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let scopes: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let access = match grant(ctx, &principal, &scopes).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let service = service_name(
+        ctx,
+        request.headers(),
+        params
+            .iter()
+            .find(|(k, _)| k == "service")
+            .map(|(_, v)| v.as_str()),
+    );
+    token_response(ctx, &principal, access, &service, false)
+}
+
+/// `POST /v2/auth` (OAuth2 password grant, as Docker clients may use).
+pub async fn post_token(State(state): State<AppState>, request: Request) -> Response {
+    let ctx = &*state.ctx;
+    let headers = request.headers().clone();
+    let Ok(body) = axum::body::to_bytes(request.into_body(), 64 * 1024).await else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "error": "invalid_request" })),
+        )
+            .into_response();
+    };
+    let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let field = |k: &str| {
+        form.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    if field("grant_type") != Some("password") {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "error": "unsupported_grant_type" })),
+        )
+            .into_response();
+    }
+    let (Some(username), Some(password)) = (field("username"), field("password")) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "error": "invalid_request" })),
+        )
+            .into_response();
+    };
+    let creds = Credentials::Basic {
+        username: username.to_owned(),
+        password: password.to_owned(),
+    };
+    let principal = match principal_for(ctx, Some(creds)).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let scopes: Vec<String> = field("scope")
+        .map(|s| vec![s.to_owned()])
+        .unwrap_or_default();
+    let access = match grant(ctx, &principal, &scopes).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let service = service_name(ctx, &headers, field("service"));
+    token_response(ctx, &principal, access, &service, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes() {
+        assert_eq!(
+            parse_scope("repository:alice/app:pull,push"),
+            Some(Scope {
+                kind: "repository".into(),
+                name: "alice/app".into(),
+                actions: vec!["pull".into(), "push".into()]
+            })
+        );
+        assert_eq!(
+            parse_scope("repository(plugin):a/b/c:pull"),
+            Some(Scope {
+                kind: "repository".into(),
+                name: "a/b/c".into(),
+                actions: vec!["pull".into()]
+            })
+        );
+        assert_eq!(
+            parse_scope("registry:catalog:*"),
+            Some(Scope {
+                kind: "registry".into(),
+                name: "catalog".into(),
+                actions: vec!["*".into()]
+            })
+        );
+        assert_eq!(parse_scope("nonsense"), None);
+        assert_eq!(parse_scope("repository::pull"), None);
+    }
+}

@@ -1,0 +1,225 @@
+//! The `quayside` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+use crate::server::{self, StartOptions};
+use crate::service::{SystemClock, accounts};
+use crate::telemetry::{self, LogFormat};
+use crate::workers;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "quayside",
+    version,
+    about = "An OCI registry with Project Quay's tenancy model and REST API"
+)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// A Quay-style config.yaml. Without one, Quayside runs on SQLite and local blobs in --data-dir.
+    #[arg(long, env = "QUAYSIDE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory for the embedded database and blobs (when the config does not name others).
+    #[arg(long, env = "QUAYSIDE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Common {
+    fn load(&self, listen: Option<SocketAddr>) -> anyhow::Result<Config> {
+        let overrides = Overrides {
+            listen,
+            data_dir: self.data_dir.clone(),
+        };
+        Ok(Config::load(self.config.as_deref(), &overrides)?)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the registry (HTTP server and, by default, the background workers).
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Address to listen on.
+        #[arg(long, env = "QUAYSIDE_LISTEN", default_value = crate::config::DEFAULT_LISTEN)]
+        listen: SocketAddr,
+        /// Do not run background workers in this process.
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Run background workers only.
+    Worker {
+        #[command(flatten)]
+        common: Common,
+        /// Run only these workers (repeatable).
+        #[arg(long)]
+        only: Vec<String>,
+        /// Run one pass of each and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Check a config.yaml without starting anything.
+    Validate {
+        /// The file to check.
+        path: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create a user (a superuser with --superuser).
+    CreateUser {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        username: String,
+        /// The password; or set QUAYSIDE_PASSWORD.
+        #[arg(long, env = "QUAYSIDE_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        superuser: bool,
+        /// Also create an access token with every scope and print it.
+        #[arg(long)]
+        access_token: bool,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    telemetry::init_tracing(cli.log_format);
+    match cli.command {
+        Command::Serve {
+            common,
+            listen,
+            no_workers,
+        } => {
+            let config = common.load(Some(listen))?;
+            let running = server::start(
+                config,
+                StartOptions {
+                    clock: Arc::new(SystemClock),
+                    workers: !no_workers,
+                },
+            )
+            .await?;
+            server::termination_signal().await;
+            running.stop().await;
+            Ok(())
+        }
+        Command::Worker { common, only, once } => {
+            let config = common.load(None)?;
+            for name in &only {
+                anyhow::ensure!(
+                    workers::names().contains(&name.as_str()),
+                    "unknown worker {name:?} (known: {})",
+                    workers::names().join(", ")
+                );
+            }
+            let ctx = server::build_context(config, Arc::new(SystemClock)).await?;
+            if once {
+                let names: Vec<String> = if only.is_empty() {
+                    workers::names().iter().map(|s| s.to_string()).collect()
+                } else {
+                    only
+                };
+                for name in names {
+                    println!("{name}: {}", workers::run_once(&ctx, &name).await?);
+                }
+                return Ok(());
+            }
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            let tasks = workers::spawn(ctx, &only, rx);
+            server::termination_signal().await;
+            let _ = tx.send(true);
+            for t in tasks {
+                let _ = t.await;
+            }
+            Ok(())
+        }
+        Command::Migrate { common } => {
+            let config = common.load(None)?;
+            let db = crate::db::Db::connect(&config.database_url)
+                .await
+                .context("cannot open the database")?;
+            db.migrate().await.context("migrations failed")?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Validate { path },
+        } => {
+            let config = Config::load(Some(&path), &Overrides::default())?;
+            println!(
+                "{}: valid (database {}, storage {:?}, TLS {})",
+                path.display(),
+                server::redact_url(&config.database_url),
+                config.storage,
+                if config.tls.is_some() { "on" } else { "off" }
+            );
+            Ok(())
+        }
+        Command::Admin {
+            command:
+                AdminCommand::CreateUser {
+                    common,
+                    username,
+                    password,
+                    email,
+                    superuser,
+                    access_token,
+                },
+        } => {
+            let config = common.load(None)?;
+            let ctx = server::build_context(config, Arc::new(SystemClock)).await?;
+            let user =
+                accounts::create_user(&ctx, &username, &password, email.as_deref(), superuser)
+                    .await?;
+            println!(
+                "created user {}{}",
+                user.name,
+                if superuser { " (superuser)" } else { "" }
+            );
+            if access_token {
+                println!(
+                    "{}",
+                    accounts::create_access_token(&ctx, &user, accounts::ALL_SCOPES).await?
+                );
+            }
+            ctx.db.close().await;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,654 @@
+//! Quayside's one typed configuration, read from a Quay-style `config.yaml`.
+//!
+//! Rules:
+//! - With no file at all Quayside runs on an embedded default: SQLite and a blob directory under
+//!   `--data-dir` (default `./data`), listening on `--listen` (default `127.0.0.1:8080`).
+//! - A file uses Quay's keys (`SERVER_HOSTNAME`, `DB_URI`, `DISTRIBUTED_STORAGE_CONFIG`, `FEATURE_*`,
+//!   ...), so an existing Quay bundle works. Unknown keys are accepted and kept in [`Config::raw`]
+//!   (bundles carry many); a known key with an invalid value fails with an error naming the key.
+//! - `ssl.cert` / `ssl.key` next to the file turn on HTTPS.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "data";
+/// Quay's default time-machine window: two weeks.
+pub const DEFAULT_TAG_EXPIRATION_S: i64 = 14 * 24 * 3600;
+
+/// A configuration problem, always naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UrlScheme {
+    Http,
+    Https,
+}
+
+impl UrlScheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UrlScheme::Http => "http",
+            UrlScheme::Https => "https",
+        }
+    }
+}
+
+/// Where blob bytes live.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// A local directory (`LocalStorage`, and the embedded default).
+    Local { path: PathBuf },
+    /// An S3-compatible object store (`S3Storage`, `RadosGWStorage`).
+    S3(S3Config),
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Config {
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// Full endpoint URL (`http(s)://host:port`), or `None` for AWS itself.
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// Key prefix inside the bucket (Quay's `storage_path`, without leading `/`).
+    pub prefix: String,
+}
+
+impl fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageConfig::Local { path } => write!(f, "Local({})", path.display()),
+            StorageConfig::S3(s) => write!(
+                f,
+                "S3(bucket={}, endpoint={:?}, region={}, prefix={:?})",
+                s.bucket, s.endpoint, s.region, s.prefix
+            ),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Feature flags (`FEATURE_*`).
+#[derive(Clone, Debug)]
+pub struct Features {
+    /// Accept OCI artifacts of any config media type (Helm charts, signatures, SBOMs...).
+    pub general_oci_support: bool,
+    /// `POST /api/v1/user/initialize` creates the first superuser while no user exists.
+    pub user_initialize: bool,
+    /// Users may be created (through the API) at all.
+    pub user_creation: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `SERVER_HOSTNAME`: the public host (and optional port) clients use. When absent the
+    /// `Host` header of each request is used.
+    pub server_hostname: Option<String>,
+    pub url_scheme: UrlScheme,
+    /// An sqlx URL: `sqlite://...` or `postgres://...`.
+    pub database_url: String,
+    pub storage: StorageConfig,
+    pub features: Features,
+    pub super_users: Vec<String>,
+    pub tls: Option<TlsFiles>,
+    /// `SECRET_KEY`: when set, token signing keys derive from it (all replicas agree). Otherwise
+    /// a random key is generated once and kept in the database.
+    pub secret_key: Option<String>,
+    pub tag_expiration_options: Vec<String>,
+    pub default_tag_expiration_s: i64,
+    /// Idle time after which an unfinished blob upload is abandoned and cleaned.
+    pub upload_expiration: Duration,
+    /// The whole file as parsed, for settings later features read.
+    pub raw: serde_yaml::Mapping,
+}
+
+/// Command-line values that take precedence over the file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawConfig {
+    #[serde(rename = "SERVER_HOSTNAME")]
+    server_hostname: Option<String>,
+    #[serde(rename = "PREFERRED_URL_SCHEME")]
+    preferred_url_scheme: Option<String>,
+    #[serde(rename = "DB_URI")]
+    db_uri: Option<String>,
+    #[serde(rename = "DISTRIBUTED_STORAGE_CONFIG")]
+    storage_config: Option<BTreeMap<String, (String, serde_yaml::Mapping)>>,
+    #[serde(rename = "DISTRIBUTED_STORAGE_PREFERENCE")]
+    storage_preference: Option<Vec<String>>,
+    #[serde(rename = "FEATURE_GENERAL_OCI_SUPPORT")]
+    feature_general_oci_support: Option<bool>,
+    #[serde(rename = "FEATURE_USER_INITIALIZE")]
+    feature_user_initialize: Option<bool>,
+    #[serde(rename = "FEATURE_USER_CREATION")]
+    feature_user_creation: Option<bool>,
+    #[serde(rename = "SUPER_USERS")]
+    super_users: Option<Vec<String>>,
+    #[serde(rename = "SECRET_KEY")]
+    secret_key: Option<String>,
+    #[serde(rename = "TAG_EXPIRATION_OPTIONS")]
+    tag_expiration_options: Option<Vec<String>>,
+    #[serde(rename = "DEFAULT_TAG_EXPIRATION")]
+    default_tag_expiration: Option<String>,
+    #[serde(rename = "QUAYSIDE_UPLOAD_EXPIRATION_S")]
+    upload_expiration_s: Option<u64>,
+}
+
+impl Config {
+    /// The embedded default: no file.
+    pub fn embedded(overrides: &Overrides) -> Result<Config, ConfigError> {
+        Config::build(
+            RawConfig::default(),
+            serde_yaml::Mapping::new(),
+            None,
+            overrides,
+        )
+    }
+
+    /// Loads `path` (or the embedded default when `None`) and applies the overrides.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Config::embedded(overrides);
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_yaml(&text, path.parent(), overrides).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses YAML text; `dir` is where `ssl.cert`/`ssl.key` are looked for.
+    pub fn from_yaml(
+        text: &str,
+        dir: Option<&Path>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let parse_err = |e: serde_yaml::Error| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        };
+        let raw_value: serde_yaml::Value = if text.trim().is_empty() {
+            serde_yaml::Value::Mapping(Default::default())
+        } else {
+            serde_yaml::from_str(text).map_err(parse_err)?
+        };
+        let mapping = match raw_value {
+            serde_yaml::Value::Mapping(m) => m,
+            serde_yaml::Value::Null => serde_yaml::Mapping::new(),
+            _ => {
+                return Err(ConfigError::Parse {
+                    path: PathBuf::new(),
+                    message: "the configuration must be a mapping of keys to values".into(),
+                });
+            }
+        };
+        let typed: RawConfig = (if mapping.is_empty() {
+            Ok(RawConfig::default())
+        } else {
+            serde_yaml::from_str(text)
+        })
+        .map_err(|e| {
+            // serde_yaml names the key path at the front of its message ("DB_URI: invalid type...").
+            let msg = e.to_string();
+            match msg.split_once(": ") {
+                Some((key, rest))
+                    if key.chars().all(|c| {
+                        c.is_ascii_uppercase() || c.is_ascii_digit() || "_.[]".contains(c)
+                    }) =>
+                {
+                    invalid(key, rest)
+                }
+                _ => ConfigError::Parse {
+                    path: PathBuf::new(),
+                    message: msg,
+                },
+            }
+        })?;
+        Config::build(typed, mapping, dir, overrides)
+    }
+
+    fn build(
+        raw: RawConfig,
+        mapping: serde_yaml::Mapping,
+        dir: Option<&Path>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let listen = match overrides.listen {
+            Some(l) => l,
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|_| invalid("--listen", "bad default"))?,
+        };
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+
+        if let Some(host) = &raw.server_hostname {
+            validate_hostname(host).map_err(|m| invalid("SERVER_HOSTNAME", m))?;
+        }
+        let url_scheme = match raw.preferred_url_scheme.as_deref() {
+            None | Some("http") => UrlScheme::Http,
+            Some("https") => UrlScheme::Https,
+            Some(other) => {
+                return Err(invalid(
+                    "PREFERRED_URL_SCHEME",
+                    format!("must be http or https, not {other:?}"),
+                ));
+            }
+        };
+        let database_url = match raw.db_uri.as_deref() {
+            None => format!("sqlite://{}", data_dir.join("quayside.db").display()),
+            Some(uri) => normalize_db_uri(uri).map_err(|m| invalid("DB_URI", m))?,
+        };
+        let storage = match raw.storage_config {
+            None => StorageConfig::Local {
+                path: data_dir.join("blobs"),
+            },
+            Some(map) => select_storage(map, raw.storage_preference.as_deref())?,
+        };
+        let tls = match dir {
+            Some(dir) => {
+                let (cert, key) = (dir.join("ssl.cert"), dir.join("ssl.key"));
+                match (cert.is_file(), key.is_file()) {
+                    (true, true) => Some(TlsFiles { cert, key }),
+                    (false, false) => None,
+                    (true, false) => {
+                        return Err(invalid(
+                            "ssl.key",
+                            format!("{} is missing but ssl.cert is present", key.display()),
+                        ));
+                    }
+                    (false, true) => {
+                        return Err(invalid(
+                            "ssl.cert",
+                            format!("{} is missing but ssl.key is present", cert.display()),
+                        ));
+                    }
+                }
+            }
+            None => None,
+        };
+        let tag_expiration_options = raw
+            .tag_expiration_options
+            .unwrap_or_else(|| ["0s", "1d", "1w", "2w", "4w"].map(String::from).to_vec());
+        for (i, opt) in tag_expiration_options.iter().enumerate() {
+            parse_duration_s(opt).ok_or_else(|| {
+                invalid(
+                    format!("TAG_EXPIRATION_OPTIONS[{i}]"),
+                    format!("{opt:?} is not a duration like 2w, 1d, 12h, 30m or 0s"),
+                )
+            })?;
+        }
+        let default_tag_expiration_s = match raw.default_tag_expiration.as_deref() {
+            None => DEFAULT_TAG_EXPIRATION_S,
+            Some(s) => parse_duration_s(s).ok_or_else(|| {
+                invalid(
+                    "DEFAULT_TAG_EXPIRATION",
+                    format!("{s:?} is not a duration like 2w"),
+                )
+            })?,
+        };
+        let super_users = raw.super_users.unwrap_or_default();
+        Ok(Config {
+            listen,
+            data_dir,
+            server_hostname: raw.server_hostname,
+            url_scheme,
+            database_url,
+            storage,
+            features: Features {
+                general_oci_support: raw.feature_general_oci_support.unwrap_or(true),
+                user_initialize: raw.feature_user_initialize.unwrap_or(true),
+                user_creation: raw.feature_user_creation.unwrap_or(true),
+            },
+            super_users,
+            tls,
+            secret_key: raw.secret_key,
+            tag_expiration_options,
+            default_tag_expiration_s,
+            upload_expiration: Duration::from_secs(raw.upload_expiration_s.unwrap_or(3600)),
+            raw: mapping,
+        })
+    }
+
+    /// Reads a boolean `FEATURE_*`-style key from the raw file, for features that have no typed
+    /// field yet.
+    pub fn raw_bool(&self, key: &str) -> Option<bool> {
+        self.raw.get(key).and_then(serde_yaml::Value::as_bool)
+    }
+}
+
+fn validate_hostname(host: &str) -> Result<(), String> {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((n, p)) if !n.contains(']') || n.ends_with(']') => (n, Some(p)),
+        _ => (host, None),
+    };
+    if name.is_empty() || name.contains('/') || name.contains(' ') || name.contains("://") {
+        return Err(format!(
+            "{host:?} is not a host name (give host or host:port, without a scheme)"
+        ));
+    }
+    if let Some(p) = port {
+        p.parse::<u16>()
+            .map_err(|_| format!("{host:?} has an invalid port"))?;
+    }
+    Ok(())
+}
+
+/// Accepts Quay's `postgresql://`, `postgres://` and `sqlite:///path` URIs.
+fn normalize_db_uri(uri: &str) -> Result<String, String> {
+    if let Some(rest) = uri
+        .strip_prefix("postgresql://")
+        .or_else(|| uri.strip_prefix("postgres://"))
+    {
+        if rest.is_empty() {
+            return Err("a PostgreSQL URI needs a host".into());
+        }
+        Ok(format!("postgres://{rest}"))
+    } else if let Some(path) = uri.strip_prefix("sqlite:///") {
+        Ok(format!("sqlite:///{path}"))
+    } else if let Some(path) = uri
+        .strip_prefix("sqlite://")
+        .or_else(|| uri.strip_prefix("sqlite:"))
+    {
+        if path.is_empty() {
+            return Err("an SQLite URI needs a file path".into());
+        }
+        Ok(format!("sqlite://{path}"))
+    } else {
+        Err(format!(
+            "unsupported database URI {:?}: use postgresql://user:password@host/db or sqlite:///path",
+            uri.split("://").next().unwrap_or(uri)
+        ))
+    }
+}
+
+fn select_storage(
+    map: BTreeMap<String, (String, serde_yaml::Mapping)>,
+    preference: Option<&[String]>,
+) -> Result<StorageConfig, ConfigError> {
+    let key = "DISTRIBUTED_STORAGE_CONFIG";
+    let name = match preference.and_then(|p| p.first()) {
+        Some(n) => n.clone(),
+        None if map.len() == 1 => map.keys().next().cloned().unwrap_or_default(),
+        None => {
+            return Err(invalid(
+                "DISTRIBUTED_STORAGE_PREFERENCE",
+                "several storage locations are configured; name the one to use",
+            ));
+        }
+    };
+    let (driver, params) = map.get(&name).ok_or_else(|| {
+        invalid(
+            "DISTRIBUTED_STORAGE_PREFERENCE",
+            format!("location {name:?} is not in DISTRIBUTED_STORAGE_CONFIG"),
+        )
+    })?;
+    let at = |field: &str| format!("{key}.{name}.{field}");
+    let get_str = |field: &str| -> Result<Option<String>, ConfigError> {
+        match params.get(field) {
+            None | Some(serde_yaml::Value::Null) => Ok(None),
+            Some(serde_yaml::Value::String(s)) => Ok(Some(s.clone())),
+            Some(serde_yaml::Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(_) => Err(invalid(at(field), "must be a string")),
+        }
+    };
+    let need = |field: &str| -> Result<String, ConfigError> {
+        get_str(field)?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| invalid(at(field), "is required"))
+    };
+    let get_bool = |field: &str, default: bool| -> Result<bool, ConfigError> {
+        match params.get(field) {
+            None | Some(serde_yaml::Value::Null) => Ok(default),
+            Some(serde_yaml::Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(invalid(at(field), "must be true or false")),
+        }
+    };
+    let get_port = |field: &str| -> Result<Option<u16>, ConfigError> {
+        match params.get(field) {
+            None | Some(serde_yaml::Value::Null) => Ok(None),
+            Some(v) => {
+                let text = match v {
+                    serde_yaml::Value::Number(n) => n.to_string(),
+                    serde_yaml::Value::String(s) => s.clone(),
+                    _ => String::new(),
+                };
+                text.parse::<u16>()
+                    .map(Some)
+                    .map_err(|_| invalid(at(field), "must be a port number"))
+            }
+        }
+    };
+    let prefix = get_str("storage_path")?
+        .unwrap_or_default()
+        .trim_matches('/')
+        .to_owned();
+    match driver.as_str() {
+        "LocalStorage" => Ok(StorageConfig::Local {
+            path: PathBuf::from(need("storage_path")?),
+        }),
+        "S3Storage" | "RadosGWStorage" => {
+            let rados = driver == "RadosGWStorage";
+            let (bucket_k, access_k, secret_k, host_k) = if rados {
+                ("bucket_name", "access_key", "secret_key", "hostname")
+            } else {
+                ("s3_bucket", "s3_access_key", "s3_secret_key", "host")
+            };
+            let host = get_str(host_k)?;
+            let is_secure = get_bool("is_secure", true)?;
+            let port = get_port("port")?;
+            let endpoint = match (host, rados) {
+                (None, true) => return Err(invalid(at(host_k), "is required")),
+                (None, false) => None,
+                (Some(h), _) => {
+                    let h = h
+                        .trim_start_matches("https://")
+                        .trim_start_matches("http://")
+                        .trim_end_matches('/')
+                        .to_owned();
+                    validate_hostname(&h).map_err(|m| invalid(at(host_k), m))?;
+                    let scheme = if is_secure { "https" } else { "http" };
+                    Some(match port {
+                        Some(p) => format!("{scheme}://{h}:{p}"),
+                        None => format!("{scheme}://{h}"),
+                    })
+                }
+            };
+            Ok(StorageConfig::S3(S3Config {
+                bucket: need(bucket_k)?,
+                access_key: need(access_k)?,
+                secret_key: need(secret_k)?,
+                endpoint,
+                region: get_str("s3_region")?.unwrap_or_else(|| "us-east-1".into()),
+                prefix,
+            }))
+        }
+        other => Err(invalid(
+            format!("{key}.{name}"),
+            format!(
+                "unsupported storage driver {other:?} (LocalStorage, S3Storage and RadosGWStorage are supported)"
+            ),
+        )),
+    }
+}
+
+/// Parses Quay-style durations: `30s`, `15m`, `12h`, `2d`, `3w` (and `0s`). Returns seconds.
+pub fn parse_duration_s(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let unit = text.chars().last()?;
+    let n: i64 = text[..text.len() - unit.len_utf8()]
+        .parse()
+        .ok()
+        .filter(|n| *n >= 0)?;
+    let mult = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        'w' => 7 * 86_400,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_yaml(text, None, &Overrides::default())
+    }
+
+    #[test]
+    fn embedded_default() {
+        let c = Config::embedded(&Overrides::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://data/quayside.db");
+        assert_eq!(
+            c.storage,
+            StorageConfig::Local {
+                path: "data/blobs".into()
+            }
+        );
+        assert!(c.features.general_oci_support);
+    }
+
+    #[test]
+    fn quay_bundle_with_s3_and_unknown_keys() {
+        let c = load(
+            r#"
+SERVER_HOSTNAME: registry.example.com:8443
+PREFERRED_URL_SCHEME: https
+DB_URI: postgresql://quay:secret@db.example.com:5432/quay
+FEATURE_GENERAL_OCI_SUPPORT: false
+BUILDLOGS_REDIS: {host: redis}
+SOME_FUTURE_KEY: [1, 2]
+DISTRIBUTED_STORAGE_PREFERENCE: [default]
+DISTRIBUTED_STORAGE_CONFIG:
+  default:
+    - S3Storage
+    - host: s3.example.com
+      port: 9000
+      s3_bucket: quay
+      s3_access_key: AK
+      s3_secret_key: SK
+      storage_path: /datastorage/registry
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.url_scheme, UrlScheme::Https);
+        assert_eq!(
+            c.database_url,
+            "postgres://quay:secret@db.example.com:5432/quay"
+        );
+        assert!(!c.features.general_oci_support);
+        let StorageConfig::S3(s3) = c.storage else {
+            panic!("expected S3")
+        };
+        assert_eq!(s3.endpoint.as_deref(), Some("https://s3.example.com:9000"));
+        assert_eq!(s3.prefix, "datastorage/registry");
+        assert_eq!(s3.bucket, "quay");
+    }
+
+    #[test]
+    fn radosgw_keys() {
+        let c = load(
+            r#"
+DISTRIBUTED_STORAGE_CONFIG:
+  ceph:
+    - RadosGWStorage
+    - {hostname: 127.0.0.1, port: "7480", is_secure: false, bucket_name: b, access_key: a, secret_key: s, storage_path: /x}
+"#,
+        )
+        .unwrap();
+        let StorageConfig::S3(s3) = c.storage else {
+            panic!("expected S3")
+        };
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:7480"));
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        for (text, key) in [
+            (
+                "FEATURE_GENERAL_OCI_SUPPORT: maybe",
+                "FEATURE_GENERAL_OCI_SUPPORT",
+            ),
+            ("PREFERRED_URL_SCHEME: gopher", "PREFERRED_URL_SCHEME"),
+            ("DB_URI: mysql://x", "DB_URI"),
+            ("SERVER_HOSTNAME: http://x/y", "SERVER_HOSTNAME"),
+            ("DEFAULT_TAG_EXPIRATION: soon", "DEFAULT_TAG_EXPIRATION"),
+            (
+                "TAG_EXPIRATION_OPTIONS: [2w, forever]",
+                "TAG_EXPIRATION_OPTIONS[1]",
+            ),
+            (
+                "DISTRIBUTED_STORAGE_CONFIG: {default: [S3Storage, {s3_bucket: b, s3_access_key: a}]}",
+                "DISTRIBUTED_STORAGE_CONFIG.default.s3_secret_key",
+            ),
+            (
+                "DISTRIBUTED_STORAGE_CONFIG: {default: [AzureStorage, {}]}",
+                "DISTRIBUTED_STORAGE_CONFIG.default",
+            ),
+        ] {
+            match load(text) {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{text}"),
+                other => panic!("{text}: expected an error naming {key}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_s("2w"), Some(1_209_600));
+        assert_eq!(parse_duration_s("0s"), Some(0));
+        assert_eq!(parse_duration_s("90m"), Some(5400));
+        assert_eq!(parse_duration_s("w"), None);
+        assert_eq!(parse_duration_s("-1d"), None);
+        assert_eq!(parse_duration_s("1y"), None);
+    }
+}

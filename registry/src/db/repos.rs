@@ -1,0 +1,114 @@
+//! Repositories.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Backend, DbResult, Exec, collate_c};
+
+#[derive(Clone, Debug)]
+pub struct RepoRow {
+    pub id: i64,
+    pub namespace_id: i64,
+    pub namespace: String,
+    pub name: String,
+    /// `public` or `private`.
+    pub visibility: String,
+    pub description: Option<String>,
+    pub kind: String,
+    pub state: String,
+    pub created_ms: i64,
+}
+
+impl RepoRow {
+    pub fn is_public(&self) -> bool {
+        self.visibility == "public"
+    }
+}
+
+const SELECT: &str = "SELECT r.id, r.namespace_id, n.name AS namespace, r.name, r.visibility, \
+     r.description, r.kind, r.state, r.created_ms FROM repository r JOIN namespace n ON n.id = r.namespace_id";
+
+fn from_row(row: &AnyRow) -> Result<RepoRow, sqlx::Error> {
+    Ok(RepoRow {
+        id: row.try_get("id")?,
+        namespace_id: row.try_get("namespace_id")?,
+        namespace: row.try_get("namespace")?,
+        name: row.try_get("name")?,
+        visibility: row.try_get("visibility")?,
+        description: row.try_get("description")?,
+        kind: row.try_get("kind")?,
+        state: row.try_get("state")?,
+        created_ms: row.try_get("created_ms")?,
+    })
+}
+
+pub async fn get<'c>(ex: impl Exec<'c>, namespace: &str, name: &str) -> DbResult<Option<RepoRow>> {
+    let row = sqlx::query(&format!("{SELECT} WHERE n.name = $1 AND r.name = $2"))
+        .bind(namespace)
+        .bind(name)
+        .fetch_optional(ex)
+        .await?;
+    Ok(row.as_ref().map(from_row).transpose()?)
+}
+
+/// Inserts a repository; an existing one is a unique violation.
+pub async fn insert<'c>(
+    ex: impl Exec<'c>,
+    namespace_id: i64,
+    name: &str,
+    visibility: &str,
+    description: Option<&str>,
+    now_ms: i64,
+) -> DbResult<i64> {
+    let row = sqlx::query(
+        "INSERT INTO repository (namespace_id, name, visibility, description, created_ms) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(namespace_id)
+    .bind(name)
+    .bind(visibility)
+    .bind(description)
+    .bind(now_ms)
+    .fetch_one(ex)
+    .await?;
+    Ok(row.try_get("id")?)
+}
+
+/// Who is listing repositories: decides which rows the catalog may show.
+#[derive(Clone, Copy, Debug)]
+pub enum Viewer {
+    Anonymous,
+    /// A user (by namespace id): public repositories and those in the user's namespace.
+    User(i64),
+    /// Sees everything.
+    Superuser,
+}
+
+/// One page of full repository names (`namespace/name`) visible to `viewer`, in byte order,
+/// strictly after `last`.
+pub async fn catalog_page<'c>(
+    ex: impl Exec<'c>,
+    backend: Backend,
+    viewer: Viewer,
+    last: Option<&str>,
+    limit: i64,
+) -> DbResult<Vec<String>> {
+    let collate = collate_c(backend);
+    let full = "(n.name || '/' || r.name)";
+    let visible = match viewer {
+        Viewer::Superuser => "TRUE",
+        Viewer::Anonymous => "r.visibility = 'public'",
+        Viewer::User(_) => "(r.visibility = 'public' OR r.namespace_id = $3)",
+    };
+    let sql = format!(
+        "SELECT {full} AS full_name FROM repository r JOIN namespace n ON n.id = r.namespace_id \
+         WHERE {visible} AND ($1 IS NULL OR {full}{collate} > $1{collate}) \
+         ORDER BY full_name{collate} LIMIT $2"
+    );
+    let mut q = sqlx::query(&sql).bind(last).bind(limit);
+    if let Viewer::User(id) = viewer {
+        q = q.bind(id);
+    }
+    let rows = q.fetch_all(ex).await?;
+    rows.iter().map(|r| Ok(r.try_get("full_name")?)).collect()
+}

@@ -1,0 +1,291 @@
+//! Assembles the services and serves HTTP(S). Used by `quayside serve` and by tests, which start
+//! the real server in-process on a random loopback port.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use base64::Engine;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use crate::api::{self, AppState, ConnScheme, PeerAddr};
+use crate::config::{Config, TlsFiles};
+use crate::db::{self, Db};
+use crate::service::{Clock, Ctx, SystemClock, accounts, auth, jwt, uploads};
+use crate::telemetry::Metrics;
+use crate::{storage, workers};
+
+/// How long in-flight requests may run after shutdown begins.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Connects the database (running migrations), opens storage and derives the keys.
+pub async fn build_context(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Ctx>> {
+    let db = Db::connect(&config.database_url).await.with_context(|| {
+        format!(
+            "cannot open the database (DB_URI {})",
+            redact_url(&config.database_url)
+        )
+    })?;
+    db.migrate().await.context("database migrations failed")?;
+    let store = storage::open(&config.storage)
+        .await
+        .context("cannot open blob storage")?;
+    let secret = match &config.secret_key {
+        Some(key) => key.clone().into_bytes(),
+        None => {
+            let mut fresh = [0u8; 32];
+            getrandom::getrandom(&mut fresh).context("no system randomness")?;
+            let candidate = base64::engine::general_purpose::STANDARD.encode(fresh);
+            db::settings::get_or_insert(db.pool(), "secret_key", &candidate)
+                .await?
+                .into_bytes()
+        }
+    };
+    tracing::info!(database = %redact_url(&config.database_url), storage = %store.describe(), "services ready");
+    Ok(Arc::new(Ctx {
+        jwt: jwt::Keys::new(&secret),
+        sealer: accounts::PasswordSealer::new(&secret),
+        config,
+        db,
+        store,
+        clock,
+        uploads: uploads::UploadState::default(),
+        auth_cache: auth::CredentialCache::default(),
+    }))
+}
+
+/// Hides the password of a database URL.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}://{user}:***@{}", &url[..s], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn tls_acceptor(files: &TlsFiles) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
+        std::fs::File::open(&files.cert)
+            .with_context(|| format!("ssl.cert: cannot read {}", files.cert.display()))?,
+    ))
+    .collect::<Result<Vec<_>, _>>()
+    .context("ssl.cert: not a PEM certificate chain")?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "ssl.cert: no certificate found in {}",
+        files.cert.display()
+    );
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
+        std::fs::File::open(&files.key)
+            .with_context(|| format!("ssl.key: cannot read {}", files.key.display()))?,
+    ))
+    .context("ssl.key: not a PEM private key")?
+    .with_context(|| format!("ssl.key: no private key found in {}", files.key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("ssl.cert/ssl.key: the key does not match the certificate")?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(server)))
+}
+
+/// A server running in this process.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub ctx: Arc<Ctx>,
+    pub tls: bool,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.addr
+        )
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to the grace period), stops workers.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+        self.ctx.db.close().await;
+    }
+}
+
+/// Options for [`start`].
+pub struct StartOptions {
+    pub clock: Arc<dyn Clock>,
+    /// Run the background workers in this process.
+    pub workers: bool,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions {
+            clock: Arc::new(SystemClock),
+            workers: true,
+        }
+    }
+}
+
+/// Binds `config.listen` and serves until [`Running::stop`].
+pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Running> {
+    let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let ctx = build_context(config, options.clock).await?;
+    let (tx, rx) = watch::channel(false);
+    let metrics = Arc::new(Metrics::default());
+    let mut worker_tasks = if options.workers {
+        workers::spawn(ctx.clone(), &[], rx.clone())
+    } else {
+        Vec::new()
+    };
+    let state = AppState {
+        ctx: ctx.clone(),
+        metrics,
+    };
+    let has_tls = tls.is_some();
+    let mut shutdown_rx = rx;
+    let task = tokio::spawn(async move {
+        let signal = async move {
+            let _ = shutdown_rx.wait_for(|stop| *stop).await;
+        };
+        serve(state, listener, tls, signal).await;
+        for t in worker_tasks.drain(..) {
+            let _ = t.await;
+        }
+    });
+    tracing::info!(%addr, tls = has_tls, "quayside listening");
+    Ok(Running {
+        addr,
+        ctx,
+        tls: has_tls,
+        shutdown: tx,
+        task,
+    })
+}
+
+/// The accept loop. Returns after `shutdown` resolves and connections have drained.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let router = api::router(state.clone());
+    let graceful = GracefulShutdown::new();
+    let scheme = ConnScheme(if tls.is_some() { "https" } else { "http" });
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(PeerAddr(peer));
+                request.extensions_mut().insert(scheme);
+                router.clone().oneshot(request)
+            },
+        );
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(60))
+            .keep_alive(true);
+        let watcher = graceful.watcher();
+        match &tls {
+            None => {
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                tokio::spawn(async move {
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let tls_stream = match tokio::time::timeout(
+                        Duration::from_secs(30),
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            return tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                        }
+                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(tls_stream), service);
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                });
+            }
+        }
+    }
+    state.metrics.draining.store(true, Ordering::Relaxed);
+    drop(listener);
+    tracing::info!(
+        connections = graceful.count(),
+        "shutting down: draining connections"
+    );
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown grace period over; closing remaining connections");
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn termination_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("termination signal received");
+}

@@ -1,0 +1,218 @@
+//! Registry bearer tokens (Docker token authentication): compact JWTs signed with HS256.
+//!
+//! The token server (`/v2/auth`) decides what a principal may do when it issues a token and
+//! writes it into the `access` claim; `/v2` requests then need no database lookup to authorize.
+//! The signing key is shared by every replica (derived from `SECRET_KEY`, or generated once and
+//! kept in the database), so any replica verifies any replica's tokens.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde::{Deserialize, Serialize};
+
+use super::UserRef;
+
+/// How long an issued registry token is valid.
+pub const TOKEN_LIFETIME_S: i64 = 3600;
+const ISSUER: &str = "quayside";
+
+/// One entry of the `access` claim, as in the Docker token specification.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Access {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub actions: Vec<String>,
+}
+
+impl Access {
+    pub fn allows(&self, kind: &str, name: &str, action: &str) -> bool {
+        self.kind == kind
+            && self.name == name
+            && self.actions.iter().any(|a| a == action || a == "*")
+    }
+}
+
+/// What a verified token grants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub user: Option<UserRef>,
+    pub access: Vec<Access>,
+    pub expires_at_s: i64,
+}
+
+impl Grant {
+    pub fn allows(&self, kind: &str, name: &str, action: &str) -> bool {
+        self.access.iter().any(|a| a.allows(kind, name, action))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    iss: String,
+    sub: String,
+    aud: String,
+    exp: i64,
+    nbf: i64,
+    iat: i64,
+    jti: String,
+    access: Vec<Access>,
+    context: Context,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Context {
+    kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uid: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+    #[serde(default)]
+    superuser: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum JwtError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("invalid token signature")]
+    BadSignature,
+    #[error("token has expired")]
+    Expired,
+}
+
+pub struct Keys {
+    key: ring::hmac::Key,
+}
+
+impl Keys {
+    pub fn new(secret: &[u8]) -> Keys {
+        // Derive the signing key so the raw secret is never used directly for two purposes.
+        let derive = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+        let derived = ring::hmac::sign(&derive, b"quayside registry token signing key v1");
+        Keys {
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref()),
+        }
+    }
+
+    /// Signs a token for `user` (or anonymous) granting `access`, for audience `service`.
+    pub fn issue(
+        &self,
+        user: Option<&UserRef>,
+        access: Vec<Access>,
+        service: &str,
+        now_s: i64,
+    ) -> String {
+        let claims = Claims {
+            iss: ISSUER.into(),
+            sub: user.map_or_else(String::new, |u| u.name.clone()),
+            aud: service.into(),
+            exp: now_s + TOKEN_LIFETIME_S,
+            nbf: now_s - 5,
+            iat: now_s,
+            jti: uuid::Uuid::new_v4().to_string(),
+            access,
+            context: Context {
+                kind: if user.is_some() {
+                    "user".into()
+                } else {
+                    "anonymous".into()
+                },
+                uid: user.map(|u| u.id),
+                user: user.map(|u| u.name.clone()),
+                superuser: user.is_some_and(|u| u.superuser),
+            },
+        };
+        let header = B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        // Serializing plain structs cannot fail.
+        let payload = B64.encode(serde_json::to_vec(&claims).unwrap_or_default());
+        let signing_input = format!("{header}.{payload}");
+        let sig = ring::hmac::sign(&self.key, signing_input.as_bytes());
+        format!("{signing_input}.{}", B64.encode(sig.as_ref()))
+    }
+
+    /// Verifies signature and lifetime and returns the grant.
+    pub fn verify(&self, token: &str, now_s: i64) -> Result<Grant, JwtError> {
+        let (signing_input, sig) = token.rsplit_once('.').ok_or(JwtError::Malformed)?;
+        let (header, payload) = signing_input.split_once('.').ok_or(JwtError::Malformed)?;
+        let sig = B64.decode(sig).map_err(|_| JwtError::Malformed)?;
+        ring::hmac::verify(&self.key, signing_input.as_bytes(), &sig)
+            .map_err(|_| JwtError::BadSignature)?;
+        let header = B64.decode(header).map_err(|_| JwtError::Malformed)?;
+        if !header.windows(7).any(|w| w == b"\"HS256\"") {
+            return Err(JwtError::Malformed);
+        }
+        let claims: Claims =
+            serde_json::from_slice(&B64.decode(payload).map_err(|_| JwtError::Malformed)?)
+                .map_err(|_| JwtError::Malformed)?;
+        if claims.iss != ISSUER {
+            return Err(JwtError::Malformed);
+        }
+        if now_s >= claims.exp || now_s < claims.nbf {
+            return Err(JwtError::Expired);
+        }
+        let user = match (claims.context.uid, claims.context.user) {
+            (Some(id), Some(name)) => Some(UserRef {
+                id,
+                name,
+                superuser: claims.context.superuser,
+            }),
+            _ => None,
+        };
+        Ok(Grant {
+            user,
+            access: claims.access,
+            expires_at_s: claims.exp,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> UserRef {
+        UserRef {
+            id: 7,
+            name: "alice".into(),
+            superuser: false,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_checks() {
+        let keys = Keys::new(b"secret");
+        let access = vec![Access {
+            kind: "repository".into(),
+            name: "alice/app".into(),
+            actions: vec!["pull".into(), "push".into()],
+        }];
+        let token = keys.issue(Some(&alice()), access.clone(), "registry", 1000);
+        let grant = keys.verify(&token, 1001).unwrap();
+        assert_eq!(grant.user, Some(alice()));
+        assert!(grant.allows("repository", "alice/app", "push"));
+        assert!(!grant.allows("repository", "alice/other", "pull"));
+        assert!(!grant.allows("repository", "alice/app", "delete"));
+
+        assert_eq!(
+            keys.verify(&token, 1000 + TOKEN_LIFETIME_S),
+            Err(JwtError::Expired)
+        );
+        assert_eq!(
+            Keys::new(b"other").verify(&token, 1001),
+            Err(JwtError::BadSignature)
+        );
+        let mut tampered = token.clone();
+        tampered.insert(token.find('.').unwrap() + 3, 'x');
+        assert!(keys.verify(&tampered, 1001).is_err());
+        assert_eq!(keys.verify("abc", 1001), Err(JwtError::Malformed));
+    }
+
+    #[test]
+    fn anonymous_token() {
+        let keys = Keys::new(b"k");
+        let t = keys.issue(None, vec![], "s", 10);
+        let g = keys.verify(&t, 11).unwrap();
+        assert!(g.user.is_none());
+        assert!(g.access.is_empty());
+    }
+}

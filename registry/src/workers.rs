@@ -1,0 +1,77 @@
+//! Background workers. Each runs periodically in `quayside serve` (or alone with
+//! `quayside worker --only <name>`) and holds a database lease while it works, so with several
+//! replicas exactly one runs a given worker at a time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::db;
+use crate::service::{Ctx, uploads};
+
+/// A periodic worker.
+#[derive(Clone, Copy, Debug)]
+pub struct Worker {
+    pub name: &'static str,
+    pub interval: Duration,
+}
+
+/// Every worker this build has.
+pub const ALL: &[Worker] = &[Worker {
+    name: "uploads",
+    interval: Duration::from_secs(60),
+}];
+
+pub fn names() -> Vec<&'static str> {
+    ALL.iter().map(|w| w.name).collect()
+}
+
+/// Runs one pass of the named worker now (holding no lease). Returns a one-line summary.
+pub async fn run_once(ctx: &Ctx, name: &str) -> anyhow::Result<String> {
+    match name {
+        "uploads" => {
+            let removed = uploads::clean_expired(ctx)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(format!("removed {removed} abandoned uploads"))
+        }
+        other => anyhow::bail!("unknown worker {other:?} (known: {})", names().join(", ")),
+    }
+}
+
+/// Starts the workers named in `only` (all when empty) until `shutdown` turns true.
+pub fn spawn(
+    ctx: Arc<Ctx>,
+    only: &[String],
+    shutdown: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let holder = uuid::Uuid::new_v4().to_string();
+    ALL.iter()
+        .filter(|w| only.is_empty() || only.iter().any(|o| o == w.name))
+        .map(|worker| {
+            let (ctx, holder, mut shutdown) = (ctx.clone(), holder.clone(), shutdown.clone());
+            let worker = *worker;
+            tokio::spawn(async move {
+                loop {
+                    let now = ctx.now_ms();
+                    let lease_until = now + 2 * worker.interval.as_millis() as i64;
+                    let lease = format!("worker:{}", worker.name);
+                    match db::settings::acquire_lease(ctx.db.pool(), &lease, &holder, now, lease_until).await {
+                        Ok(true) => match run_once(&ctx, worker.name).await {
+                            Ok(summary) => tracing::debug!(worker = worker.name, %summary, "worker pass done"),
+                            Err(e) => tracing::warn!(worker = worker.name, error = %e, "worker pass failed"),
+                        },
+                        Ok(false) => tracing::trace!(worker = worker.name, "another replica holds the lease"),
+                        Err(e) => tracing::warn!(worker = worker.name, error = %e, "cannot take the worker lease"),
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(worker.interval) => {}
+                        _ = shutdown.wait_for(|stop| *stop) => break,
+                    }
+                }
+            })
+        })
+        .collect()
+}
