@@ -79,6 +79,7 @@ pub struct Db {
 /// A write transaction. Dropping it without [`Tx::commit`] rolls back.
 pub struct Tx {
     tx: sqlx::Transaction<'static, Any>,
+    backend: Backend,
     _guard: Option<OwnedMutexGuard<()>>,
 }
 
@@ -99,6 +100,10 @@ impl Tx {
     pub async fn commit(self) -> DbResult<()> {
         self.tx.commit().await?;
         Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 }
 
@@ -174,7 +179,11 @@ impl Db {
             None => None,
         };
         let tx = self.pool.begin().await?;
-        Ok(Tx { tx, _guard: guard })
+        Ok(Tx {
+            tx,
+            backend: self.backend,
+            _guard: guard,
+        })
     }
 
     /// Applies the embedded migrations that have not run yet.

@@ -74,6 +74,18 @@ pub async fn insert<'c>(
     Ok(row.try_get("id")?)
 }
 
+/// Serialises writers of one repository's tags until the transaction ends: a row lock on
+/// PostgreSQL; on SQLite write transactions are already serialised.
+pub async fn lock(tx: &mut super::Tx, repository_id: i64) -> DbResult<()> {
+    if tx.backend() == Backend::Postgres {
+        sqlx::query("SELECT id FROM repository WHERE id = $1 FOR UPDATE")
+            .bind(repository_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Who is listing repositories: decides which rows the catalog may show.
 #[derive(Clone, Copy, Debug)]
 pub enum Viewer {
@@ -103,7 +115,7 @@ pub async fn catalog_page<'c>(
     let sql = format!(
         "SELECT {full} AS full_name FROM repository r JOIN namespace n ON n.id = r.namespace_id \
          WHERE {visible} AND ($1 IS NULL OR {full}{collate} > $1{collate}) \
-         ORDER BY full_name{collate} LIMIT $2"
+         ORDER BY {full}{collate} LIMIT $2"
     );
     let mut q = sqlx::query(&sql).bind(last).bind(limit);
     if let Viewer::User(id) = viewer {

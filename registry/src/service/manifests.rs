@@ -104,12 +104,17 @@ pub async fn put(
         blobs: &required,
         children: &children,
     };
-    // Two pushes of one tag may race; the live-tag unique index makes one retry.
+    // Tag writers of one repository are serialised by a lock on the repository (so concurrent
+    // pushes of one tag queue instead of failing); the live-tag unique index stays the last
+    // line of defence, and a violation of it is retried.
     let mut attempt = 0;
     let tag_change = loop {
         attempt += 1;
         let now = ctx.now_ms();
         let mut tx = ctx.db.begin().await?;
+        if matches!(reference, Reference::Tag(_)) {
+            db::repos::lock(&mut tx, repo.id).await?;
+        }
         let id = db::manifests::upsert(&mut tx, &new, now).await?;
         let change = match &reference {
             Reference::Tag(tag) => match db::tags::set(&mut tx, repo.id, tag, id, now).await {

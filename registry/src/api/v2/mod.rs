@@ -225,14 +225,7 @@ async fn handle(
             let content_type = headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok());
-            let limit = crate::oci::manifest::MAX_MANIFEST_BYTES;
-            let too_large = || fail(RegistryError::ManifestTooLarge { limit });
-            if content_length(headers).is_some_and(|l| l > limit as u64) {
-                return Err(too_large());
-            }
-            let bytes = axum::body::to_bytes(body, limit)
-                .await
-                .map_err(|_| too_large())?;
+            let bytes = read_manifest_body(headers, body).await.map_err(fail)?;
             let pushed = manifests::put(ctx, &principal, name, reference, content_type, bytes)
                 .await
                 .map_err(fail)?;
@@ -390,6 +383,37 @@ async fn handle(
             "method {method} is not supported here"
         ))),
     }
+}
+
+/// Reads a manifest body, refusing more than the size limit. A moderately oversized body is
+/// read and dropped so the client receives the 413 rather than a broken pipe; far beyond the
+/// limit the connection is cut.
+async fn read_manifest_body(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<bytes::Bytes, RegistryError> {
+    let limit = crate::oci::manifest::MAX_MANIFEST_BYTES;
+    let too_large = RegistryError::ManifestTooLarge { limit };
+    if content_length(headers).is_some_and(|l| l > 4 * limit as u64) {
+        return Err(too_large);
+    }
+    let mut stream = body.into_data_stream();
+    let mut bytes = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        let chunk = chunk
+            .map_err(|e| RegistryError::ManifestInvalid(format!("reading the body failed: {e}")))?;
+        seen += chunk.len();
+        if seen <= limit {
+            bytes.extend_from_slice(&chunk);
+        } else if seen > 4 * limit {
+            return Err(too_large);
+        }
+    }
+    if seen > limit {
+        return Err(too_large);
+    }
+    Ok(bytes.freeze())
 }
 
 /// Query parameters of a `/v2` request.

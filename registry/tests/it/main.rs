@@ -1,0 +1,17 @@
+//! Integration tests: the real server, in-process on a random loopback port, driven over HTTP
+//! and by real clients. Every `backend_tests!` test runs on SQLite and on PostgreSQL.
+
+// Test helpers are plain functions called by the generated #[test]s, so clippy's
+// allow-unwrap-in-tests does not reach them; unwrapping is how a test fails.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+mod auth;
+mod blobs;
+mod clients;
+mod content;
+mod manifests;
+mod ops;
+mod safety;
+mod storage;
