@@ -127,11 +127,11 @@ async fn role_of(
 }
 
 async fn is_public(ctx: &Ctx, name: &RepoName) -> Result<bool, Internal> {
-    Ok(
-        db::repos::get(ctx.db.pool(), name.namespace(), name.repository())
-            .await?
-            .is_some_and(|r| r.is_public()),
-    )
+    Ok(ctx
+        .pull_cache
+        .repo(&ctx.db, name, ctx.now_ms())
+        .await?
+        .is_some_and(|r| r.is_public()))
 }
 
 /// Which of the `requested` actions `principal` may perform on a repository: what the token

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod auth;
 pub mod authz;
 pub mod blobs;
+pub mod cache;
 pub mod clock;
 pub mod error;
 pub mod jwt;
@@ -33,6 +34,8 @@ pub struct Ctx {
     pub uploads: uploads::UploadState,
     pub auth_cache: auth::CredentialCache,
     pub sealer: accounts::PasswordSealer,
+    /// Read-through cache of the pull path; writes call `pull_cache.invalidate()`.
+    pub pull_cache: cache::PullCache,
 }
 
 impl Ctx {

@@ -1,6 +1,8 @@
 //! Repositories as the registry protocol sees them: name parsing, access checks, creation on
 //! first push, tag listing and the catalog.
 
+use std::sync::Arc;
+
 use super::authz::{self, Action, Resource};
 use super::{Ctx, Principal, RegistryError};
 use crate::db::{self, repos::RepoRow};
@@ -37,9 +39,10 @@ pub async fn existing(
     principal: &Principal,
     action: Action,
     name: &RepoName,
-) -> Result<RepoRow, RegistryError> {
+) -> Result<Arc<RepoRow>, RegistryError> {
     authorize(ctx, principal, action, name).await?;
-    db::repos::get(ctx.db.pool(), name.namespace(), name.repository())
+    ctx.pull_cache
+        .repo(&ctx.db, name, ctx.now_ms())
         .await?
         .ok_or(RegistryError::NameUnknown)
 }
