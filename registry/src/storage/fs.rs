@@ -45,9 +45,10 @@ impl FsStore {
         let store = FsStore {
             root: root.to_owned(),
         };
-        store
-            .clean_stale_temp_files(Duration::from_secs(24 * 3600))
-            .await;
+        // Leftovers of a crash a day ago are certainly dead; the upload cleanup worker sweeps
+        // younger ones with the configured expiration.
+        let day_ago = std::time::SystemTime::now() - Duration::from_secs(24 * 3600);
+        store.sweep_temp_files(day_ago).await;
         Ok(store)
     }
 
@@ -56,23 +57,24 @@ impl FsStore {
         self.root.join(key)
     }
 
-    /// Temporary files left by a crash; others may still be in use by another replica sharing
-    /// the directory, so only old ones go.
-    async fn clean_stale_temp_files(&self, older_than: Duration) {
+    /// Removes temporary files last modified before `cutoff` (left by a crash; a write in
+    /// progress keeps its file's modification time fresh). Returns how many went.
+    async fn sweep_temp_files(&self, cutoff: std::time::SystemTime) -> usize {
         let Ok(mut dir) = tokio::fs::read_dir(self.root.join(TMP_DIR)).await else {
-            return;
+            return 0;
         };
+        let mut removed = 0;
         while let Ok(Some(entry)) = dir.next_entry().await {
             let stale = entry
                 .metadata()
                 .await
                 .and_then(|m| m.modified())
-                .map(|t| t.elapsed().unwrap_or_default() > older_than)
-                .unwrap_or(false);
-            if stale {
-                let _ = tokio::fs::remove_file(entry.path()).await;
+                .is_ok_and(|t| t < cutoff);
+            if stale && tokio::fs::remove_file(entry.path()).await.is_ok() {
+                removed += 1;
             }
         }
+        removed
     }
 
     async fn place(&self, tmp: &Path, dest: &Path) -> io::Result<()> {
@@ -307,6 +309,11 @@ impl BlobStore for FsStore {
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    async fn sweep_temporary(&self, idle_before_ms: i64) -> StorageResult<usize> {
+        let cutoff = UNIX_EPOCH + Duration::from_millis(idle_before_ms.max(0) as u64);
+        Ok(self.sweep_temp_files(cutoff).await)
     }
 
     fn describe(&self) -> String {
