@@ -372,13 +372,13 @@ impl State {
                 "the body of the request must be a JSON object",
             ));
         }
-        if let Some(k) = obj["kind"].as_str() {
-            if k != rt.kind {
-                return Err(ApiError::bad_request(format!(
-                    "the kind of the object ({k}) does not match the resource ({})",
-                    rt.kind
-                )));
-            }
+        if let Some(k) = obj["kind"].as_str()
+            && k != rt.kind
+        {
+            return Err(ApiError::bad_request(format!(
+                "the kind of the object ({k}) does not match the resource ({})",
+                rt.kind
+            )));
         }
         if let Some(av) = obj["apiVersion"].as_str() {
             let (g, _) = crate::resources::split_api_version(av);
@@ -466,10 +466,10 @@ impl State {
             m.insert("creationTimestamp".into(), json!(now()));
             m.insert("generation".into(), json!(1));
         }
-        if rt.status_subresource {
-            if let Some(m) = obj.as_object_mut() {
-                m.remove("status");
-            }
+        if rt.status_subresource
+            && let Some(m) = obj.as_object_mut()
+        {
+            m.remove("status");
         }
         defaults::initial_status(rt, &mut obj);
         if rt.is("apiextensions.k8s.io", "CustomResourceDefinition") {
@@ -541,6 +541,7 @@ impl State {
     }
 
     /// Patches an object (PATCH). Apply patches create the object when it does not exist.
+    #[allow(clippy::too_many_arguments)] // mirrors the request: target, patch, options, subresource
     pub fn patch(
         &mut self,
         rt: &ResourceType,
@@ -660,16 +661,16 @@ impl State {
                 Scope::Status => {
                     let mut merged = old.clone();
                     merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
-                    if merged["status"].is_null() {
-                        if let Some(m) = merged.as_object_mut() {
-                            m.remove("status");
-                        }
+                    if merged["status"].is_null()
+                        && let Some(m) = merged.as_object_mut()
+                    {
+                        m.remove("status");
                     }
                     merged["metadata"]["managedFields"] = new["metadata"]["managedFields"].clone();
-                    if merged["metadata"]["managedFields"].is_null() {
-                        if let Some(m) = merged["metadata"].as_object_mut() {
-                            m.remove("managedFields");
-                        }
+                    if merged["metadata"]["managedFields"].is_null()
+                        && let Some(m) = merged["metadata"].as_object_mut()
+                    {
+                        m.remove("managedFields");
                     }
                     new = merged;
                 }
@@ -769,11 +770,11 @@ impl State {
                 }
             }
         }
-        if let Some(old) = old {
-            if spec_part(old) != spec_part(&new) {
-                let g = old["metadata"]["generation"].as_i64().unwrap_or(0);
-                new["metadata"]["generation"] = json!(g + 1);
-            }
+        if let Some(old) = old
+            && spec_part(old) != spec_part(&new)
+        {
+            let g = old["metadata"]["generation"].as_i64().unwrap_or(0);
+            new["metadata"]["generation"] = json!(g + 1);
         }
         if track {
             let lt = ListTypes::from_schema(schema);
@@ -797,10 +798,10 @@ impl State {
             st["storedVersions"] = json!(storage);
             new["status"] = st;
         }
-        if let Some(old) = old {
-            if comparable(old) == comparable(&new) {
-                return Ok(Self::present(rt, old));
-            }
+        if let Some(old) = old
+            && comparable(old) == comparable(&new)
+        {
+            return Ok(Self::present(rt, old));
         }
         if opts.dry_run {
             return Ok(new);
@@ -852,31 +853,31 @@ impl State {
             .store
             .get(&key, ns, name)
             .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
-        if let Some(uid) = &opts.uid {
-            if uid != uid_of(&old) {
-                return Err(ApiError::conflict(
-                    &rt.group,
-                    &rt.plural,
-                    name,
-                    &format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        uid_of(&old)
-                    ),
-                ));
-            }
+        if let Some(uid) = &opts.uid
+            && uid != uid_of(&old)
+        {
+            return Err(ApiError::conflict(
+                &rt.group,
+                &rt.plural,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    uid_of(&old)
+                ),
+            ));
         }
-        if let Some(rv) = &opts.resource_version {
-            if rv != rv_of(&old) {
-                return Err(ApiError::conflict(
-                    &rt.group,
-                    &rt.plural,
-                    name,
-                    &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                        rv_of(&old)
-                    ),
-                ));
-            }
+        if let Some(rv) = &opts.resource_version
+            && rv != rv_of(&old)
+        {
+            return Err(ApiError::conflict(
+                &rt.group,
+                &rt.plural,
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    rv_of(&old)
+                ),
+            ));
         }
         let mut new = (*old).clone();
         let mut fins = finalizers(&new);
@@ -928,10 +929,10 @@ impl State {
                 ));
             }
             new["metadata"]["finalizers"] = json!(fins);
-            if fins.is_empty() {
-                if let Some(m) = new["metadata"].as_object_mut() {
-                    m.remove("finalizers");
-                }
+            if fins.is_empty()
+                && let Some(m) = new["metadata"].as_object_mut()
+            {
+                m.remove("finalizers");
             }
             if !already {
                 new["metadata"]["deletionTimestamp"] = json!(now());

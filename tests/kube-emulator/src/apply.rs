@@ -160,7 +160,7 @@ fn item_key(item: &Value, keys: &[String]) -> String {
     format!("k:{}", Value::Object(m))
 }
 
-fn find_item<'a>(items: &'a [Value], elem: &str) -> Option<usize> {
+fn find_item(items: &[Value], elem: &str) -> Option<usize> {
     if let Some(k) = elem.strip_prefix("k:") {
         let keys: Value = serde_json::from_str(k).ok()?;
         let names: Vec<String> = keys.as_object()?.keys().cloned().collect();
@@ -223,10 +223,10 @@ pub fn remove_path(obj: &mut Value, path: &[String]) {
         if let Some(m) = cur.as_object_mut() {
             m.remove(f);
         }
-    } else if let Some(items) = cur.as_array_mut() {
-        if let Some(i) = find_item(items, last) {
-            items.remove(i);
-        }
+    } else if let Some(items) = cur.as_array_mut()
+        && let Some(i) = find_item(items, last)
+    {
+        items.remove(i);
     }
 }
 

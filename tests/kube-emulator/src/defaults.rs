@@ -156,12 +156,13 @@ pub fn apply_builtin_defaults(
             if let Some(s) = obj_mut(obj, "spec") {
                 set_default(s, "type", json!("ClusterIP"));
                 set_default(s, "sessionAffinity", json!("None"));
-                if !headless && s.get("type") != Some(&json!("ExternalName")) {
-                    if s.get("clusterIP").is_none_or(|v| v.is_null() || v == "") {
-                        let ip = service_ip();
-                        s.insert("clusterIP".into(), json!(ip));
-                        s.insert("clusterIPs".into(), json!([ip]));
-                    }
+                if !headless
+                    && s.get("type") != Some(&json!("ExternalName"))
+                    && s.get("clusterIP").is_none_or(|v| v.is_null() || v == "")
+                {
+                    let ip = service_ip();
+                    s.insert("clusterIP".into(), json!(ip));
+                    s.insert("clusterIPs".into(), json!([ip]));
                 }
                 if let Some(ports) = s.get_mut("ports").and_then(Value::as_array_mut) {
                     for p in ports.iter_mut().filter_map(Value::as_object_mut) {

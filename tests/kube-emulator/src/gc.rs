@@ -138,10 +138,10 @@ pub fn pass(st: &mut State) {
                     .cloned()
                     .collect();
                 new["metadata"]["ownerReferences"] = json!(kept);
-                if kept.is_empty() {
-                    if let Some(m) = new["metadata"].as_object_mut() {
-                        m.remove("ownerReferences");
-                    }
+                if kept.is_empty()
+                    && let Some(m) = new["metadata"].as_object_mut()
+                {
+                    m.remove("ownerReferences");
                 }
                 let _ = st.controller_update(&rt, new, MANAGER);
             }

@@ -179,7 +179,7 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
     if ct.contains("protobuf") {
-        return Err(ApiError::unsupported_media_type(ct));
+        return crate::protobuf::decode(body);
     }
     if ct.contains("yaml") {
         serde_yaml::from_slice(body)
@@ -351,12 +351,15 @@ fn list_options(q: &HashMap<String, String>, rt: &ResourceType) -> ApiResult<Lis
     })
 }
 
-fn delete_options(q: &HashMap<String, String>, body: &[u8]) -> ApiResult<DeleteOptions> {
+fn delete_options(
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<DeleteOptions> {
     let b: Value = if body.is_empty() {
         json!({})
     } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+        parse_body(headers, body)?
     };
     let policy = q
         .get("propagationPolicy")
@@ -580,7 +583,7 @@ async fn resource(
             Ok(json_response(code, &patched))
         }
         (Method::DELETE, Some(name), None) => {
-            let opts = delete_options(&q, &body)?;
+            let opts = delete_options(&q, &headers, &body)?;
             let (obj, gone) = app.cluster.lock().delete(&rt, ns, name, &opts)?;
             if gone && rt.is("", "Namespace") {
                 return Ok(json_response(
@@ -602,7 +605,7 @@ async fn resource(
         }
         (Method::DELETE, None, None) => {
             let lopts = list_options(&q, &rt)?;
-            let dopts = delete_options(&q, &body)?;
+            let dopts = delete_options(&q, &headers, &body)?;
             let mut st = app.cluster.lock();
             let list = st.list(
                 &rt,
@@ -803,10 +806,10 @@ fn start_watch(
             .map_err(|_| ApiError::bad_request(format!("invalid resource version {rv_param:?}")))?;
         match st.store.watch_from(from) {
             Ok((past, live)) => (past, live, from),
-            Err(()) => {
+            Err(expired) => {
                 let status = ApiError::expired(format!(
                     "too old resource version: {from} ({})",
-                    st.store.compacted_rv() + 1
+                    expired.oldest
                 ))
                 .to_status();
                 let line = event_line("ERROR", &status);
@@ -845,11 +848,10 @@ fn start_watch(
                             continue;
                         }
                         last_rv = ev.rv;
-                        if let Some((kind, obj)) = filter.translate(&ev) {
-                            if tx.send(event_line(kind, &State::present(&rt, &obj))).await.is_err() {
+                        if let Some((kind, obj)) = filter.translate(&ev)
+                            && tx.send(event_line(kind, &State::present(&rt, &obj))).await.is_err() {
                                 return;
                             }
-                        }
                     }
                     // A lagging watcher is closed; the client resumes from its last version.
                     Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
@@ -860,11 +862,10 @@ fn start_watch(
                     while let Ok(ev) = live.try_recv() {
                         if ev.rv <= last_rv { continue; }
                         last_rv = ev.rv;
-                        if let Some((kind, obj)) = filter.translate(&ev) {
-                            if tx.send(event_line(kind, &State::present(&rt, &obj))).await.is_err() {
+                        if let Some((kind, obj)) = filter.translate(&ev)
+                            && tx.send(event_line(kind, &State::present(&rt, &obj))).await.is_err() {
                                 return;
                             }
-                        }
                     }
                     let rv = rv.max(last_rv);
                     if tx.send(event_line("BOOKMARK", &bookmark(&rt, rv, false))).await.is_err() {

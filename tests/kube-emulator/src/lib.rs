@@ -31,6 +31,7 @@ pub mod gc;
 pub mod http;
 pub mod lists;
 pub mod patch;
+pub mod protobuf;
 pub mod rbac;
 pub mod resources;
 pub mod schema;

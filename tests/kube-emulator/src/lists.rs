@@ -40,14 +40,15 @@ impl<'a> ListTypes<'a> {
 
     /// The type of the list at `path` (field names from the root; list positions omitted).
     pub fn at(&self, path: &[String]) -> ListType {
-        if let Some(last) = path.last() {
-            if path.len() == 2 && path[0] == "metadata" {
-                return match last.as_str() {
-                    "finalizers" => ListType::Set,
-                    "ownerReferences" => ListType::Map(vec!["uid".into()]),
-                    _ => ListType::Atomic,
-                };
-            }
+        if let Some(last) = path.last()
+            && path.len() == 2
+            && path[0] == "metadata"
+        {
+            return match last.as_str() {
+                "finalizers" => ListType::Set,
+                "ownerReferences" => ListType::Map(vec!["uid".into()]),
+                _ => ListType::Atomic,
+            };
         }
         match self.schema {
             Some(schema) => schema_list_type(schema, path),

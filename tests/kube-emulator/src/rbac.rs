@@ -222,13 +222,12 @@ pub fn authorize(state: &State, user: &User, a: &Attributes) -> bool {
     if user.is_admin() {
         return true;
     }
-    if let Some(path) = &a.path {
-        if user.groups.iter().any(|g| g == "system:authenticated")
-            && is_discovery(path)
-            && a.verb == "get"
-        {
-            return true;
-        }
+    if let Some(path) = &a.path
+        && user.groups.iter().any(|g| g == "system:authenticated")
+        && is_discovery(path)
+        && a.verb == "get"
+    {
+        return true;
     }
     // Every authenticated user may review its own access (system:basic-user).
     if a.group == "authorization.k8s.io"
@@ -240,13 +239,12 @@ pub fn authorize(state: &State, user: &User, a: &Attributes) -> bool {
     let crb = state.rt("rbac.authorization.k8s.io", "clusterrolebindings");
     for b in state.store.list(&crb.store_key(), None) {
         let subjects = b["subjects"].as_array().cloned().unwrap_or_default();
-        if subjects.iter().any(|s| subject_matches(s, user, "")) {
-            if role_rules(state, &b["roleRef"], "")
+        if subjects.iter().any(|s| subject_matches(s, user, ""))
+            && role_rules(state, &b["roleRef"], "")
                 .iter()
                 .any(|r| rule_allows(r, a))
-            {
-                return true;
-            }
+        {
+            return true;
         }
     }
     if !a.namespace.is_empty() {
@@ -256,13 +254,11 @@ pub fn authorize(state: &State, user: &User, a: &Attributes) -> bool {
             if subjects
                 .iter()
                 .any(|s| subject_matches(s, user, &a.namespace))
-            {
-                if role_rules(state, &b["roleRef"], &a.namespace)
+                && role_rules(state, &b["roleRef"], &a.namespace)
                     .iter()
                     .any(|r| rule_allows(r, a))
-                {
-                    return true;
-                }
+            {
+                return true;
             }
         }
     }

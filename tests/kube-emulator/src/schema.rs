@@ -63,17 +63,15 @@ fn prune_at(v: &mut Value, schema: &Value, root: bool, path: &str, removed: &mut
                 }
             }
         }
-        Value::Array(items) => {
-            if schema["items"].is_object() {
-                for (i, item) in items.iter_mut().enumerate() {
-                    prune_at(
-                        item,
-                        &schema["items"],
-                        false,
-                        &format!("{path}[{i}]"),
-                        removed,
-                    );
-                }
+        Value::Array(items) if schema["items"].is_object() => {
+            for (i, item) in items.iter_mut().enumerate() {
+                prune_at(
+                    item,
+                    &schema["items"],
+                    false,
+                    &format!("{path}[{i}]"),
+                    removed,
+                );
             }
         }
         _ => {}
@@ -91,10 +89,8 @@ pub fn apply_defaults(v: &mut Value, schema: &Value) {
                         Some(Value::Null) => s["nullable"] != true,
                         Some(_) => false,
                     };
-                    if missing {
-                        if let Some(d) = s.get("default") {
-                            m.insert(k.clone(), d.clone());
-                        }
+                    if missing && let Some(d) = s.get("default") {
+                        m.insert(k.clone(), d.clone());
                     }
                     if let Some(child) = m.get_mut(k) {
                         apply_defaults(child, s);
@@ -107,11 +103,9 @@ pub fn apply_defaults(v: &mut Value, schema: &Value) {
                 }
             }
         }
-        Value::Array(items) => {
-            if schema["items"].is_object() {
-                for item in items {
-                    apply_defaults(item, &schema["items"]);
-                }
+        Value::Array(items) if schema["items"].is_object() => {
+            for item in items {
+                apply_defaults(item, &schema["items"]);
             }
         }
         _ => {}
@@ -196,34 +190,33 @@ fn validate_at(v: &Value, s: &Value, path: &str, root: bool, causes: &mut Vec<Ca
             return;
         }
     }
-    if let Some(e) = s["enum"].as_array() {
-        if !e.contains(v) {
-            let allowed = e.iter().map(short).collect::<Vec<_>>().join(", ");
-            causes.push(Cause::new(
-                "FieldValueNotSupported",
-                path,
-                format!(
-                    "Unsupported value: {}: supported values: {allowed}",
-                    short(v)
-                ),
-            ));
-        }
+    if let Some(e) = s["enum"].as_array()
+        && !e.contains(v)
+    {
+        let allowed = e.iter().map(short).collect::<Vec<_>>().join(", ");
+        causes.push(Cause::new(
+            "FieldValueNotSupported",
+            path,
+            format!(
+                "Unsupported value: {}: supported values: {allowed}",
+                short(v)
+            ),
+        ));
     }
     for sub in s["allOf"].as_array().into_iter().flatten() {
         validate_at(v, sub, path, root, causes);
     }
-    if let Some(any) = s["anyOf"].as_array() {
-        if !any
+    if let Some(any) = s["anyOf"].as_array()
+        && !any
             .iter()
             .any(|sub| validate(v, sub).is_empty() && sub_ok(v, sub, path))
-        {
-            invalid(
-                causes,
-                path,
-                v,
-                format!("{shown} in body must match at least one schema (anyOf)"),
-            );
-        }
+    {
+        invalid(
+            causes,
+            path,
+            v,
+            format!("{shown} in body must match at least one schema (anyOf)"),
+        );
     }
     if let Some(one) = s["oneOf"].as_array() {
         let n = one.iter().filter(|sub| sub_ok(v, sub, path)).count();
@@ -317,18 +310,18 @@ fn validate_at(v: &Value, s: &Value, path: &str, root: bool, causes: &mut Vec<Ca
                     );
                 }
             }
-            if let Some(m) = s["multipleOf"].as_f64().filter(|m| *m > 0.0) {
-                if (x / m).fract().abs() > 1e-9 {
-                    invalid(
-                        causes,
-                        path,
-                        v,
-                        format!(
-                            "{shown} in body should be a multiple of {}",
-                            s["multipleOf"]
-                        ),
-                    );
-                }
+            if let Some(m) = s["multipleOf"].as_f64().filter(|m| *m > 0.0)
+                && (x / m).fract().abs() > 1e-9
+            {
+                invalid(
+                    causes,
+                    path,
+                    v,
+                    format!(
+                        "{shown} in body should be a multiple of {}",
+                        s["multipleOf"]
+                    ),
+                );
             }
         }
         Value::Array(items) => {
@@ -392,14 +385,14 @@ fn validate_at(v: &Value, s: &Value, path: &str, root: bool, causes: &mut Vec<Ca
         }
         Value::Object(m) => {
             for r in s["required"].as_array().into_iter().flatten() {
-                if let Some(r) = r.as_str() {
-                    if !m.contains_key(r) {
-                        causes.push(Cause::new(
-                            "FieldValueRequired",
-                            join(path, r),
-                            "Required value",
-                        ));
-                    }
+                if let Some(r) = r.as_str()
+                    && !m.contains_key(r)
+                {
+                    causes.push(Cause::new(
+                        "FieldValueRequired",
+                        join(path, r),
+                        "Required value",
+                    ));
                 }
             }
             let len = m.len() as u64;

@@ -54,6 +54,16 @@ pub struct Event {
     pub prev: Option<Arc<Value>>,
 }
 
+/// Past events to replay plus a receiver for the following ones.
+pub type Subscription = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
+
+/// A watch asked for a resourceVersion the history no longer covers.
+#[derive(Debug, Clone, Copy)]
+pub struct Expired {
+    /// The oldest resourceVersion a watch can still start from.
+    pub oldest: u64,
+}
+
 /// `(namespace, name)`.
 pub type ObjKey = (String, String);
 
@@ -192,13 +202,12 @@ impl Store {
     }
 
     /// Events after `from_rv` still in the history, plus a receiver for later ones.
-    /// `Err(())` when `from_rv` is older than the history.
-    pub fn watch_from(
-        &self,
-        from_rv: u64,
-    ) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), ()> {
+    /// Fails when `from_rv` is older than the history.
+    pub fn watch_from(&self, from_rv: u64) -> Result<Subscription, Expired> {
         if from_rv < self.compacted {
-            return Err(());
+            return Err(Expired {
+                oldest: self.compacted + 1,
+            });
         }
         let past = self
             .history

@@ -111,17 +111,17 @@ fn col(name: &str, typ: &str, path: &str) -> Column {
 
 fn columns(rt: &ResourceType) -> Vec<Column> {
     let mut cols = vec![col("Name", "string", ".metadata.name")];
-    if let Some(crd) = &rt.crd {
-        if !crd.printer_columns.is_empty() {
-            cols.extend(crd.printer_columns.iter().map(|c| Column {
-                name: c["name"].as_str().unwrap_or_default().into(),
-                typ: c["type"].as_str().unwrap_or("string").into(),
-                path: c["jsonPath"].as_str().unwrap_or_default().into(),
-                priority: c["priority"].as_i64().unwrap_or(0),
-                description: c["description"].as_str().unwrap_or_default().into(),
-            }));
-            return cols;
-        }
+    if let Some(crd) = &rt.crd
+        && !crd.printer_columns.is_empty()
+    {
+        cols.extend(crd.printer_columns.iter().map(|c| Column {
+            name: c["name"].as_str().unwrap_or_default().into(),
+            typ: c["type"].as_str().unwrap_or("string").into(),
+            path: c["jsonPath"].as_str().unwrap_or_default().into(),
+            priority: c["priority"].as_i64().unwrap_or(0),
+            description: c["description"].as_str().unwrap_or_default().into(),
+        }));
+        return cols;
     }
     match (rt.group.as_str(), rt.kind.as_str()) {
         ("", "Pod") => {

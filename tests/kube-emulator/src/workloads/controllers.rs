@@ -255,7 +255,7 @@ fn deployments(st: &mut State) {
                 for p in olds {
                     if !pod_ready(p) {
                         delete_pod(st, p);
-                    } else if available - 1 >= min_available {
+                    } else if available > min_available {
                         delete_pod(st, p);
                         available -= 1;
                     }

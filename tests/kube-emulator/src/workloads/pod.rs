@@ -659,38 +659,38 @@ async fn probe_loop(
         let Some(next) = next else { return };
         tokio::time::sleep_until(next.into()).await;
         let now_i = Instant::now();
-        if let (Some(p), Some(t)) = (&readiness, next_ready) {
-            if t <= now_i {
-                if run(p.clone()).await {
-                    r_ok += 1;
-                    r_fail = 0;
-                    if r_ok >= threshold(p, "successThreshold", 1) {
-                        ctx.container(false, i, |c| c.ready = true);
-                    }
-                } else {
-                    r_fail += 1;
-                    r_ok = 0;
-                    if r_fail >= threshold(p, "failureThreshold", 3) {
-                        ctx.container(false, i, |c| c.ready = false);
-                    }
+        if let (Some(p), Some(t)) = (&readiness, next_ready)
+            && t <= now_i
+        {
+            if run(p.clone()).await {
+                r_ok += 1;
+                r_fail = 0;
+                if r_ok >= threshold(p, "successThreshold", 1) {
+                    ctx.container(false, i, |c| c.ready = true);
                 }
-                next_ready = Some(Instant::now() + period(p));
+            } else {
+                r_fail += 1;
+                r_ok = 0;
+                if r_fail >= threshold(p, "failureThreshold", 3) {
+                    ctx.container(false, i, |c| c.ready = false);
+                }
             }
+            next_ready = Some(Instant::now() + period(p));
         }
-        if let (Some(p), Some(t)) = (&liveness, next_live) {
-            if t <= now_i {
-                if run(p.clone()).await {
-                    l_fail = 0;
-                } else {
-                    l_fail += 1;
-                    if l_fail >= threshold(p, "failureThreshold", 3) {
-                        let _ = dead.send(true);
-                        return;
-                    }
+        if let (Some(p), Some(t)) = (&liveness, next_live)
+            && t <= now_i
+        {
+            if run(p.clone()).await {
+                l_fail = 0;
+            } else {
+                l_fail += 1;
+                if l_fail >= threshold(p, "failureThreshold", 3) {
+                    let _ = dead.send(true);
+                    return;
                 }
-                let real = Duration::from_secs(p["periodSeconds"].as_u64().unwrap_or(10));
-                next_live = Some(Instant::now() + real.min(cap.max(Duration::from_secs(1))));
             }
+            let real = Duration::from_secs(p["periodSeconds"].as_u64().unwrap_or(10));
+            next_live = Some(Instant::now() + real.min(cap.max(Duration::from_secs(1))));
         }
     }
 }
