@@ -571,6 +571,13 @@ impl State {
                     "apiVersion and kind must be set in an apply patch",
                 ));
             }
+            // The name may be omitted in the body (it is in the URL).
+            if name_of(&applied).is_empty() {
+                if !applied["metadata"].is_object() {
+                    applied["metadata"] = json!({});
+                }
+                applied["metadata"]["name"] = json!(name);
+            }
             if name_of(&applied) != name {
                 return Err(ApiError::bad_request(
                     "the name of the object does not match the name on the URL",

@@ -571,6 +571,18 @@ async fn resource(
                 .unwrap_or_default();
             let ptype = PatchType::from_content_type(ct)
                 .ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+            if ptype == PatchType::Apply && q.get("fieldManager").is_none_or(String::is_empty) {
+                return Err(ApiError::invalid(
+                    "meta.k8s.io",
+                    "PatchOptions",
+                    "",
+                    vec![crate::status::Cause::new(
+                        "FieldValueRequired",
+                        "fieldManager",
+                        "Required value: is required for apply patch",
+                    )],
+                ));
+            }
             let opts = write_options(&q, &headers);
             let mut st = app.cluster.lock();
             let existed = st.find(&rt, ns, name).is_some();

@@ -70,8 +70,9 @@ pub fn json_patch(target: &mut Value, ops: &Value) -> ApiResult<()> {
                 add(target, path, v)?;
             }
             "test" => {
-                let actual = target.pointer(path).ok_or_else(|| missing(path))?;
-                if Some(actual) != op.get("value") {
+                // A missing path tests equal to null (as the apiserver's json-patch does).
+                let actual = target.pointer(path).unwrap_or(&Value::Null);
+                if actual != op.get("value").unwrap_or(&Value::Null) {
                     return Err(ApiError::invalid_patch(format!(
                         "testing value {path} failed"
                     )));

@@ -529,7 +529,7 @@ async fn run_container(ctx: Arc<Ctx>, init: bool, i: usize, spec: Value, policy:
                 })).unwrap_or(1);
                 (code, if code == 0 { "Completed" } else { "Error" }, false)
             }
-            _ = dead_rx.changed() => {
+            Ok(()) = dead_rx.changed() => {
                 terminate(&mut child, pid, grace).await;
                 (137, "Error", false)
             }
@@ -647,7 +647,8 @@ async fn probe_loop(
         .cloned();
     let liveness = spec.get("livenessProbe").filter(|p| p.is_object()).cloned();
     if readiness.is_none() && liveness.is_none() {
-        return;
+        // Keep `dead` open: a closed channel would read as a liveness failure.
+        return std::future::pending().await;
     }
     let mut next_ready = readiness.as_ref().map(|p| start + delay(p));
     let mut next_live = liveness
@@ -656,7 +657,9 @@ async fn probe_loop(
     let (mut r_ok, mut r_fail, mut l_fail) = (0u64, 0u64, 0u64);
     loop {
         let next = [next_ready, next_live].into_iter().flatten().min();
-        let Some(next) = next else { return };
+        let Some(next) = next else {
+            return std::future::pending().await;
+        };
         tokio::time::sleep_until(next.into()).await;
         let now_i = Instant::now();
         if let (Some(p), Some(t)) = (&readiness, next_ready)
