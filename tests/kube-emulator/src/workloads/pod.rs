@@ -24,6 +24,12 @@
 //! then `envFrom` and `env` (with `valueFrom` secret/configMap keys and `fieldRef`, and
 //! `$(VAR)` expansion), as a container would see them.
 //!
+//! Identity: `$KUBECONFIG` points to `{dir}/kubeconfig`, which reaches the API server with the
+//! Pod's ServiceAccount token (see [`crate::rbac`]), so kube-rs and client-go programs running
+//! in a Pod (an operator deployed by its Helm chart) act as that ServiceAccount. The token is
+//! also written to `<root>/var/run/secrets/kubernetes.io/serviceaccount/` unless
+//! `automountServiceAccountToken: false`.
+//!
 //! Ports: every declared `containerPort` gets a free loopback port for the Pod's lifetime,
 //! published in the Pod annotation [`super::PORTS_ANNOTATION`]. The mapped command must listen
 //! there: it learns the port from the `{port:N}` placeholder or `$KUBE_EMULATOR_PORT_N`.
@@ -1193,6 +1199,31 @@ fn prepare(ctx: &Ctx, spec: &Value) -> Prep<Launch> {
     ));
     for (port, local) in &ctx.ports {
         env.push((format!("KUBE_EMULATOR_PORT_{port}"), local.to_string()));
+    }
+    // The Pod's ServiceAccount identity: a kubeconfig (kube-rs and client-go try $KUBECONFIG
+    // before in-cluster files) and the usual token directory under the container root.
+    let sa = ctx.pod["spec"]["serviceAccountName"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default");
+    let token = crate::rbac::service_account_token(&ctx.ns, sa);
+    let kubeconfig = ctx.dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-emulator\n  cluster:\n    server: http://{api}\ncontexts:\n- name: kube-emulator\n  context:\n    cluster: kube-emulator\n    user: {sa}\n    namespace: {ns}\ncurrent-context: kube-emulator\nusers:\n- name: {sa}\n  user:\n    token: {token}\n",
+            api = cfg.api_address,
+            ns = ctx.ns,
+        ),
+    )
+    .map_err(io)?;
+    env.push(("KUBECONFIG".into(), kubeconfig.to_string_lossy().into()));
+    if ctx.pod["spec"]["automountServiceAccountToken"] != false {
+        let sa_dir = root.join("var/run/secrets/kubernetes.io/serviceaccount");
+        std::fs::create_dir_all(&sa_dir).map_err(io)?;
+        std::fs::write(sa_dir.join("token"), &token).map_err(io)?;
+        std::fs::write(sa_dir.join("namespace"), &ctx.ns).map_err(io)?;
+        std::fs::write(sa_dir.join("ca.crt"), "").map_err(io)?;
     }
     for (svc, addr) in super::proxy::service_env(&st, &ctx.runner, &ctx.ns) {
         env.push(svc);

@@ -144,6 +144,36 @@ async fn deployment_serves_through_the_service_restarts_and_rolls() {
     );
     assert!(http_get(&svc).await.starts_with("HTTP/1.0 200"));
 
+    // Inside pods, Service DNS addresses reach the Service; ports and identity are provided.
+    let jobs: Api<Job> = Api::default_namespaced(client.clone());
+    let script = "echo port=$KUBE_EMULATOR_PORT_9000; grep -q \"token: kube-emulator-sa.default.default\" $KUBECONFIG && echo identity-ok; \
+        python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).status)' $TARGET";
+    apply(&jobs, "client", json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "client"},
+        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [{
+            "name": "c", "image": "busybox", "command": ["sh", "-c", script], "ports": [{"containerPort": 9000}],
+            "env": [{"name": "TARGET", "value": "http://web.default.svc.cluster.local:80/"}]}]}}}})).await;
+    eventually("client job complete", WAIT, || async {
+        let conds = jobs.get("client").await.unwrap().status?.conditions?;
+        conds
+            .iter()
+            .any(|c| c.type_ == "Complete" && c.status == "True")
+            .then_some(())
+    })
+    .await;
+    let client_pod = pods
+        .list(&ListParams::default().labels("job-name=client"))
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let out = pods
+        .logs(&client_pod.metadata.name.unwrap(), &LogParams::default())
+        .await
+        .unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("port=") && lines[0].len() > 6, "{out}");
+    assert_eq!(&lines[1..], ["identity-ok", "200"], "{out}");
+
     // The process dies: the container restarts and becomes ready again.
     let pod = ready_pods(&pods, "app=web").await.remove(0);
     let cs = pod.status.unwrap().container_statuses.unwrap().remove(0);
