@@ -214,8 +214,18 @@ async fn route(app: App, req: Request) -> ApiResult<Response> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let user = if app.rbac {
-        rbac::authenticate(&app.cluster.lock(), auth.as_deref())
-            .ok_or_else(ApiError::unauthorized)?
+        let user = rbac::authenticate(&app.cluster.lock(), auth.as_deref())
+            .ok_or_else(ApiError::unauthorized)?;
+        let header = |name: &str| -> Vec<String> {
+            parts
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                .collect()
+        };
+        let as_user = header("impersonate-user").into_iter().next();
+        rbac::impersonate(user, as_user.as_deref(), header("impersonate-group"))?
     } else {
         User::admin()
     };

@@ -124,6 +124,10 @@ pub struct RunnerConfig {
     pub rewrite_service_addresses: bool,
     /// The API server's `host:port`.
     pub api_address: String,
+    /// The API server's URL (`https://host:port`).
+    pub api_url: String,
+    /// The API server's CA certificate (PEM), when it serves HTTPS.
+    pub api_ca_pem: Option<String>,
 }
 
 impl RunnerConfig {
@@ -366,6 +370,8 @@ mod tests {
             grace_cap: Duration::from_secs(1),
             rewrite_service_addresses: true,
             api_address: String::new(),
+            api_url: String::new(),
+            api_ca_pem: None,
         };
         assert_eq!(
             cfg.mapping_for("quay.io/projectquay/quay:3.12")

@@ -1210,11 +1210,7 @@ fn prepare(ctx: &Ctx, spec: &Value) -> Prep<Launch> {
     let kubeconfig = ctx.dir.join("kubeconfig");
     std::fs::write(
         &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-emulator\n  cluster:\n    server: http://{api}\ncontexts:\n- name: kube-emulator\n  context:\n    cluster: kube-emulator\n    user: {sa}\n    namespace: {ns}\ncurrent-context: kube-emulator\nusers:\n- name: {sa}\n  user:\n    token: {token}\n",
-            api = cfg.api_address,
-            ns = ctx.ns,
-        ),
+        crate::kubeconfig_yaml(&cfg.api_url, cfg.api_ca_pem.as_deref(), &ctx.ns, &token),
     )
     .map_err(io)?;
     env.push(("KUBECONFIG".into(), kubeconfig.to_string_lossy().into()));
@@ -1223,7 +1219,11 @@ fn prepare(ctx: &Ctx, spec: &Value) -> Prep<Launch> {
         std::fs::create_dir_all(&sa_dir).map_err(io)?;
         std::fs::write(sa_dir.join("token"), &token).map_err(io)?;
         std::fs::write(sa_dir.join("namespace"), &ctx.ns).map_err(io)?;
-        std::fs::write(sa_dir.join("ca.crt"), "").map_err(io)?;
+        std::fs::write(
+            sa_dir.join("ca.crt"),
+            cfg.api_ca_pem.as_deref().unwrap_or_default(),
+        )
+        .map_err(io)?;
     }
     for (svc, addr) in super::proxy::service_env(&st, &ctx.runner, &ctx.ns) {
         env.push(svc);
