@@ -494,17 +494,35 @@ async fn resource(
             Ok(json_response(StatusCode::OK, &obj))
         }
         (Method::GET, Some(name), Some("log")) => {
-            app.cluster.lock().get(&rt, ns, name)?;
-            let container = q.get("container").cloned();
-            let text = match &app.runner {
-                Some(r) => r.logs(
-                    ns,
-                    name,
-                    container.as_deref(),
-                    q.get("tailLines").and_then(|n| n.parse().ok()),
-                ),
-                None => String::new(),
+            let pod = app.cluster.lock().get(&rt, ns, name)?;
+            let container = q
+                .get("container")
+                .cloned()
+                .or_else(|| {
+                    pod["spec"]["containers"][0]["name"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .unwrap_or_default();
+            let uid = crate::api::uid_of(&pod).to_owned();
+            let Some(runner) = app.runner.clone() else {
+                return Ok(
+                    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "").into_response()
+                );
             };
+            if truthy(&q, "follow") {
+                let path = runner.log_path(ns, name, &uid, &container);
+                return Ok(follow_log(
+                    app.cluster.clone(),
+                    rt.clone(),
+                    ns.to_owned(),
+                    name.to_owned(),
+                    uid,
+                    path,
+                ));
+            }
+            let tail = q.get("tailLines").and_then(|n| n.parse().ok());
+            let text = runner.logs(ns, name, &uid, &container, tail);
             Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], text).into_response())
         }
         (Method::GET, Some(name), Some("scale")) => {
@@ -658,6 +676,49 @@ async fn resource(
         }
         _ => Err(ApiError::method_not_allowed(method.as_str())),
     }
+}
+
+/// Streams a container log as it grows, until the Pod is gone or finished.
+fn follow_log(
+    cluster: Arc<Cluster>,
+    rt: Arc<ResourceType>,
+    ns: String,
+    name: String,
+    uid: String,
+    path: std::path::PathBuf,
+) -> Response {
+    let stream = futures_util::stream::unfold(0usize, move |offset| {
+        let (cluster, rt, ns, name, uid, path) = (
+            cluster.clone(),
+            rt.clone(),
+            ns.clone(),
+            name.clone(),
+            uid.clone(),
+            path.clone(),
+        );
+        async move {
+            loop {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                if bytes.len() > offset {
+                    let chunk = Bytes::copy_from_slice(&bytes[offset..]);
+                    return Some((Ok::<_, std::io::Error>(chunk), bytes.len()));
+                }
+                let running = cluster.lock().find(&rt, &ns, &name).is_some_and(|p| {
+                    crate::api::uid_of(&p) == uid
+                        && !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+                });
+                if !running {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 fn scale_of(obj: &Value) -> Value {

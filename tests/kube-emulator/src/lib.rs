@@ -422,10 +422,23 @@ impl Emulator {
 
     /// The output of a Pod's container so far (`None`: its first container).
     pub fn pod_logs(&self, namespace: &str, pod: &str, container: Option<&str>) -> String {
-        self.runner
-            .as_ref()
-            .map(|r| r.logs(namespace, pod, container, None))
-            .unwrap_or_default()
+        let Some(runner) = &self.runner else {
+            return String::new();
+        };
+        let st = self.cluster.lock();
+        let rt = st.rt("", "pods");
+        let Some(p) = st.find(&rt, namespace, pod) else {
+            return String::new();
+        };
+        let container = container
+            .map(str::to_owned)
+            .or_else(|| {
+                p["spec"]["containers"][0]["name"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        runner.logs(namespace, pod, api::uid_of(&p), &container, None)
     }
 
     /// Stops the server and kills all workload processes (also done on drop).

@@ -74,7 +74,11 @@ async fn main() -> anyhow::Result<()> {
     let mut emu = b.start().await?;
     println!("kube-emulator listening on {}", emu.url());
     println!("kubeconfig: {}", emu.kubeconfig_path().display());
-    tokio::signal::ctrl_c().await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
     emu.stop();
     Ok(())
 }

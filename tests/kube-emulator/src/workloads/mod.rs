@@ -262,38 +262,32 @@ impl Runner {
         }
     }
 
-    /// The log of a pod's container (first container if `None`), optionally the last lines.
+    /// The directory of a Pod (by namespace, name and uid).
+    pub fn pod_dir(&self, ns: &str, pod: &str, uid: &str) -> PathBuf {
+        self.config
+            .root
+            .join("pods")
+            .join(format!("{ns}_{pod}_{}", &uid[..uid.len().min(8)]))
+    }
+
+    /// The log file of a Pod's container.
+    pub fn log_path(&self, ns: &str, pod: &str, uid: &str, container: &str) -> PathBuf {
+        self.pod_dir(ns, pod, uid)
+            .join("logs")
+            .join(format!("{container}.log"))
+    }
+
+    /// What a Pod's container wrote so far, optionally only the last `tail` lines.
     pub fn logs(
         &self,
         ns: &str,
         pod: &str,
-        container: Option<&str>,
+        uid: &str,
+        container: &str,
         tail: Option<usize>,
     ) -> String {
-        let pattern = format!("{ns}_{pod}_");
-        let dir = self.config.root.join("pods");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return String::new();
-        };
-        let mut candidates: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&pattern))
-            .map(|e| e.path())
-            .collect();
-        candidates.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-        let Some(pod_dir) = candidates.last() else {
-            return String::new();
-        };
-        let logs = pod_dir.join("logs");
-        let file = match container {
-            Some(c) => logs.join(format!("{c}.log")),
-            None => std::fs::read_dir(&logs)
-                .ok()
-                .and_then(|mut d| d.find_map(Result::ok))
-                .map(|e| e.path())
-                .unwrap_or_default(),
-        };
-        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let text =
+            std::fs::read_to_string(self.log_path(ns, pod, uid, container)).unwrap_or_default();
         match tail {
             Some(n) => {
                 let lines: Vec<&str> = text.lines().collect();

@@ -274,11 +274,7 @@ async fn run_pod(runner: Arc<Runner>, pod: Value, stop: watch::Receiver<Stop>) -
     let ns = ns_of(&pod).to_owned();
     let name = name_of(&pod).to_owned();
     let uid = uid_of(&pod).to_owned();
-    let dir = runner
-        .config
-        .root
-        .join("pods")
-        .join(format!("{ns}_{name}_{}", &uid[..uid.len().min(8)]));
+    let dir = runner.pod_dir(&ns, &name, &uid);
     let mut ports = BTreeMap::new();
     for list in ["initContainers", "containers"] {
         for c in pod["spec"][list].as_array().into_iter().flatten() {

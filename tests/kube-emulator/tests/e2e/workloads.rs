@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use futures_util::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
@@ -64,8 +65,12 @@ async fn ready_pods(pods: &Api<Pod>, selector: &str) -> Vec<Pod> {
 }
 
 async fn http_get(addr: &str) -> String {
+    http_get_path(addr, "/").await
+}
+
+async fn http_get_path(addr: &str, path: &str) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut out = String::new();
@@ -200,6 +205,30 @@ async fn deployment_serves_through_the_service_restarts_and_rolls() {
     );
     let logs = pods.logs(&name, &LogParams::default()).await.unwrap();
     assert!(logs.contains("GET /"), "{logs}");
+
+    // Following the log sees new output as it is written.
+    let mut lines = pods
+        .log_stream(
+            &name,
+            &LogParams {
+                follow: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .lines();
+    http_get_path(&svc, "/follow-marker").await;
+    tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next().await {
+            if line.unwrap().contains("/follow-marker") {
+                return;
+            }
+        }
+        panic!("log stream ended before the marker");
+    })
+    .await
+    .expect("marker in the followed log");
 
     // A changed pod template rolls the pods.
     apply(&deploys, "web", web("2")).await;
