@@ -388,3 +388,57 @@ async fn jobs_volumes_env_and_statefulsets() {
         Some("Bound")
     );
 }
+
+#[tokio::test]
+async fn liveness_failures_restart_and_deletion_kills_the_process() {
+    let emu = emulator().await;
+    let pods: Api<Pod> = Api::default_namespaced(emu.client());
+    apply(&pods, "live", json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "live"},
+        "spec": {"containers": [{"name": "http", "image": "python:3", "ports": [{"containerPort": 8080}],
+            "livenessProbe": {"httpGet": {"path": "/does-not-exist", "port": 8080},
+                "initialDelaySeconds": 1, "periodSeconds": 1, "failureThreshold": 1}}]}})).await;
+    let cs = eventually("liveness restart", WAIT, || async {
+        let p = pods.get("live").await.unwrap();
+        let cs = p.status?.container_statuses?.remove(0);
+        (cs.restart_count >= 1).then_some(cs)
+    })
+    .await;
+    let last = cs.last_state.unwrap().terminated.unwrap();
+    assert_eq!(last.exit_code, 137);
+    assert_eq!(
+        pods.get("live")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .phase
+            .as_deref(),
+        Some("Running")
+    );
+
+    // Deleting the pod stops its process, then the object goes.
+    let pid = eventually("running container", WAIT, || async {
+        let cs = pods
+            .get("live")
+            .await
+            .unwrap()
+            .status?
+            .container_statuses?
+            .remove(0);
+        cs.state?.running?;
+        cs.container_id
+            .map(|id| id.trim_start_matches("kube-emulator://").to_owned())
+    })
+    .await;
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    pods.delete("live", &Default::default()).await.unwrap();
+    eventually("pod gone", WAIT, || async {
+        pods.get_opt("live").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    eventually("process gone", WAIT, || async {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        (status.is_empty() || status.contains("State:\tZ")).then_some(())
+    })
+    .await;
+}
