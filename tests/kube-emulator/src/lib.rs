@@ -179,7 +179,21 @@ impl EmulatorBuilder {
             .data_dir
             .clone()
             .unwrap_or_else(|| tmp.path().join("data"));
-        std::fs::create_dir_all(&data_dir)?;
+        for d in [data_dir.join("pods"), data_dir.join("pvcs")] {
+            std::fs::create_dir_all(d)?;
+        }
+        // Processes may run as other users (`runAsUser`): let them reach their directories.
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            for d in [
+                tmp.path().to_owned(),
+                data_dir.clone(),
+                data_dir.join("pods"),
+                data_dir.join("pvcs"),
+            ] {
+                std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
+            }
+        }
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .with_context(|| format!("binding {}", self.listen))?;

@@ -357,6 +357,40 @@ async fn jobs_volumes_env_and_statefulsets() {
     assert_eq!(finished("reader").await.0, "Complete");
     assert_eq!(logs_of("reader").await, "color=blue\npersisted\n");
 
+    // runAsUser: the process runs as that user (when the emulator is root) and owns its claim.
+    let mut as_nobody = job(
+        "nobody",
+        "id -u; echo x > /var/data/by-nobody && echo wrote",
+    );
+    as_nobody["spec"]["template"]["spec"]["securityContext"] =
+        json!({"runAsUser": 65534, "runAsGroup": 65534});
+    apply(&jobs, "nobody", as_nobody).await;
+    assert_eq!(
+        finished("nobody").await.0,
+        "Complete",
+        "{}",
+        logs_of("nobody").await
+    );
+    let am_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    let expected_uid = if am_root {
+        "65534".to_owned()
+    } else {
+        String::from_utf8(
+            std::process::Command::new("id")
+                .arg("-u")
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(logs_of("nobody").await, format!("{expected_uid}\nwrote\n"));
+
     // A failing job gives up after backoffLimit.
     apply(&jobs, "failing", job("failing", "exit 3")).await;
     let (kind, j) = finished("failing").await;
