@@ -5,6 +5,10 @@
 //! Never shipped, never used by product code. See `README.md` next to this crate for what it
 //! does not emulate.
 //!
+//! It serves HTTPS on a loopback port with a certificate generated at start ([`tls`]); the
+//! kubeconfig it writes embeds that CA and an admin token, and [`Emulator::client`] is a
+//! kube-rs client configured the same way.
+//!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! use kube_emulator::{Emulator, Mapping};
