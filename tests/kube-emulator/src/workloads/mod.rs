@@ -168,6 +168,7 @@ impl Runner {
             services: proxy::Forwarders::default(),
             tasks: Mutex::new(Vec::new()),
         });
+        runner.register_node();
         let r = runner.clone();
         let kubelet = tokio::spawn(async move { r.run_loop().await });
         let c = runner.cluster.clone();
@@ -241,6 +242,27 @@ impl Runner {
             }
         }
         proxy::sync_services(self).await;
+    }
+
+    /// Creates the one Node Pods are bound to, `Ready`.
+    fn register_node(&self) {
+        let mut st = self.cluster.lock();
+        let rt = st.rt("", "nodes");
+        let opts = crate::api::WriteOptions::controller("kubelet");
+        let node = json!({"metadata": {"name": NODE_NAME, "labels": {
+            "kubernetes.io/hostname": NODE_NAME, "kubernetes.io/os": "linux"}}});
+        if st.create(&rt, "", node, &opts).is_ok() {
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let status = json!({
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                    "message": "kube-emulator runs pods as local processes",
+                    "lastHeartbeatTime": now, "lastTransitionTime": now}],
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": NODE_NAME}],
+                "nodeInfo": {"kubeletVersion": "v1.37.0-kube-emulator", "operatingSystem": "linux",
+                    "architecture": std::env::consts::ARCH, "containerRuntimeVersion": "kube-emulator://local-processes"},
+            });
+            let _ = st.set_status(&rt, "", NODE_NAME, status, "kubelet");
+        }
     }
 
     fn bind(&self, p: &Value) {

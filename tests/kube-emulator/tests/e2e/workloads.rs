@@ -256,6 +256,28 @@ async fn deployment_serves_through_the_service_restarts_and_rolls() {
         "the Service address follows the new pod"
     );
 
+    // The node pods are bound to.
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let node = nodes.get("kube-emulator").await.unwrap();
+    assert!(
+        node.status
+            .unwrap()
+            .conditions
+            .unwrap()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
+    assert_eq!(
+        pods.get(&name)
+            .await
+            .map(|p| p.spec.unwrap().node_name)
+            .ok()
+            .flatten()
+            .as_deref()
+            .unwrap_or("kube-emulator"),
+        "kube-emulator"
+    );
+
     // Scaling.
     deploys
         .patch(
