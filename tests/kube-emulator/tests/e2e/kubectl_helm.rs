@@ -9,7 +9,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube_emulator::Emulator;
 use serde_json::json;
 
-fn require(program: &str, args: &[&str], install: &str) {
+pub fn require(program: &str, args: &[&str], install: &str) {
     let ok = std::process::Command::new(program)
         .args(args)
         .output()

@@ -498,3 +498,39 @@ async fn liveness_failures_restart_and_deletion_kills_the_process() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn dropping_the_emulator_kills_its_processes() {
+    let emu = emulator().await;
+    let pods: Api<Pod> = Api::default_namespaced(emu.client());
+    // A shell with a child: the whole process group must go.
+    apply(&pods, "tree", json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tree"},
+        "spec": {"containers": [{"name": "sh", "image": "busybox", "command": ["sh", "-c", "sleep 300 & wait"]}]}})).await;
+    let pid = eventually("running container", WAIT, || async {
+        let cs = pods
+            .get("tree")
+            .await
+            .unwrap()
+            .status?
+            .container_statuses?
+            .remove(0);
+        cs.state?.running?;
+        cs.container_id
+            .map(|id| id.trim_start_matches("kube-emulator://").to_owned())
+    })
+    .await;
+    let children = eventually("child process", WAIT, || async {
+        let c =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        (!c.trim().is_empty()).then(|| c.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+    })
+    .await;
+    drop(emu);
+    for p in std::iter::once(pid).chain(children) {
+        eventually("process gone after drop", WAIT, || async {
+            let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+            (status.is_empty() || status.contains("State:\tZ")).then_some(())
+        })
+        .await;
+    }
+}
