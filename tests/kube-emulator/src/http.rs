@@ -4,8 +4,10 @@
 //! otherwise, then `[namespaces/{ns}/]{plural}[/{name}[/{subresource}[/...]]]`. Methods map to
 //! verbs: GET → get/list/watch (`?watch=true`), POST → create, PUT → update, PATCH → patch
 //! (by `Content-Type`), DELETE → delete/deletecollection. Responses are always JSON (clients
-//! asking for protobuf accept JSON); request bodies may be JSON or YAML. `Accept: ...;as=Table`
-//! gets a `meta.k8s.io/v1 Table` (see [`crate::table`]).
+//! asking for protobuf accept JSON); request bodies may be JSON or YAML (or protobuf for the
+//! kinds [`crate::protobuf`] decodes). `Accept: ...;as=Table` gets a `meta.k8s.io/v1 Table`
+//! (see [`crate::table`]); `as=PartialObjectMetadata[List]` gets metadata-only objects (gets,
+//! lists and watches).
 //!
 //! Watches stream one JSON event per line. Rules: `resourceVersion` unset or `0` starts with
 //! synthetic `ADDED` events for the current objects; a specific version replays the history
@@ -332,6 +334,28 @@ async fn route(app: App, req: Request) -> ApiResult<Response> {
     Ok(json_response(StatusCode::OK, &doc))
 }
 
+/// `Accept: application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1` (kube-rs
+/// metadata APIs and `metadata_watcher`).
+fn wants_metadata(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.split(',')
+                .next()
+                .is_some_and(|first| first.contains("as=PartialObjectMetadata"))
+        })
+}
+
+/// The object as served: whole, or as `PartialObjectMetadata`.
+fn render(rt: &ResourceType, obj: &Value, meta_only: bool) -> Value {
+    if meta_only {
+        json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]})
+    } else {
+        State::present(rt, obj)
+    }
+}
+
 fn wants_table(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
@@ -451,8 +475,12 @@ async fn resource(
         ));
     }
     match (method.clone(), t.name.as_deref(), sub) {
-        (Method::GET, None, None) if watch => start_watch(&app, &rt, None, ns, &q),
-        (Method::GET, Some(name), None) if watch => start_watch(&app, &rt, Some(name), ns, &q),
+        (Method::GET, None, None) if watch => {
+            start_watch(&app, &rt, None, ns, &q, wants_metadata(&headers))
+        }
+        (Method::GET, Some(name), None) if watch => {
+            start_watch(&app, &rt, Some(name), ns, &q, wants_metadata(&headers))
+        }
         (Method::GET, None, None) => {
             let opts = list_options(&q, &rt)?;
             let st = app.cluster.lock();
@@ -476,6 +504,17 @@ async fn resource(
                     &table::table(&rt, &items, list["metadata"].clone(), include),
                 ));
             }
+            if wants_metadata(&headers) {
+                let items: Vec<Value> = list["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|o| render(&rt, o, true))
+                    .collect();
+                let partial = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+                    "metadata": list["metadata"], "items": items});
+                return Ok(json_response(StatusCode::OK, &partial));
+            }
             Ok(json_response(StatusCode::OK, &list))
         }
         (Method::GET, Some(name), None | Some("status")) => {
@@ -491,7 +530,8 @@ async fn resource(
                     &table::table(&rt, &[obj], meta, include),
                 ));
             }
-            Ok(json_response(StatusCode::OK, &obj))
+            let meta_only = wants_metadata(&headers) && sub.is_none();
+            Ok(json_response(StatusCode::OK, &render(&rt, &obj, meta_only)))
         }
         (Method::GET, Some(name), Some("log")) => {
             let pod = app.cluster.lock().get(&rt, ns, name)?;
@@ -849,6 +889,7 @@ fn start_watch(
     name: Option<&str>,
     ns: &str,
     q: &HashMap<String, String>,
+    meta_only: bool,
 ) -> ApiResult<Response> {
     let opts = list_options(q, rt)?;
     let filter = WatchFilter {
@@ -876,7 +917,7 @@ fn start_watch(
     let (past, live, mut last_rv) = if rv_param.is_empty() || rv_param == "0" || send_initial {
         for o in st.store.list(&filter.key, filter.namespace.as_deref()) {
             if filter.selects(&o) {
-                initial.push(event_line("ADDED", &State::present(&rt, &o)));
+                initial.push(event_line("ADDED", &render(&rt, &o, meta_only)));
             }
         }
         if send_initial {
@@ -905,7 +946,7 @@ fn start_watch(
     drop(st);
     for ev in &past {
         if let Some((kind, obj)) = filter.translate(ev) {
-            initial.push(event_line(kind, &State::present(&rt, &obj)));
+            initial.push(event_line(kind, &render(&rt, &obj, meta_only)));
         }
         last_rv = ev.rv;
     }
@@ -932,7 +973,7 @@ fn start_watch(
                         }
                         last_rv = ev.rv;
                         if let Some((kind, obj)) = filter.translate(&ev)
-                            && tx.send(event_line(kind, &State::present(&rt, &obj))).await.is_err() {
+                            && tx.send(event_line(kind, &render(&rt, &obj, meta_only))).await.is_err() {
                                 return;
                             }
                     }
@@ -946,7 +987,7 @@ fn start_watch(
                         if ev.rv <= last_rv { continue; }
                         last_rv = ev.rv;
                         if let Some((kind, obj)) = filter.translate(&ev)
-                            && tx.send(event_line(kind, &State::present(&rt, &obj))).await.is_err() {
+                            && tx.send(event_line(kind, &render(&rt, &obj, meta_only))).await.is_err() {
                                 return;
                             }
                     }
