@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
-use kube::runtime::{WatchStreamExt, metadata_watcher, reflector, watcher};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube_emulator::Emulator;
 use serde_json::json;
 
@@ -247,7 +247,9 @@ async fn metadata_only_lists_and_watches() {
     let one = cms.get_metadata("meta").await.unwrap();
     assert_eq!(one.metadata.labels.unwrap()["m"], "1");
     // A metadata watcher sees changes without the objects' contents.
-    let mut events = metadata_watcher(cms.clone(), watcher::Config::default().labels("m=1"))
+    let meta_api: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::default_namespaced(emu.client());
+    let mut events = watcher(meta_api, watcher::Config::default().labels("m=1"))
         .applied_objects()
         .boxed();
     let first = tokio::time::timeout(Duration::from_secs(5), events.next())
