@@ -310,6 +310,24 @@ async fn route(app: App, req: Request) -> ApiResult<Response> {
         return Err(ApiError::method_not_allowed(parts.method.as_str()));
     }
     let st = app.cluster.lock();
+    let aggregated = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.split(',')
+                .next()
+                .is_some_and(|f| f.contains("as=APIGroupDiscoveryList"))
+        });
+    if aggregated && matches!(segs.as_slice(), ["api"] | ["apis"]) {
+        let doc = discovery::aggregated(&st.registry, segs == ["api"]);
+        return Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, discovery::AGGREGATED_CONTENT_TYPE)],
+            doc.to_string(),
+        )
+            .into_response());
+    }
     let doc = match segs.as_slice() {
         ["version"] => discovery::version(),
         ["healthz"] | ["livez"] | ["readyz"] => {
