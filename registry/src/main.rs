@@ -25,7 +25,7 @@ fn main() -> std::process::ExitCode {
     let cli = quayside::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         // File I/O runs on the blocking pool; bounding it bounds threads (and malloc arenas).
-        .max_blocking_threads(64)
+        .max_blocking_threads(16)
         .enable_all()
         .build()
     {

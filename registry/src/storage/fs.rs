@@ -10,12 +10,11 @@ use std::time::{Duration, UNIX_EPOCH};
 use std::future::Future;
 
 use futures_util::StreamExt;
-use tokio::io::{AsyncWriteExt, BufWriter};
 
 use super::{BlobStore, ByteStream, Entry, StorageError, StorageResult};
 
-/// Write buffer: large enough that each blocking-pool round trip moves a lot.
-const WRITE_BUFFER: usize = 1 << 20;
+/// Bytes collected before each write on the blocking pool.
+const WRITE_BUFFER: usize = 256 * 1024;
 /// Size of each chunk read for a GET. Every stream holds at most about two of these (one being
 /// read, one being written to the socket), which bounds memory under many parallel pulls.
 const READ_CHUNK: u64 = 256 * 1024;
@@ -90,6 +89,15 @@ impl FsStore {
         }
         Ok(())
     }
+}
+
+/// Runs blocking file I/O on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(io::Error::other)?
 }
 
 /// Streams `[start, end)` of a file in [`READ_CHUNK`]s read on the blocking pool, one chunk
@@ -191,18 +199,38 @@ impl BlobStore for FsStore {
                 .join(uuid::Uuid::new_v4().to_string()),
             armed: true,
         };
-        let file = tokio::fs::File::create(&tmp.path).await?;
-        let mut writer = BufWriter::with_capacity(WRITE_BUFFER, file);
+        // Incoming chunks are collected (not copied) into batches of about WRITE_BUFFER bytes,
+        // each written by one trip to the blocking pool; at most one batch is in memory.
+        let path = tmp.path.clone();
+        let mut file = blocking(move || std::fs::File::create(path)).await?;
+        let mut batch: Vec<bytes::Bytes> = Vec::new();
+        let mut batch_len = 0usize;
         let mut written = 0u64;
-        while let Some(chunk) = data.next().await {
-            let chunk = chunk?;
-            writer.write_all(&chunk).await?;
-            written += chunk.len() as u64;
+        loop {
+            let next = data.next().await.transpose()?;
+            let done = next.is_none();
+            if let Some(chunk) = next {
+                written += chunk.len() as u64;
+                batch_len += chunk.len();
+                batch.push(chunk);
+            }
+            if batch_len >= WRITE_BUFFER || (done && batch_len > 0) {
+                let chunks = std::mem::take(&mut batch);
+                batch_len = 0;
+                file = blocking(move || {
+                    use std::io::Write;
+                    for c in &chunks {
+                        file.write_all(c)?;
+                    }
+                    Ok(file)
+                })
+                .await?;
+            }
+            if done {
+                break;
+            }
         }
-        writer.flush().await?;
-        let file = writer.into_inner();
-        file.sync_data().await?;
-        drop(file);
+        blocking(move || file.sync_data()).await?;
         self.place(&tmp.path, &self.path(key)).await?;
         let mut tmp = tmp;
         tmp.armed = false;
