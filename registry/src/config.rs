@@ -129,9 +129,43 @@ pub struct Config {
     pub default_tag_expiration_s: i64,
     /// Idle time after which an unfinished blob upload is abandoned and cleaned.
     pub upload_expiration: Duration,
+    pub gc: GcConfig,
+    /// `LABELED_EXPIRATION_MINIMUM` / `LABELED_EXPIRATION_MAXIMUM`: bounds of a tag expiration
+    /// set through the API, counted from the start of the tag's lifetime (seconds).
+    pub expiration_bounds_s: (i64, i64),
+    /// Label key prefixes the API refuses (Quay's defaults plus `LABEL_KEY_RESERVED_PREFIXES`).
+    pub reserved_label_prefixes: Vec<String>,
     /// The whole file as parsed, for settings later features read.
     pub raw: serde_yaml::Mapping,
 }
+
+/// Garbage collection and tag expiration.
+#[derive(Clone, Debug)]
+pub struct GcConfig {
+    /// `FEATURE_GARBAGE_COLLECTION`: run the `gc` worker (expiration still ends tags).
+    pub enabled: bool,
+    /// `GARBAGE_COLLECTION_FREQUENCY`: seconds between passes of the `gc` worker.
+    pub frequency: Duration,
+    /// `PUSH_TEMP_TAG_EXPIRATION_SEC`: how long a manifest pushed without a tag, or a blob
+    /// uploaded but not (yet) referenced by a manifest, is kept before it may be collected.
+    pub grace: Duration,
+}
+
+/// Label key prefixes Quay reserves for itself and image tooling (`DEFAULT_LABEL_KEY_RESERVED_PREFIXES`).
+pub const DEFAULT_RESERVED_LABEL_PREFIXES: [&str; 12] = [
+    "com.docker.",
+    "io.docker.",
+    "org.dockerproject.",
+    "org.opencontainers.",
+    "io.cncf.",
+    "io.kubernetes.",
+    "io.k8s.",
+    "io.quay",
+    "com.coreos",
+    "com.tectonic",
+    "internal",
+    "quay",
+];
 
 /// Command-line values that take precedence over the file.
 #[derive(Clone, Debug, Default)]
@@ -168,6 +202,18 @@ struct RawConfig {
     default_tag_expiration: Option<String>,
     #[serde(rename = "QUAYSIDE_UPLOAD_EXPIRATION_S")]
     upload_expiration_s: Option<u64>,
+    #[serde(rename = "FEATURE_GARBAGE_COLLECTION")]
+    feature_garbage_collection: Option<bool>,
+    #[serde(rename = "GARBAGE_COLLECTION_FREQUENCY")]
+    garbage_collection_frequency: Option<u64>,
+    #[serde(rename = "PUSH_TEMP_TAG_EXPIRATION_SEC")]
+    push_temp_tag_expiration_sec: Option<u64>,
+    #[serde(rename = "LABELED_EXPIRATION_MINIMUM")]
+    labeled_expiration_minimum: Option<String>,
+    #[serde(rename = "LABELED_EXPIRATION_MAXIMUM")]
+    labeled_expiration_maximum: Option<String>,
+    #[serde(rename = "LABEL_KEY_RESERVED_PREFIXES")]
+    label_key_reserved_prefixes: Option<Vec<String>>,
 }
 
 impl Config {
@@ -332,6 +378,60 @@ impl Config {
             })?,
         };
         let super_users = raw.super_users.unwrap_or_default();
+        let frequency = raw.garbage_collection_frequency.unwrap_or(30);
+        if frequency == 0 {
+            return Err(invalid(
+                "GARBAGE_COLLECTION_FREQUENCY",
+                "must be a positive number of seconds",
+            ));
+        }
+        let gc = GcConfig {
+            enabled: raw.feature_garbage_collection.unwrap_or(true),
+            frequency: Duration::from_secs(frequency),
+            grace: Duration::from_secs(raw.push_temp_tag_expiration_sec.unwrap_or(3600)),
+        };
+        let bound = |key: &str, value: Option<&str>, default: i64| match value {
+            None => Ok(default),
+            Some(s) => parse_duration_s(s).ok_or_else(|| {
+                invalid(key, format!("{s:?} is not a duration like 1h, 2d or 104w"))
+            }),
+        };
+        let expiration_bounds_s = (
+            bound(
+                "LABELED_EXPIRATION_MINIMUM",
+                raw.labeled_expiration_minimum.as_deref(),
+                3600,
+            )?,
+            bound(
+                "LABELED_EXPIRATION_MAXIMUM",
+                raw.labeled_expiration_maximum.as_deref(),
+                104 * 7 * 86_400,
+            )?,
+        );
+        if expiration_bounds_s.0 > expiration_bounds_s.1 {
+            return Err(invalid(
+                "LABELED_EXPIRATION_MINIMUM",
+                "must not be longer than LABELED_EXPIRATION_MAXIMUM",
+            ));
+        }
+        let mut reserved_label_prefixes: Vec<String> = DEFAULT_RESERVED_LABEL_PREFIXES
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        for (i, prefix) in raw
+            .label_key_reserved_prefixes
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            if !prefix.ends_with('.') {
+                return Err(invalid(
+                    format!("LABEL_KEY_RESERVED_PREFIXES[{i}]"),
+                    format!("prefix {prefix:?} must end in a dot"),
+                ));
+            }
+            reserved_label_prefixes.push(prefix);
+        }
         Ok(Config {
             listen,
             data_dir,
@@ -350,6 +450,9 @@ impl Config {
             tag_expiration_options,
             default_tag_expiration_s,
             upload_expiration: Duration::from_secs(raw.upload_expiration_s.unwrap_or(3600)),
+            gc,
+            expiration_bounds_s,
+            reserved_label_prefixes,
             raw: mapping,
         })
     }
@@ -622,6 +725,26 @@ DISTRIBUTED_STORAGE_CONFIG:
             ("DB_URI: mysql://x", "DB_URI"),
             ("SERVER_HOSTNAME: http://x/y", "SERVER_HOSTNAME"),
             ("DEFAULT_TAG_EXPIRATION: soon", "DEFAULT_TAG_EXPIRATION"),
+            (
+                "GARBAGE_COLLECTION_FREQUENCY: 0",
+                "GARBAGE_COLLECTION_FREQUENCY",
+            ),
+            (
+                "GARBAGE_COLLECTION_FREQUENCY: often",
+                "GARBAGE_COLLECTION_FREQUENCY",
+            ),
+            (
+                "PUSH_TEMP_TAG_EXPIRATION_SEC: -1",
+                "PUSH_TEMP_TAG_EXPIRATION_SEC",
+            ),
+            (
+                "LABELED_EXPIRATION_MAXIMUM: never",
+                "LABELED_EXPIRATION_MAXIMUM",
+            ),
+            (
+                "LABEL_KEY_RESERVED_PREFIXES: [com.example]",
+                "LABEL_KEY_RESERVED_PREFIXES[0]",
+            ),
             (
                 "TAG_EXPIRATION_OPTIONS: [2w, forever]",
                 "TAG_EXPIRATION_OPTIONS[1]",

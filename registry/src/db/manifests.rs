@@ -13,15 +13,17 @@ pub struct ManifestRow {
     pub media_type: String,
     pub artifact_type: Option<String>,
     pub subject_digest: Option<String>,
+    pub config_digest: Option<String>,
     pub annotations: Option<String>,
     pub size: i64,
+    pub layers_size: Option<i64>,
     pub content: Vec<u8>,
     pub created_ms: i64,
     pub deleted_ms: Option<i64>,
 }
 
 const COLS: &str = "m.id, m.repository_id, m.digest, m.media_type, m.artifact_type, m.subject_digest, \
-     m.annotations, m.size, m.content, m.created_ms, m.deleted_ms";
+     m.config_digest, m.annotations, m.size, m.layers_size, m.content, m.created_ms, m.deleted_ms";
 
 fn from_row(row: &AnyRow) -> Result<ManifestRow, sqlx::Error> {
     Ok(ManifestRow {
@@ -31,8 +33,10 @@ fn from_row(row: &AnyRow) -> Result<ManifestRow, sqlx::Error> {
         media_type: row.try_get("media_type")?,
         artifact_type: row.try_get("artifact_type")?,
         subject_digest: row.try_get("subject_digest")?,
+        config_digest: row.try_get("config_digest")?,
         annotations: row.try_get("annotations")?,
         size: row.try_get("size")?,
+        layers_size: row.try_get("layers_size")?,
         content: row.try_get("content")?,
         created_ms: row.try_get("created_ms")?,
         deleted_ms: row.try_get("deleted_ms")?,
@@ -84,19 +88,45 @@ pub struct NewManifest<'a> {
     pub subject_digest: Option<&'a str>,
     pub config_digest: Option<&'a str>,
     pub annotations: Option<&'a str>,
+    /// Sum of the layer sizes of an image manifest; `None` for lists.
+    pub layers_size: Option<i64>,
     pub content: &'a [u8],
     pub blobs: &'a [&'a str],
     pub children: &'a [&'a str],
 }
 
+/// The id of a manifest of the repository by digest, deleted or not.
+pub async fn id_of<'c>(
+    ex: impl Exec<'c>,
+    repository_id: i64,
+    digest: &str,
+) -> DbResult<Option<i64>> {
+    let row = sqlx::query("SELECT id FROM manifest WHERE repository_id = $1 AND digest = $2")
+        .bind(repository_id)
+        .bind(digest)
+        .fetch_optional(ex)
+        .await?;
+    row.map(|r| Ok(r.try_get("id")?)).transpose()
+}
+
+/// A manifest by id.
+pub async fn by_id<'c>(ex: impl Exec<'c>, id: i64) -> DbResult<Option<ManifestRow>> {
+    let row = sqlx::query(&format!("SELECT {COLS} FROM manifest m WHERE m.id = $1"))
+        .bind(id)
+        .fetch_optional(ex)
+        .await?;
+    Ok(row.as_ref().map(from_row).transpose()?)
+}
+
 /// Stores a manifest and its references, or revives an existing (possibly deleted) one with the
-/// same digest. Returns its id.
+/// same digest. Either way it counts as pushed now. Returns its id.
 pub async fn upsert(tx: &mut Tx, m: &NewManifest<'_>, now_ms: i64) -> DbResult<i64> {
     let row = sqlx::query(
         "INSERT INTO manifest (repository_id, digest, media_type, artifact_type, subject_digest, config_digest, \
-                               annotations, size, content, created_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (repository_id, digest) DO UPDATE SET deleted_ms = NULL \
+                               annotations, size, content, created_ms, pushed_ms, layers_size) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) \
+         ON CONFLICT (repository_id, digest) DO UPDATE SET deleted_ms = NULL, pushed_ms = excluded.pushed_ms, \
+             layers_size = excluded.layers_size \
          RETURNING id",
     )
     .bind(m.repository_id)
@@ -109,6 +139,7 @@ pub async fn upsert(tx: &mut Tx, m: &NewManifest<'_>, now_ms: i64) -> DbResult<i
     .bind(m.content.len() as i64)
     .bind(m.content)
     .bind(now_ms)
+    .bind(m.layers_size)
     .fetch_one(&mut **tx)
     .await?;
     let id: i64 = row.try_get("id")?;
@@ -203,5 +234,27 @@ pub async fn referrers<'c>(
                 annotations: r.try_get("annotations")?,
             })
         })
+        .collect()
+}
+
+/// Brings a manifest deleted through `/v2` back (a tag is pointed at it again).
+pub async fn undelete<'c>(ex: impl Exec<'c>, id: i64) -> DbResult<()> {
+    sqlx::query("UPDATE manifest SET deleted_ms = NULL WHERE id = $1")
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Digests of the child manifests of an index.
+pub async fn children<'c>(ex: impl Exec<'c>, manifest_id: i64) -> DbResult<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT child_digest FROM manifest_child WHERE manifest_id = $1 ORDER BY child_digest",
+    )
+    .bind(manifest_id)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| Ok(r.try_get("child_digest")?))
         .collect()
 }

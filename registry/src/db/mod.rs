@@ -14,6 +14,8 @@
 //!   process (see [`Db::begin`]) so they never fail with `SQLITE_BUSY` on lock upgrade.
 
 pub mod blobs;
+pub mod gc;
+pub mod labels;
 pub mod manifests;
 pub mod namespaces;
 pub mod repos;
@@ -107,11 +109,14 @@ impl Tx {
     }
 }
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "registry",
-    include_str!("../../migrations/0001_registry.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "registry",
+        include_str!("../../migrations/0001_registry.sql"),
+    ),
+    (3, "tags", include_str!("../../migrations/0003_tags.sql")),
+];
 
 impl Db {
     /// Connects to `url` (`sqlite://path` or `postgres://...`), creating an SQLite file and its
@@ -174,13 +179,19 @@ impl Db {
         self.backend
     }
 
-    /// Starts a write transaction.
+    /// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`: the database's write lock
+    /// is taken up front, so writers in other processes on the same file (`quayside gc --now`
+    /// next to a running server) queue behind it instead of failing on a lock upgrade, and a
+    /// transaction's reads see what every earlier writer committed.
     pub async fn begin(&self) -> DbResult<Tx> {
         let guard = match &self.write_lock {
             Some(lock) => Some(lock.clone().lock_owned().await),
             None => None,
         };
-        let tx = self.pool.begin().await?;
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
         Ok(Tx {
             tx,
             backend: self.backend,

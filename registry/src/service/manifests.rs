@@ -103,6 +103,7 @@ pub async fn put(
         subject_digest: parsed.subject.as_ref().map(|s| s.digest.as_str()),
         config_digest: parsed.config.as_ref().map(|c| c.digest.as_str()),
         annotations: annotations.as_deref(),
+        layers_size: None,
         content: &body,
         blobs: &required,
         children: &children,
@@ -252,7 +253,10 @@ pub async fn delete(
     let now = ctx.now_ms();
     match &reference {
         Reference::Tag(tag) => {
-            if !db::tags::end_live(ctx.db.pool(), repo.id, tag, now).await? {
+            if db::tags::end_live(ctx.db.pool(), repo.id, tag, now)
+                .await?
+                .is_none()
+            {
                 return Err(RegistryError::ManifestUnknown(reference_text(&reference)));
             }
         }
