@@ -13,5 +13,6 @@ mod clients;
 mod content;
 mod manifests;
 mod ops;
+mod orgs;
 mod safety;
 mod storage;

@@ -936,9 +936,18 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::invalid_request("Missing JSON body"));
         }
-        serde_json::from_slice(&bytes)
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(&mut deserializer)
             .map(Body)
-            .map_err(|e| ApiError::invalid_request(format!("Invalid JSON body: {e}")))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if path == "." {
+                    ApiError::invalid_request(format!("Invalid JSON body: {inner}"))
+                } else {
+                    ApiError::invalid_request(format!("{path}: {inner}"))
+                }
+            })
     }
 }
 
