@@ -17,37 +17,19 @@ pub struct NewEntry {
     pub created_ms: i64,
 }
 
-/// Writes entries in one transaction, resolving namespace and repository ids by name.
+/// Writes entries in one transaction, resolving namespace and repository ids by name. Each
+/// statement is a write (ids are resolved inside it), so on SQLite the transaction takes the
+/// write lock at its first statement and waits for it instead of failing a lock upgrade.
 pub async fn insert_batch(tx: &mut Tx, entries: &[NewEntry]) -> DbResult<()> {
     for e in entries {
-        let (account_id, repository_id) = match &e.namespace {
-            None => (None, None),
-            Some(ns) => {
-                let row = sqlx::query(
-                    "SELECT n.id AS nid, (SELECT r.id FROM repository r WHERE r.namespace_id = n.id AND r.name = $2) AS rid \
-                     FROM namespace n WHERE n.name = $1",
-                )
-                .bind(ns)
-                .bind(e.repository.as_deref().unwrap_or_default())
-                .fetch_optional(&mut **tx)
-                .await?;
-                match row {
-                    Some(r) => (
-                        Some(r.try_get::<i64, _>("nid")?),
-                        r.try_get::<Option<i64>, _>("rid")?,
-                    ),
-                    None => (None, None),
-                }
-            }
-        };
         sqlx::query(
             "INSERT INTO log_entry (kind, account_id, namespace_name, repository_id, repository_name, performer_id, performer_name, ip, metadata, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             VALUES ($1, (SELECT n.id FROM namespace n WHERE n.name = $2), $2, \
+             (SELECT r.id FROM repository r JOIN namespace n ON n.id = r.namespace_id WHERE n.name = $2 AND r.name = $3), \
+             $3, $4, $5, $6, $7, $8)",
         )
         .bind(&e.kind)
-        .bind(account_id)
         .bind(e.namespace.as_deref())
-        .bind(repository_id)
         .bind(e.repository.as_deref())
         .bind(e.performer_id)
         .bind(e.performer.as_deref())

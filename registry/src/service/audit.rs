@@ -178,14 +178,24 @@ async fn writer(db: Db, mut rx: mpsc::UnboundedReceiver<Msg>) {
 
 async fn write(db: &Db, entries: &mut Vec<db::audit::NewEntry>, touches: &mut Vec<(i64, i64)>) {
     if !entries.is_empty() {
-        let result = async {
-            let mut tx = db.begin().await?;
-            db::audit::insert_batch(&mut tx, entries).await?;
-            tx.commit().await
-        }
-        .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, count = entries.len(), "writing audit log entries failed");
+        // A failed batch (e.g. the database was briefly unavailable) is retried a few times.
+        for attempt in 1..=5 {
+            let result = async {
+                let mut tx = db.begin().await?;
+                db::audit::insert_batch(&mut tx, entries).await?;
+                tx.commit().await
+            }
+            .await;
+            match result {
+                Ok(()) => break,
+                Err(e) if attempt < 5 => {
+                    tracing::warn!(error = %e, attempt, "writing audit log entries failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, count = entries.len(), "writing audit log entries failed; entries lost");
+                }
+            }
         }
         entries.clear();
     }

@@ -16,3 +16,4 @@ mod ops;
 mod orgs;
 mod safety;
 mod storage;
+mod teams;
