@@ -17,6 +17,17 @@ use tokio::task::JoinHandle;
 use super::Principal;
 use crate::db::{self, Db};
 
+tokio::task_local! {
+    /// The client address of the request being served, for records made deep inside the
+    /// registry services (e.g. a repository created by a push).
+    pub static CLIENT_IP: Option<IpAddr>;
+}
+
+/// The client address of the current request, when the surface set one.
+pub fn current_ip() -> Option<IpAddr> {
+    CLIENT_IP.try_with(|ip| *ip).ok().flatten()
+}
+
 /// Most records written in one transaction.
 const BATCH: usize = 500;
 

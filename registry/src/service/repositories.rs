@@ -141,7 +141,7 @@ pub async fn create_on_push(
     {
         Ok(Some(_)) => {
             ctx.audit.record(
-                &Caller::new(principal.clone(), None),
+                &Caller::new(principal.clone(), super::audit::current_ip()),
                 Event::repo(
                     "create_repo",
                     name.namespace(),

@@ -14,6 +14,7 @@ mod content;
 mod manifests;
 mod ops;
 mod orgs;
+mod robots;
 mod safety;
 mod storage;
 mod teams;

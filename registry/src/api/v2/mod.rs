@@ -92,7 +92,7 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
         scope: scope_for(&parts.method, &route),
     };
     let ip = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
-    let mut response = match handle(
+    let handled = handle(
         &state,
         &parts.method,
         &parts.uri,
@@ -101,9 +101,8 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
         body,
         &challenge,
         ip,
-    )
-    .await
-    {
+    );
+    let mut response = match crate::service::audit::CLIENT_IP.scope(ip, handled).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };

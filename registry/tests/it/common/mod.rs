@@ -210,6 +210,11 @@ impl TestServer {
         self.running = Some(running);
     }
 
+    /// Appends lines to the configuration (takes effect at the next [`TestServer::restart`]).
+    pub fn config_yaml_push(&mut self, extra: &str) {
+        self.config_yaml.push_str(extra);
+    }
+
     /// Stops the server and starts it again on the same address with the same data.
     pub async fn restart(&mut self) {
         if let Some(r) = self.running.take() {
