@@ -127,7 +127,7 @@ pub async fn graph(tx: &mut Tx, repository_id: i64, cutoff_ms: i64) -> DbResult<
         .await?;
     let tagged = rows
         .iter()
-        .map(|r| Ok(r.try_get("manifest_id")?))
+        .map(|r| r.try_get("manifest_id"))
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
     Ok(Graph {
         manifests,

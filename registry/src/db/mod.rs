@@ -13,14 +13,20 @@
 //!   sequences that must commit together. On SQLite, write transactions are serialised in
 //!   process (see [`Db::begin`]) so they never fail with `SQLITE_BUSY` on lock upgrade.
 
+pub mod apps;
+pub mod audit;
 pub mod blobs;
 pub mod gc;
 pub mod labels;
 pub mod manifests;
 pub mod namespaces;
+pub mod permissions;
 pub mod repos;
+pub mod repositories;
+pub mod robots;
 pub mod settings;
 pub mod tags;
+pub mod teams;
 pub mod tokens;
 pub mod uploads;
 
@@ -114,6 +120,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         1,
         "registry",
         include_str!("../../migrations/0001_registry.sql"),
+    ),
+    (
+        2,
+        "tenancy",
+        include_str!("../../migrations/0002_tenancy.sql"),
     ),
     (3, "tags", include_str!("../../migrations/0003_tags.sql")),
 ];

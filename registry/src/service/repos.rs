@@ -29,7 +29,9 @@ pub async fn authorize(
     tracing::debug!(?principal, ?action, repository = %repo, "access denied");
     match principal {
         Principal::Anonymous | Principal::Token(_) => Err(RegistryError::Unauthorized),
-        Principal::User(_) => Err(RegistryError::Denied),
+        Principal::User(_) | Principal::Robot(_) | Principal::OAuth(_) => {
+            Err(RegistryError::Denied)
+        }
     }
 }
 
@@ -60,11 +62,11 @@ pub async fn for_push(
     }
     if !authz::can(ctx, principal, Action::CreateRepo, Resource::Repo(name)).await? {
         return Err(match principal {
-            Principal::User(_) => RegistryError::Denied,
-            _ => RegistryError::Unauthorized,
+            Principal::Anonymous | Principal::Token(_) => RegistryError::Unauthorized,
+            _ => RegistryError::Denied,
         });
     }
-    create(ctx, name, "private").await
+    super::repositories::create_on_push(ctx, principal, name).await
 }
 
 /// Creates a repository (or returns it if a concurrent push created it first).

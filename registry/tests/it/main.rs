@@ -13,5 +13,8 @@ mod clients;
 mod content;
 mod manifests;
 mod ops;
+mod orgs;
+mod robots;
 mod safety;
 mod storage;
+mod teams;
