@@ -71,6 +71,15 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Garbage collection: `quayside gc --now` runs one full collection (including orphaned
+    /// blob files) and prints what it reclaimed. The `gc` worker does the same periodically.
+    Gc {
+        #[command(flatten)]
+        common: Common,
+        /// Run one collection now.
+        #[arg(long, required = true)]
+        now: bool,
+    },
     /// Apply database migrations and exit.
     Migrate {
         #[command(flatten)]
@@ -167,6 +176,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             for t in tasks {
                 let _ = t.await;
             }
+            Ok(())
+        }
+        Command::Gc { common, now: _ } => {
+            let config = common.load(None)?;
+            let ctx = server::build_context(config, Arc::new(SystemClock)).await?;
+            let report = crate::service::gc::collect(&ctx, true)
+                .await
+                .context("garbage collection failed")?;
+            println!("garbage collection: {report}");
+            ctx.audit.shutdown().await;
+            ctx.db.close().await;
             Ok(())
         }
         Command::Migrate { common } => {

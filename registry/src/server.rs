@@ -60,6 +60,7 @@ pub async fn build_context(config: Config, clock: Arc<dyn Clock>) -> anyhow::Res
         uploads: uploads::UploadState::default(),
         auth_cache: auth::CredentialCache::default(),
         pull_cache: PullCache::from_env(),
+        pauses: Default::default(),
         audit: audit::AuditLog::start(db.clone()),
         federation: federation::JwksCache::default(),
     }))

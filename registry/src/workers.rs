@@ -9,13 +9,24 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::db;
-use crate::service::{Ctx, uploads};
+use crate::service::{Ctx, gc, tags, uploads};
 
 /// A periodic worker.
 #[derive(Clone, Copy, Debug)]
 pub struct Worker {
     pub name: &'static str,
+    /// How often it runs, unless the configuration says otherwise ([`Worker::interval_for`]).
     pub interval: Duration,
+}
+
+impl Worker {
+    /// The interval in this configuration (`gc` follows `GARBAGE_COLLECTION_FREQUENCY`).
+    pub fn interval_for(&self, ctx: &Ctx) -> Duration {
+        match self.name {
+            "gc" => ctx.config.gc.frequency,
+            _ => self.interval,
+        }
+    }
 }
 
 /// Every worker this build has.
@@ -27,6 +38,16 @@ pub const ALL: &[Worker] = &[
     Worker {
         name: "mirror",
         interval: Duration::from_secs(300),
+    },
+    // Ends expired tags at their expiration (they stop being served the moment they expire).
+    Worker {
+        name: "expiration",
+        interval: Duration::from_secs(30),
+    },
+    // Garbage collection (see `service::gc`).
+    Worker {
+        name: "gc",
+        interval: Duration::from_secs(30),
     },
 ];
 
@@ -42,6 +63,21 @@ pub async fn run_once(ctx: &Ctx, name: &str) -> anyhow::Result<String> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(format!("removed {removed} abandoned uploads"))
+        }
+        "expiration" => {
+            let ended = tags::expire(ctx)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(format!("ended {ended} expired tags"))
+        }
+        "gc" if !ctx.config.gc.enabled => {
+            Ok("garbage collection is off (FEATURE_GARBAGE_COLLECTION: false)".into())
+        }
+        "gc" => {
+            let report = gc::worker_pass(ctx)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(report.to_string())
         }
         // Repository mirroring arrives with its own issue; the worker exists so deployments that
         // run `quayside worker --only mirror` stay up, and says plainly that it does nothing yet.
@@ -67,7 +103,8 @@ pub fn spawn(
             tokio::spawn(async move {
                 loop {
                     let now = ctx.now_ms();
-                    let lease_until = now + 2 * worker.interval.as_millis() as i64;
+                    let interval = worker.interval_for(&ctx);
+                    let lease_until = now + 2 * interval.as_millis() as i64;
                     let lease = format!("worker:{}", worker.name);
                     match db::settings::acquire_lease(ctx.db.pool(), &lease, &holder, now, lease_until).await {
                         Ok(true) => match run_once(&ctx, worker.name).await {
@@ -78,7 +115,7 @@ pub fn spawn(
                         Err(e) => tracing::warn!(worker = worker.name, error = %e, "cannot take the worker lease"),
                     }
                     tokio::select! {
-                        () = tokio::time::sleep(worker.interval) => {}
+                        () = tokio::time::sleep(interval) => {}
                         _ = shutdown.wait_for(|stop| *stop) => break,
                     }
                 }

@@ -35,7 +35,7 @@ pub struct Client {
     token: Option<String>,
 }
 
-fn seg(s: &str) -> String {
+pub(crate) fn seg(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~+".contains(&b) {
@@ -67,7 +67,7 @@ impl Client {
         self
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,
@@ -92,7 +92,7 @@ impl Client {
         }
     }
 
-    async fn json<T: DeserializeOwned>(
+    pub(crate) async fn json<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -101,7 +101,7 @@ impl Client {
         Ok(self.send(method, path, body).await?.json().await?)
     }
 
-    async fn unit(
+    pub(crate) async fn unit(
         &self,
         method: Method,
         path: &str,
@@ -110,7 +110,7 @@ impl Client {
         self.send(method, path, body).await.map(|_| ())
     }
 
-    const NONE: Option<&'static ()> = None;
+    pub(crate) const NONE: Option<&'static ()> = None;
 
     /// Creates the first user (a superuser) of an empty registry; with `access_token` the answer
     /// carries an access token for it.

@@ -4,10 +4,13 @@
 //! The server depends on this crate for the types (without the client), so what the server
 //! answers and what the client reads cannot drift apart.
 
+pub mod tags;
 pub mod types;
 
 #[cfg(feature = "client")]
 mod client;
+#[cfg(feature = "client")]
+mod tags_client;
 
 #[cfg(feature = "client")]
 pub use client::{Client, ClientError};

@@ -33,19 +33,21 @@ pub async fn repos_with_manifest_candidates<'c>(
     ex: impl Exec<'c>,
     now_ms: i64,
     grace_ms: i64,
+    after: i64,
     limit: i64,
 ) -> DbResult<Vec<i64>> {
     let sql = format!(
         "SELECT DISTINCT m.repository_id FROM manifest m \
          JOIN repository r ON r.id = m.repository_id JOIN namespace n ON n.id = r.namespace_id \
-         WHERE COALESCE(m.pushed_ms, m.created_ms) <= $1 - $2 - n.tag_expiration_s * 1000 \
+         WHERE m.repository_id > $3 AND COALESCE(m.pushed_ms, m.created_ms) <= $1 - $2 - n.tag_expiration_s * 1000 \
          AND NOT EXISTS (SELECT 1 FROM tag t WHERE t.manifest_id = m.id AND {}) \
-         ORDER BY m.repository_id LIMIT $3",
+         ORDER BY m.repository_id LIMIT $4",
         retained("$1 - n.tag_expiration_s * 1000")
     );
     let rows = sqlx::query(&sql)
         .bind(now_ms)
         .bind(grace_ms)
+        .bind(after)
         .bind(limit)
         .fetch_all(ex)
         .await?;
@@ -157,19 +159,21 @@ pub async fn delete_manifests(tx: &mut Tx, ids: &[i64]) -> DbResult<u64> {
 const UNREFERENCED_LINK: &str = "NOT EXISTS (SELECT 1 FROM manifest_blob mb JOIN manifest m ON m.id = mb.manifest_id \
      WHERE m.repository_id = repo_blob.repository_id AND mb.digest = repo_blob.digest)";
 
-/// Repositories with blob links older than `cutoff_ms` that no manifest of the repository
-/// references.
+/// Repositories (after `after`, by id) with blob links older than `cutoff_ms` that no manifest
+/// of the repository references.
 pub async fn repos_with_stale_links<'c>(
     ex: impl Exec<'c>,
     cutoff_ms: i64,
+    after: i64,
     limit: i64,
 ) -> DbResult<Vec<i64>> {
     let sql = format!(
-        "SELECT DISTINCT repository_id FROM repo_blob WHERE created_ms < $1 AND {UNREFERENCED_LINK} \
-         ORDER BY repository_id LIMIT $2"
+        "SELECT DISTINCT repository_id FROM repo_blob WHERE repository_id > $2 AND created_ms < $1 \
+         AND {UNREFERENCED_LINK} ORDER BY repository_id LIMIT $3"
     );
     let rows = sqlx::query(&sql)
         .bind(cutoff_ms)
+        .bind(after)
         .bind(limit)
         .fetch_all(ex)
         .await?;
@@ -192,20 +196,22 @@ pub async fn delete_stale_links(tx: &mut Tx, repository_id: i64, cutoff_ms: i64)
     Ok(done.rows_affected())
 }
 
-/// Up to `limit` blobs stored before `cutoff_ms` that no repository links and no manifest
-/// references.
+/// Up to `limit` blobs (after `after`, by digest) stored before `cutoff_ms` that no repository
+/// links and no manifest references.
 pub async fn unreferenced_blobs<'c>(
     ex: impl Exec<'c>,
     cutoff_ms: i64,
+    after: &str,
     limit: i64,
 ) -> DbResult<Vec<String>> {
     let rows = sqlx::query(
-        "SELECT b.digest FROM blob b WHERE b.created_ms < $1 \
+        "SELECT b.digest FROM blob b WHERE b.digest > $2 AND b.created_ms < $1 \
          AND NOT EXISTS (SELECT 1 FROM repo_blob rb WHERE rb.digest = b.digest) \
          AND NOT EXISTS (SELECT 1 FROM manifest_blob mb WHERE mb.digest = b.digest) \
-         ORDER BY b.digest LIMIT $2",
+         ORDER BY b.digest LIMIT $3",
     )
     .bind(cutoff_ms)
+    .bind(after)
     .bind(limit)
     .fetch_all(ex)
     .await?;

@@ -160,6 +160,31 @@ pub async fn upsert(tx: &mut Tx, m: &NewManifest<'_>, now_ms: i64) -> DbResult<i
     Ok(id)
 }
 
+/// Ids of the manifests of the repository among `digests` (deleted or not).
+pub async fn ids_of<'c>(
+    ex: impl Exec<'c>,
+    repository_id: i64,
+    digests: &[&str],
+) -> DbResult<Vec<i64>> {
+    if digests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (0..digests.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "SELECT id FROM manifest WHERE repository_id = $1 AND digest IN ({})",
+        placeholders.join(", ")
+    );
+    let mut q = sqlx::query(&sql).bind(repository_id);
+    for d in digests {
+        q = q.bind(*d);
+    }
+    let rows = q.fetch_all(ex).await?;
+    rows.iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()
+        .map_err(Into::into)
+}
+
 /// Which of `digests` are (undeleted) manifests of the repository.
 pub async fn present_among<'c>(
     ex: impl Exec<'c>,

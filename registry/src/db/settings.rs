@@ -51,3 +51,25 @@ pub async fn acquire_lease<'c, E: Exec<'c> + Copy>(
         .await?;
     Ok(row.try_get::<String, _>("holder")? == holder)
 }
+
+/// The stored value of `name`, if any.
+pub async fn get<'c>(ex: impl Exec<'c>, name: &str) -> DbResult<Option<String>> {
+    let row = sqlx::query("SELECT value FROM instance_setting WHERE name = $1")
+        .bind(name)
+        .fetch_optional(ex)
+        .await?;
+    row.map(|r| Ok(r.try_get("value")?)).transpose()
+}
+
+/// Stores `value` under `name`, replacing what was there.
+pub async fn put<'c>(ex: impl Exec<'c>, name: &str, value: &str) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO instance_setting (name, value) VALUES ($1, $2) \
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )
+    .bind(name)
+    .bind(value)
+    .execute(ex)
+    .await?;
+    Ok(())
+}

@@ -95,6 +95,10 @@ pub enum TenancyError {
     Refused(String),
     #[error("Not Found")]
     NotFound,
+    /// Not possible in the repository's state (read-only or mirror): Quay's 503 with
+    /// `{"message": ...}`.
+    #[error("{0}")]
+    Unavailable(String),
     /// Not allowed: 401 for anonymous callers, 403 for known ones.
     #[error("Unauthorized")]
     Forbidden { anonymous: bool },

@@ -6,12 +6,16 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::json;
 
+use super::audit::Caller;
 use super::authz::Action;
 use super::cache::Resolved;
-use super::{Ctx, Principal, RegistryError, repos};
-use crate::db::{self, manifests::ManifestRow, tags::TagChange};
+use super::{Ctx, Internal, Principal, RegistryError, TenancyError, repos, views};
+use crate::db::repos::RepoRow;
+use crate::db::tags::{SetOptions, TagChange};
+use crate::db::{self, manifests::ManifestRow};
 use crate::oci::manifest::{self, MAX_MANIFEST_BYTES, OCI_INDEX};
 use crate::oci::{Digest, RepoName, validate_tag};
+use quayside_client::tags as api;
 
 /// A manifest reference from a URL: a tag or a digest.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,17 +85,16 @@ pub async fn put(
     };
 
     let required: Vec<&str> = parsed.required_blobs().map(|d| d.digest.as_str()).collect();
-    let present = db::blobs::linked_among(ctx.db.pool(), repo.id, &required).await?;
-    if let Some(missing) = required.iter().find(|d| !present.iter().any(|p| p == *d)) {
-        return Err(RegistryError::ManifestBlobUnknown((*missing).to_owned()));
-    }
     let children: Vec<&str> = parsed.manifests.iter().map(|d| d.digest.as_str()).collect();
-    let present = db::manifests::present_among(ctx.db.pool(), repo.id, &children).await?;
-    if let Some(missing) = children.iter().find(|d| !present.iter().any(|p| p == *d)) {
-        return Err(RegistryError::ManifestUnknown(format!(
-            "child manifest {missing} is not in the repository"
-        )));
+    // Checked here for a quick answer, and again under the repository lock below.
+    {
+        let mut conn = ctx.db.pool().acquire().await.map_err(db::DbError::from)?;
+        check_references(&mut conn, repo.id, &required, &children).await?;
     }
+    // Labels (and the expiration they may set) come from the image config, read before the
+    // transaction: it is small, and storage is not read under a lock.
+    let labels = super::labels::of_push(ctx, &parsed).await;
+    let own_expiry = labels.get(super::labels::EXPIRES_AFTER).cloned();
 
     let annotations = (!parsed.annotations.is_empty())
         .then(|| serde_json::to_string(&parsed.annotations).unwrap_or_default());
@@ -103,29 +106,52 @@ pub async fn put(
         subject_digest: parsed.subject.as_ref().map(|s| s.digest.as_str()),
         config_digest: parsed.config.as_ref().map(|c| c.digest.as_str()),
         annotations: annotations.as_deref(),
-        layers_size: None,
+        layers_size: (!parsed.kind.is_list())
+            .then(|| parsed.layers.iter().map(|l| l.size).sum::<i64>()),
         content: &body,
         blobs: &required,
         children: &children,
     };
-    // Tag writers of one repository are serialised by a lock on the repository (so concurrent
-    // pushes of one tag queue instead of failing); the live-tag unique index stays the last
+    // Writers of one repository's manifests and tags are serialised by a lock on the repository
+    // (so concurrent pushes of one tag queue instead of failing). Garbage collection deletes a
+    // repository's manifests and blob links only under the same lock, so what the references
+    // check finds under it stays true until the commit. The live-tag unique index stays the last
     // line of defence, and a violation of it is retried.
     let mut attempt = 0;
     let tag_change = loop {
         attempt += 1;
         let now = ctx.now_ms();
         let mut tx = ctx.db.begin().await?;
-        if matches!(reference, Reference::Tag(_)) {
-            db::repos::lock(&mut tx, repo.id).await?;
-        }
+        db::repos::lock(&mut tx, repo.id).await?;
+        check_references(&mut tx, repo.id, &required, &children).await?;
+        let existed = db::manifests::id_of(&mut *tx, repo.id, digest.as_str())
+            .await?
+            .is_some();
         let id = db::manifests::upsert(&mut tx, &new, now).await?;
+        if !existed {
+            for label in super::labels::import_rows(id, &labels) {
+                db::labels::insert(&mut *tx, &label, now).await?;
+            }
+        }
         let change = match &reference {
-            Reference::Tag(tag) => match db::tags::set(&mut tx, repo.id, tag, id, now).await {
-                Ok(c) => Some(c),
-                Err(e) if e.is_unique_violation() && attempt < 5 => continue,
-                Err(e) => return Err(e.into()),
-            },
+            Reference::Tag(tag) => {
+                let expiry = match &own_expiry {
+                    Some(value) => Some(value.clone()),
+                    None => common_child_expiry(&mut tx, repo.id, &children).await?,
+                };
+                let options = SetOptions {
+                    expiration_ms: expiry
+                        .as_deref()
+                        .and_then(super::labels::parse_expires_after)
+                        .map(|s| now.saturating_add(s.saturating_mul(1000))),
+                    reversion: false,
+                };
+                match db::tags::set_with(&mut tx, repo.id, tag, id, now, options).await {
+                    Ok(c) => Some(c),
+                    Err(e) if e.is_unique_violation() && attempt < 5 => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
             Reference::Digest(_) => None,
         };
         match tx.commit().await {
@@ -140,6 +166,49 @@ pub async fn put(
         subject: parsed.subject.map(|s| s.digest),
         tag_change,
     })
+}
+
+/// Fails unless every blob in `required` is linked into the repository and every manifest in
+/// `children` is in it.
+async fn check_references(
+    conn: &mut sqlx::AnyConnection,
+    repository_id: i64,
+    required: &[&str],
+    children: &[&str],
+) -> Result<(), RegistryError> {
+    let present = db::blobs::linked_among(&mut *conn, repository_id, required).await?;
+    if let Some(missing) = required.iter().find(|d| !present.iter().any(|p| p == *d)) {
+        return Err(RegistryError::ManifestBlobUnknown((*missing).to_owned()));
+    }
+    let present = db::manifests::present_among(&mut *conn, repository_id, children).await?;
+    if let Some(missing) = children.iter().find(|d| !present.iter().any(|p| p == *d)) {
+        return Err(RegistryError::ManifestUnknown(format!(
+            "child manifest {missing} is not in the repository"
+        )));
+    }
+    Ok(())
+}
+
+/// The `quay.expires-after` value every child of an index agrees on (Quay applies the labels
+/// an index's children share).
+async fn common_child_expiry(
+    tx: &mut db::Tx,
+    repository_id: i64,
+    children: &[&str],
+) -> Result<Option<String>, RegistryError> {
+    if children.is_empty() {
+        return Ok(None);
+    }
+    let ids = db::manifests::ids_of(&mut **tx, repository_id, children).await?;
+    let values = db::labels::values_of(&mut **tx, &ids, super::labels::EXPIRES_AFTER).await?;
+    let first = values.first().map(|(_, v)| v.clone());
+    Ok(first.filter(|v| values.len() == ids.len() && values.iter().all(|(_, x)| x == v)))
+}
+
+/// The sum of the layer sizes of an image manifest (Quay's tag `size`); `None` for lists.
+pub fn layers_size_of(media_type: &str, content: &[u8]) -> Option<i64> {
+    let parsed = manifest::parse(Some(media_type), content).ok()?;
+    (!parsed.kind.is_list()).then(|| parsed.layers.iter().map(|l| l.size).sum())
 }
 
 /// A manifest as served.
@@ -241,17 +310,18 @@ fn reference_text(r: &Reference) -> String {
     }
 }
 
-/// Deletes a manifest by digest (and every tag on it) or a tag by name.
+/// Deletes a manifest by digest (and every tag on it) or a tag by name. Returns the names of the
+/// tags that were live and ended.
 pub async fn delete(
     ctx: &Ctx,
     principal: &Principal,
     name: &RepoName,
     reference: &str,
-) -> Result<(), RegistryError> {
+) -> Result<Vec<String>, RegistryError> {
     let reference = Reference::parse(reference)?;
     let repo = repos::existing(ctx, principal, Action::Delete, name).await?;
     let now = ctx.now_ms();
-    match &reference {
+    let ended = match &reference {
         Reference::Tag(tag) => {
             if db::tags::end_live(ctx.db.pool(), repo.id, tag, now)
                 .await?
@@ -259,6 +329,7 @@ pub async fn delete(
             {
                 return Err(RegistryError::ManifestUnknown(reference_text(&reference)));
             }
+            vec![tag.clone()]
         }
         Reference::Digest(d) => {
             let mut tx = ctx.db.begin().await?;
@@ -266,12 +337,13 @@ pub async fn delete(
             else {
                 return Err(RegistryError::ManifestUnknown(reference_text(&reference)));
             };
-            db::tags::end_for_manifest(&mut *tx, id, now).await?;
+            let ended = db::tags::end_for_manifest(&mut *tx, id, now).await?;
             tx.commit().await?;
+            ended
         }
-    }
+    };
     ctx.pull_cache.invalidate();
-    Ok(())
+    Ok(ended)
 }
 
 /// The referrers of `digest`: an OCI image index of the manifests whose `subject` it is,
@@ -310,6 +382,172 @@ pub async fn referrers(
         serde_json::to_vec(&index).unwrap_or_default(),
         artifact_type.is_some(),
     ))
+}
+
+/// Quay's digest of the empty layer a config history entry with `empty_layer` stands for.
+pub const EMPTY_LAYER_DIGEST: &str =
+    "sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4";
+const EMPTY_LAYER_SIZE: i64 = 32;
+
+/// An existing (not deleted) manifest of a repository by digest, for the REST API, after
+/// checking `action` on the repository. A reference that is not a digest is not found.
+pub async fn resolve_manifest(
+    ctx: &Ctx,
+    caller: &Caller,
+    action: Action,
+    namespace: &str,
+    repository: &str,
+    manifestref: &str,
+) -> Result<(RepoRow, ManifestRow), TenancyError> {
+    let repo = super::repositories::checked(ctx, caller, action, namespace, repository).await?;
+    let digest: Digest = manifestref.parse().map_err(|_| TenancyError::NotFound)?;
+    let manifest = db::manifests::by_digest(ctx.db.pool(), repo.id, digest.as_str())
+        .await?
+        .filter(|m| m.deleted_ms.is_none())
+        .ok_or(TenancyError::NotFound)?;
+    Ok((repo, manifest))
+}
+
+/// `GET /api/v1/repository/{repo}/manifest/{digest}`: the manifest with its layers, described
+/// from the image config's history as Quay does.
+pub async fn describe(
+    ctx: &Ctx,
+    caller: &Caller,
+    namespace: &str,
+    repository: &str,
+    manifestref: &str,
+) -> Result<api::Manifest, TenancyError> {
+    let (_, row) = resolve_manifest(
+        ctx,
+        caller,
+        Action::Pull,
+        namespace,
+        repository,
+        manifestref,
+    )
+    .await?;
+    let manifest_data = String::from_utf8_lossy(&row.content).into_owned();
+    let parsed = manifest::parse(Some(&row.media_type), &row.content).map_err(|e| {
+        Internal::Other(format!(
+            "stored manifest {} does not parse: {e}",
+            row.digest
+        ))
+    })?;
+    if parsed.kind.is_list() {
+        return Ok(api::Manifest {
+            digest: row.digest,
+            is_manifest_list: true,
+            manifest_data,
+            config_media_type: None,
+            layers_compressed_size: 0,
+            layers: None,
+        });
+    }
+    let history = match &parsed.config {
+        Some(c) if parsed.is_image() => match super::labels::read_small(ctx, &c.digest).await {
+            Ok(bytes) => config_history(&bytes),
+            Err(e) => {
+                tracing::warn!(digest = %c.digest, error = %e, "cannot read an image config for its history");
+                Vec::new()
+            }
+        },
+        _ => Vec::new(),
+    };
+    Ok(api::Manifest {
+        digest: row.digest,
+        is_manifest_list: false,
+        manifest_data,
+        config_media_type: parsed.config.as_ref().map(|c| c.media_type.clone()),
+        layers_compressed_size: parsed.layers.iter().map(|l| l.size).sum(),
+        layers: Some(layer_views(&parsed.layers, &history)),
+    })
+}
+
+/// One entry of an image config's `history`.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct HistoryEntry {
+    #[serde(default)]
+    pub created: Option<String>,
+    #[serde(default)]
+    pub created_by: Option<String>,
+    #[serde(default)]
+    pub author: Option<String>,
+    #[serde(default)]
+    pub comment: Option<String>,
+    #[serde(default)]
+    pub empty_layer: bool,
+}
+
+fn config_history(config: &[u8]) -> Vec<HistoryEntry> {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        #[serde(default)]
+        history: Vec<HistoryEntry>,
+    }
+    serde_json::from_slice::<Config>(config)
+        .map(|c| c.history)
+        .unwrap_or_default()
+}
+
+/// Quay's layer list: one entry per history entry (empty ones as the empty layer), paired in
+/// order with the manifest's layers; without a history that fits, one bare entry per layer.
+pub fn layer_views(
+    layers: &[crate::oci::manifest::Descriptor],
+    history: &[HistoryEntry],
+) -> Vec<api::ManifestLayer> {
+    let date = |created: &Option<String>| {
+        created
+            .as_deref()
+            .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+            .map(|d| views::format_date(d.timestamp() * 1000))
+    };
+    let command = |created_by: &Option<String>| {
+        created_by
+            .as_ref()
+            .map(|c| serde_json::from_str::<Vec<String>>(c).unwrap_or_else(|_| vec![c.clone()]))
+    };
+    let bare = |index: usize, l: &crate::oci::manifest::Descriptor| api::ManifestLayer {
+        index: index as i64,
+        compressed_size: l.size,
+        is_remote: l.urls.as_ref().is_some_and(|u| !u.is_empty()),
+        urls: l.urls.clone().filter(|u| !u.is_empty()),
+        command: None,
+        comment: None,
+        author: None,
+        blob_digest: l.digest.to_string(),
+        created_datetime: None,
+    };
+    let non_empty = history.iter().filter(|h| !h.empty_layer).count();
+    if history.is_empty() || non_empty != layers.len() {
+        return layers.iter().enumerate().map(|(i, l)| bare(i, l)).collect();
+    }
+    let mut next = layers.iter();
+    history
+        .iter()
+        .enumerate()
+        .map(|(index, h)| {
+            let layer = if h.empty_layer { None } else { next.next() };
+            let mut view = match layer {
+                Some(l) => bare(index, l),
+                None => api::ManifestLayer {
+                    index: index as i64,
+                    compressed_size: EMPTY_LAYER_SIZE,
+                    is_remote: false,
+                    urls: None,
+                    command: None,
+                    comment: None,
+                    author: None,
+                    blob_digest: EMPTY_LAYER_DIGEST.to_owned(),
+                    created_datetime: None,
+                },
+            };
+            view.command = command(&h.created_by);
+            view.comment = h.comment.clone();
+            view.author = h.author.clone();
+            view.created_datetime = date(&h.created);
+            view
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -12,15 +12,19 @@ pub mod cache;
 pub mod clock;
 pub mod error;
 pub mod federation;
+pub mod gc;
 pub mod jwt;
+pub mod labels;
 pub mod mail;
 pub mod manifests;
 pub mod orgs;
+pub mod pause;
 pub mod permissions;
 pub mod repos;
 pub mod repositories;
 pub mod robots;
 pub mod scopes;
+pub mod tags;
 pub mod teams;
 pub mod uploads;
 pub mod views;
@@ -47,6 +51,8 @@ pub struct Ctx {
     pub sealer: accounts::PasswordSealer,
     /// Read-through cache of the pull path; writes call `pull_cache.invalidate()`.
     pub pull_cache: cache::PullCache,
+    /// Pause points for tests that interleave concurrent operations.
+    pub pauses: pause::PausePoints,
     pub audit: audit::AuditLog,
     pub federation: federation::JwksCache,
 }

@@ -6,7 +6,7 @@
 //! activating user is the creator or anyone; a creator-specific prototype wins over an
 //! "anyone" prototype for the same delegate.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use quayside_client::types as api;
 use serde_json::json;
@@ -274,21 +274,7 @@ pub async fn get(
             .await?
     };
     let tags = if include_tags {
-        let tags = db::repositories::live_tags(ctx.db.pool(), repo.id, ctx.now_ms(), 500).await?;
-        Some(
-            tags.into_iter()
-                .map(|t| {
-                    let view = api::RepositoryTag {
-                        name: t.name.clone(),
-                        size: t.size,
-                        last_modified: Some(views::format_date(t.start_ms)),
-                        expiration: t.expiration_ms.map(views::format_date),
-                        manifest_digest: t.digest,
-                    };
-                    (t.name, view)
-                })
-                .collect::<BTreeMap<_, _>>(),
-        )
+        Some(super::tags::repository_tags(ctx, repo.id).await?)
     } else {
         None
     };

@@ -5,8 +5,9 @@
 //! `uploads/<uuid>/<offset>` while it is hashed. A part counts only once the database records it
 //! with a conditional update on the upload's size, so a failed or concurrent request can never
 //! leave a gap or an overlap. On completion the parts become the blob (a rename when there is
-//! one part, a concatenation otherwise) under its digest key, and only then is the blob row
-//! written: a blob is visible only after its digest is verified.
+//! one part, a concatenation then a rename otherwise) under its digest key, and only then is the
+//! blob row written: a blob is visible only after its digest is verified. That last step runs
+//! under the blob's digest lock, which garbage collection also takes (see `service::gc`).
 //!
 //! The running hash of each upload is kept in memory between chunks; when it is missing (after a
 //! restart, or when another replica took the previous chunk) it is rebuilt from the stored parts.
@@ -144,14 +145,19 @@ pub async fn mount(
         if readable
             && let Some(src) =
                 db::repos::get(ctx.db.pool(), source.namespace(), source.repository()).await?
-            && let Some(size) =
-                db::blobs::size_in_repo(ctx.db.pool(), src.id, digest.as_str()).await?
         {
-            db::blobs::link(ctx.db.pool(), target.id, digest.as_str(), ctx.now_ms()).await?;
-            return Ok(MountOutcome::Mounted(Committed {
-                digest,
-                size: size as u64,
-            }));
+            // Under the digest lock, so garbage collection cannot delete the blob between the
+            // check and the link (see `service::gc`).
+            let mut tx = ctx.db.begin().await?;
+            db::blobs::lock_digest(&mut tx, digest.as_str()).await?;
+            if let Some(size) = db::blobs::size_in_repo(&mut *tx, src.id, digest.as_str()).await? {
+                db::blobs::link(&mut *tx, target.id, digest.as_str(), ctx.now_ms()).await?;
+                tx.commit().await?;
+                return Ok(MountOutcome::Mounted(Committed {
+                    digest,
+                    size: size as u64,
+                }));
+            }
         }
     }
     let uuid = uuid::Uuid::new_v4().to_string();
@@ -266,27 +272,40 @@ async fn complete_inner(
         .iter()
         .map(|(start, _)| paths::upload_part(uuid, *start as u64))
         .collect();
-    let blob_key = paths::blob(&expected);
-    let now = ctx.now_ms();
-    if db::blobs::size(ctx.db.pool(), expected.as_str())
-        .await?
-        .is_none()
-    {
-        match keys.as_slice() {
-            [] => {
+    // The bytes that become the blob: the single part, or the parts joined. Joining copies
+    // them, so it happens before any lock is taken.
+    let staged = match keys.as_slice() {
+        [single] => single.clone(),
+        many => {
+            let staged = paths::upload_staged(uuid);
+            if many.is_empty() {
                 ctx.store
-                    .put(&blob_key, Box::pin(futures_util::stream::empty()))
+                    .put(&staged, Box::pin(futures_util::stream::empty()))
                     .await?;
+            } else {
+                storage::concat(ctx.store.as_ref(), many, &staged).await?;
             }
-            [single] => ctx.store.rename(single, &blob_key).await?,
-            many => {
-                storage::concat(ctx.store.as_ref(), many, &blob_key).await?;
-            }
+            staged
         }
-        db::blobs::insert(ctx.db.pool(), expected.as_str(), size as i64, now).await?;
+    };
+    let blob_key = paths::blob(&expected);
+    // Whether the blob's bytes exist, moving them into place, the row and the link are decided
+    // under the digest lock that garbage collection holds while it deletes a blob's row and
+    // bytes (see `service::gc`), so a blob is never linked while its bytes are going away.
+    let mut tx = ctx.db.begin().await?;
+    db::blobs::lock_digest(&mut tx, expected.as_str()).await?;
+    let now = ctx.now_ms();
+    let stored = db::blobs::size(&mut *tx, expected.as_str())
+        .await?
+        .is_some();
+    ctx.pauses.point("uploads.blob_checked").await;
+    if !stored {
+        ctx.store.rename(&staged, &blob_key).await?;
+        db::blobs::insert(&mut *tx, expected.as_str(), size as i64, now).await?;
     }
-    db::blobs::link(ctx.db.pool(), upload.repository_id, expected.as_str(), now).await?;
-    db::uploads::delete(ctx.db.pool(), uuid).await?;
+    db::blobs::link(&mut *tx, upload.repository_id, expected.as_str(), now).await?;
+    db::uploads::delete(&mut *tx, uuid).await?;
+    tx.commit().await?;
     drop(guard);
     delete_stored_parts(ctx, uuid).await?;
     ctx.uploads.forget(uuid);

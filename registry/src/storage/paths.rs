@@ -3,6 +3,7 @@
 //! ```text
 //! blobs/<algorithm>/<first two hex digits>/<hex>     verified blob content
 //! uploads/<upload uuid>/<start offset, 20 digits>    one stored part of an unfinished upload
+//! uploads/<upload uuid>/blob                          its parts joined, about to become the blob
 //! ```
 //!
 //! Digests are validated ([`Digest`]) and upload ids are generated UUIDs checked by
@@ -21,6 +22,22 @@ pub fn blob(digest: &Digest) -> String {
         &hex[..2],
         hex
     )
+}
+
+/// The digest whose content a key under `blobs/` holds (the inverse of [`blob`]).
+pub fn blob_of_key(key: &str) -> Option<Digest> {
+    let mut parts = key.strip_prefix(BLOBS)?.split('/');
+    let (algorithm, prefix, hex) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || !hex.starts_with(prefix) || prefix.len() != 2 {
+        return None;
+    }
+    let digest: Digest = format!("{algorithm}:{hex}").parse().ok()?;
+    (blob(&digest) == key).then_some(digest)
+}
+
+/// Where an upload's parts are joined before the result moves to its digest's key.
+pub fn upload_staged(uuid: &str) -> String {
+    format!("uploads/{uuid}/blob")
 }
 
 pub fn upload_dir(uuid: &str) -> String {
@@ -65,6 +82,17 @@ mod tests {
             format!("uploads/{id}/00000000000000000042")
         );
         assert_eq!(upload_of_key(&upload_part(id, 0)), Some(id));
+        assert_eq!(upload_of_key(&upload_staged(id)), Some(id));
+        assert_eq!(blob_of_key(&key), Some(d.clone()));
+        for bad in [
+            "blobs/sha256/zz/zz",
+            "blobs/sha256/00/11",
+            "uploads/x",
+            "blobs/sha256/ab",
+            &format!("{key}/extra"),
+        ] {
+            assert_eq!(blob_of_key(bad), None, "{bad}");
+        }
         for bad in [
             "../../etc/passwd",
             "0F8FAD5B-D9CB-469F-A165-70867728950E",

@@ -106,6 +106,10 @@ impl From<TenancyError> for ApiError {
             TenancyError::Invalid(m) => ApiError::invalid_request(m),
             TenancyError::Refused(m) => ApiError::message(m),
             TenancyError::NotFound => ApiError::not_found(),
+            TenancyError::Unavailable(m) => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                ..ApiError::message(m)
+            },
             TenancyError::Forbidden { anonymous: true } => ApiError::unauthorized(),
             TenancyError::Forbidden { anonymous: false } => ApiError::forbidden(),
             TenancyError::Internal(i) => ApiError::internal(&i),

@@ -15,6 +15,7 @@ pub mod error;
 pub mod orgs;
 pub mod repos;
 pub mod robots;
+pub mod tags;
 pub mod user;
 
 use std::collections::BTreeMap;
@@ -873,6 +874,10 @@ pub fn endpoints() -> Vec<Entry> {
             delete(repos::delete_team_permission),
         ),
     ]
+    .into_iter()
+    // Tags, manifests and labels.
+    .chain(tags::endpoints())
+    .collect()
 }
 
 /// The `/api/v1` router, built from [`endpoints`].

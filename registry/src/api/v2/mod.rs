@@ -284,9 +284,20 @@ async fn handle(
             Ok(response)
         }
         (Route::Manifest { reference, .. }, &Method::DELETE) => {
-            manifests::delete(ctx, &principal, need_name()?, reference)
+            let name = need_name()?;
+            let ended = manifests::delete(ctx, &principal, name, reference)
                 .await
                 .map_err(fail)?;
+            for tag in ended {
+                record(
+                    state,
+                    &principal,
+                    ip,
+                    "delete_tag",
+                    name,
+                    serde_json::json!({ "tag": tag, "digest": reference }),
+                );
+            }
             Ok(StatusCode::ACCEPTED.into_response())
         }
         (Route::Blob { digest, .. }, &Method::GET | &Method::HEAD) => {
