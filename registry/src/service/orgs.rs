@@ -205,6 +205,12 @@ pub async fn update(
                 "tag_expiration_s: must be 0 or more seconds".into(),
             ));
         }
+        // The time machine window is one of TAG_EXPIRATION_OPTIONS (Quay's rule and message).
+        if !super::tags::window_allowed(ctx, seconds) {
+            return Err(TenancyError::Refused(
+                "Invalid tag expiration option".into(),
+            ));
+        }
         db::namespaces::set_tag_expiration(ctx.db.pool(), org.id, seconds).await?;
         ctx.audit.record(
             caller,

@@ -48,6 +48,15 @@ pub fn require_normal(repo: &RepoRow) -> Result<(), TenancyError> {
     }
 }
 
+/// Whether `seconds` is one of `TAG_EXPIRATION_OPTIONS`: the windows a namespace may choose.
+pub fn window_allowed(ctx: &Ctx, seconds: i64) -> bool {
+    ctx.config
+        .tag_expiration_options
+        .iter()
+        .filter_map(|o| crate::config::parse_duration_s(o))
+        .any(|o| o == seconds)
+}
+
 fn check_tag(tag: &str) -> Result<(), TenancyError> {
     if validate_tag(tag) {
         Ok(())

@@ -371,12 +371,12 @@ async fn organization_lifecycle(b: Backend) {
             Some(&token),
             Method::PUT,
             "/organization/testorg",
-            Some(json!({"email": "new@example.com", "tag_expiration_s": 3600})),
+            Some(json!({"email": "new@example.com", "tag_expiration_s": 86400})),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{org}");
     assert_eq!(org["email"], "new@example.com");
-    assert_eq!(org["tag_expiration_s"], 3600);
+    assert_eq!(org["tag_expiration_s"], 86400);
     let (status, body) = s
         .call(
             Some(&token),

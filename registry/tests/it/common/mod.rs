@@ -5,6 +5,7 @@
 
 pub mod oci;
 pub mod quay;
+pub mod tags;
 pub mod tools;
 
 use std::path::PathBuf;
