@@ -14,6 +14,7 @@ mod content;
 mod manifests;
 mod ops;
 mod orgs;
+mod repos_api;
 mod robots;
 mod safety;
 mod storage;
