@@ -14,6 +14,7 @@ mod content;
 mod manifests;
 mod ops;
 mod orgs;
+mod permissions;
 mod repos_api;
 mod robots;
 mod safety;
