@@ -12,6 +12,7 @@ mod blobs;
 mod clients;
 mod content;
 mod manifests;
+mod oauth;
 mod ops;
 mod orgs;
 mod permissions;
