@@ -11,6 +11,7 @@ mod auth;
 mod blobs;
 mod clients;
 mod content;
+mod federation;
 mod manifests;
 mod oauth;
 mod ops;
