@@ -8,6 +8,7 @@
 mod common;
 
 mod auth;
+mod authz_matrix;
 mod blobs;
 mod clients;
 mod content;
