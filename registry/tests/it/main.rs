@@ -23,3 +23,4 @@ mod robots;
 mod safety;
 mod storage;
 mod teams;
+mod tenancy_clients;
