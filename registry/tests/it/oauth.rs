@@ -7,7 +7,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::common::quay::*;
 use crate::common::*;
 
 backend_tests!(
