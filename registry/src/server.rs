@@ -18,6 +18,7 @@ use tower::ServiceExt;
 use crate::api::{self, AppState, ConnScheme, PeerAddr};
 use crate::config::{Config, TlsFiles};
 use crate::db::{self, Db};
+use crate::service::cache::PullCache;
 use crate::service::{Clock, Ctx, SystemClock, accounts, audit, auth, federation, jwt, uploads};
 use crate::telemetry::Metrics;
 use crate::{storage, workers};
@@ -60,6 +61,7 @@ pub async fn build_context(config: Config, clock: Arc<dyn Clock>) -> anyhow::Res
         auth_cache: auth::CredentialCache::default(),
         audit: audit::AuditLog::start(db.clone()),
         federation: federation::JwksCache::default(),
+        pull_cache: PullCache::from_env(),
     }))
 }
 

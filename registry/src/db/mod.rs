@@ -146,7 +146,8 @@ impl Db {
                 {
                     std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
                 }
-                (format!("sqlite://{path}?mode=rwc"), 8)
+                // Writers are serialised anyway; four connections serve concurrent WAL readers.
+                (format!("sqlite://{path}?mode=rwc"), 4)
             }
             Backend::Postgres => (url.to_owned(), 16),
         };
@@ -160,7 +161,8 @@ impl Db {
                     if backend == Backend::Sqlite {
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                             PRAGMA cache_size = -4096;",
                         )
                         .await?;
                     }

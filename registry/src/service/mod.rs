@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod blobs;
+pub mod cache;
 pub mod clock;
 pub mod error;
 pub mod federation;
@@ -46,6 +47,8 @@ pub struct Ctx {
     pub sealer: accounts::PasswordSealer,
     pub audit: audit::AuditLog,
     pub federation: federation::JwksCache,
+    /// Read-through cache of the pull path; writes call `pull_cache.invalidate()`.
+    pub pull_cache: cache::PullCache,
 }
 
 impl Ctx {

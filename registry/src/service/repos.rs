@@ -1,6 +1,8 @@
 //! Repositories as the registry protocol sees them: name parsing, access checks, creation on
 //! first push, tag listing and the catalog.
 
+use std::sync::Arc;
+
 use super::authz::{self, Action, Resource};
 use super::{Ctx, Principal, RegistryError};
 use crate::db::{self, repos::RepoRow};
@@ -39,9 +41,10 @@ pub async fn existing(
     principal: &Principal,
     action: Action,
     name: &RepoName,
-) -> Result<RepoRow, RegistryError> {
+) -> Result<Arc<RepoRow>, RegistryError> {
     authorize(ctx, principal, action, name).await?;
-    db::repos::get(ctx.db.pool(), name.namespace(), name.repository())
+    ctx.pull_cache
+        .repo(&ctx.db, name, ctx.now_ms())
         .await?
         .ok_or(RegistryError::NameUnknown)
 }
@@ -148,10 +151,10 @@ pub async fn catalog(
     if !authz::can(ctx, principal, Action::ListCatalog, Resource::Registry).await? {
         return Err(RegistryError::Unauthorized);
     }
-    let viewer = match principal.user() {
-        None => db::repos::Viewer::Anonymous,
-        Some(u) if u.superuser => db::repos::Viewer::Superuser,
-        Some(u) => db::repos::Viewer::User(u.id),
+    let viewer = match (principal.user(), principal.account()) {
+        (Some(u), _) if u.superuser => db::repos::Viewer::Superuser,
+        (_, Some(account)) => db::repos::Viewer::User(account.id),
+        (_, None) => db::repos::Viewer::Anonymous,
     };
     let limit = page_size(n)?;
     if limit == 0 {

@@ -73,6 +73,7 @@ async fn insert_with_permissions(
         }
     }
     tx.commit().await?;
+    ctx.pull_cache.invalidate();
     Ok(Some(id))
 }
 
@@ -453,6 +454,7 @@ pub async fn update(
 ) -> Result<api::Success, TenancyError> {
     let repo = checked(ctx, caller, Action::Push, namespace, repository).await?;
     db::repositories::set_description(ctx.db.pool(), repo.id, description).await?;
+    ctx.pull_cache.invalidate();
     ctx.audit.record(
         caller,
         Event::repo(
@@ -481,6 +483,7 @@ pub async fn change_visibility(
         )));
     }
     db::repositories::set_visibility(ctx.db.pool(), repo.id, visibility).await?;
+    ctx.pull_cache.invalidate();
     ctx.audit.record(
         caller,
         Event::repo(
@@ -514,6 +517,7 @@ pub async fn delete(
         ctx.now_ms(),
     );
     db::repositories::delete(ctx.db.pool(), repo.id).await?;
+    ctx.pull_cache.invalidate();
     Ok(())
 }
 
