@@ -7,6 +7,7 @@
 
 mod common;
 
+mod audit;
 mod auth;
 mod authz_matrix;
 mod blobs;
