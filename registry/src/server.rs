@@ -59,10 +59,10 @@ pub async fn build_context(config: Config, clock: Arc<dyn Clock>) -> anyhow::Res
         clock,
         uploads: uploads::UploadState::default(),
         auth_cache: auth::CredentialCache::default(),
-        pull_cache: PullCache::from_env(),
-        pauses: Default::default(),
         audit: audit::AuditLog::start(db.clone()),
         federation: federation::JwksCache::default(),
+        pull_cache: PullCache::from_env(),
+        pauses: Default::default(),
     }))
 }
 

@@ -39,7 +39,7 @@ pub async fn list<'c>(ex: impl Exec<'c>, q: &ListQuery<'_>) -> DbResult<Vec<List
     let visible = if q.superuser {
         "TRUE".to_owned()
     } else {
-        let public = if q.include_public || q.namespace.is_some() {
+        let public = if q.include_public || q.namespace.is_some() || q.starred_only {
             "r.visibility = 'public' OR "
         } else {
             ""

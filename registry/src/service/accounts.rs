@@ -539,8 +539,8 @@ pub async fn delete_user(ctx: &Ctx, caller: &Caller, username: &str) -> Result<(
     let mut tx = ctx.db.begin().await?;
     db::namespaces::delete(&mut tx, row.id).await?;
     tx.commit().await?;
-    ctx.auth_cache.clear();
     ctx.pull_cache.invalidate();
+    ctx.auth_cache.clear();
     Ok(())
 }
 

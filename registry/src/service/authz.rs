@@ -255,24 +255,21 @@ async fn situation(
         ..Situation::default()
     };
     let (namespace_id, repository_id) = match resource {
-        Resource::Repo(name) => {
-            // Through the pull path's cache: this decision runs on every `/v2` request.
-            match ctx.pull_cache.repo(&ctx.db, name, ctx.now_ms()).await? {
-                Some(repo) => {
-                    s.namespace_exists = true;
-                    s.repo_exists = true;
-                    s.repo_public = repo.is_public();
-                    (repo.namespace_id, Some(repo.id))
-                }
-                None => match db::namespaces::by_name(pool, name.namespace()).await? {
-                    Some(ns) if !ns.is_robot() => {
-                        s.namespace_exists = true;
-                        (ns.id, None)
-                    }
-                    _ => return Ok(s),
-                },
+        Resource::Repo(name) => match ctx.pull_cache.repo(&ctx.db, name, ctx.now_ms()).await? {
+            Some(repo) => {
+                s.namespace_exists = true;
+                s.repo_exists = true;
+                s.repo_public = repo.is_public();
+                (repo.namespace_id, Some(repo.id))
             }
-        }
+            None => match db::namespaces::by_name(pool, name.namespace()).await? {
+                Some(ns) if !ns.is_robot() => {
+                    s.namespace_exists = true;
+                    (ns.id, None)
+                }
+                _ => return Ok(s),
+            },
+        },
         Resource::Namespace(ns) => match db::namespaces::by_name(pool, ns).await? {
             Some(ns) if !ns.is_robot() => {
                 s.namespace_exists = true;

@@ -49,12 +49,12 @@ pub struct Ctx {
     pub uploads: uploads::UploadState,
     pub auth_cache: auth::CredentialCache,
     pub sealer: accounts::PasswordSealer,
+    pub audit: audit::AuditLog,
+    pub federation: federation::JwksCache,
     /// Read-through cache of the pull path; writes call `pull_cache.invalidate()`.
     pub pull_cache: cache::PullCache,
     /// Pause points for tests that interleave concurrent operations.
     pub pauses: pause::PausePoints,
-    pub audit: audit::AuditLog,
-    pub federation: federation::JwksCache,
 }
 
 impl Ctx {

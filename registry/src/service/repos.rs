@@ -151,10 +151,10 @@ pub async fn catalog(
     if !authz::can(ctx, principal, Action::ListCatalog, Resource::Registry).await? {
         return Err(RegistryError::Unauthorized);
     }
-    let viewer = match principal.user() {
-        None => db::repos::Viewer::Anonymous,
-        Some(u) if u.superuser => db::repos::Viewer::Superuser,
-        Some(u) => db::repos::Viewer::User(u.id),
+    let viewer = match (principal.user(), principal.account()) {
+        (Some(u), _) if u.superuser => db::repos::Viewer::Superuser,
+        (_, Some(account)) => db::repos::Viewer::User(account.id),
+        (_, None) => db::repos::Viewer::Anonymous,
     };
     let limit = page_size(n)?;
     if limit == 0 {

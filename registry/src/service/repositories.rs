@@ -73,6 +73,7 @@ async fn insert_with_permissions(
         }
     }
     tx.commit().await?;
+    ctx.pull_cache.invalidate();
     Ok(Some(id))
 }
 

@@ -7,18 +7,25 @@
 
 mod common;
 
+mod audit;
 mod auth;
+mod authz_matrix;
 mod blobs;
 mod clients;
 mod content;
 mod expiration;
+mod federation;
 mod gc;
 mod labels;
 mod manifests;
+mod oauth;
 mod ops;
 mod orgs;
+mod permissions;
+mod repos_api;
 mod robots;
 mod safety;
 mod storage;
 mod tags;
 mod teams;
+mod tenancy_clients;

@@ -890,8 +890,18 @@ pub fn router() -> Router<AppState> {
         };
         by_path.insert(endpoint.path, merged);
     }
+    // Quay answers a path with or without its trailing slash alike; so do we.
+    let declared: std::collections::BTreeSet<&'static str> = by_path.keys().copied().collect();
     let mut router = Router::new();
     for (path, route) in by_path {
+        let twin = match path.strip_suffix('/') {
+            Some(bare) if !bare.is_empty() => bare.to_owned(),
+            Some(_) => continue,
+            None => format!("{path}/"),
+        };
+        if !declared.contains(twin.as_str()) {
+            router = router.route(&twin, route.clone());
+        }
         router = router.route(path, route);
     }
     router.fallback(|| async { ApiError::not_found() })

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod oci;
+pub mod oidc;
 pub mod quay;
 pub mod tags;
 pub mod tools;
