@@ -27,11 +27,13 @@ pub(crate) fn retained(cutoff: &str) -> String {
     )
 }
 
+/// What pointing a tag at a manifest did to the name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TagChange {
+    /// The name had no live lifetime.
     Created,
+    /// A live lifetime (pointing at this manifest or another) ended.
     Moved { from_manifest_id: i64 },
-    Unchanged,
 }
 
 /// How a new lifetime starts.
@@ -109,11 +111,10 @@ pub async fn set(
     .await
 }
 
-/// Points `name` at `manifest_id`: ends the current lifetime (if any, and if it points elsewhere;
-/// an expired one ends at its expiration) and starts a new one. Pointing a live tag at the
-/// manifest it already has keeps the lifetime and gives it `options.expiration_ms` (a re-push
-/// resets the expiration as a new lifetime would), unless this is a reversion. A concurrent
-/// writer of the same name makes this fail with a unique violation; callers retry.
+/// Points `name` at `manifest_id`, as Quay's `retarget_tag` does: ends the current lifetime (if
+/// any; an expired one at its expiration) and always starts a new one, even for the manifest it
+/// already had (a re-push or a restore is a new entry in the history, with a fresh expiration).
+/// A concurrent writer of the same name makes this fail with a unique violation; callers retry.
 pub async fn set_with(
     tx: &mut Tx,
     repository_id: i64,
@@ -134,32 +135,21 @@ pub async fn set_with(
         let id: i64 = row.try_get("id")?;
         let current_manifest: i64 = row.try_get("manifest_id")?;
         let expiration: Option<i64> = row.try_get("expiration_ms")?;
-        let expired = expiration.is_some_and(|e| e <= now_ms);
-        if !expired && current_manifest == manifest_id {
-            if !options.reversion && expiration != options.expiration_ms {
-                sqlx::query("UPDATE tag SET expiration_ms = $1 WHERE id = $2")
-                    .bind(options.expiration_ms)
-                    .bind(id)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            return Ok(TagChange::Unchanged);
-        }
         // An expired lifetime ended at its expiration, not now.
         let end = match expiration {
-            Some(e) if expired => e,
-            _ => now_ms,
+            Some(e) if e <= now_ms => e,
+            _ => {
+                change = TagChange::Moved {
+                    from_manifest_id: current_manifest,
+                };
+                now_ms
+            }
         };
         sqlx::query("UPDATE tag SET end_ms = $1 WHERE id = $2")
             .bind(end)
             .bind(id)
             .execute(&mut **tx)
             .await?;
-        if !expired {
-            change = TagChange::Moved {
-                from_manifest_id: current_manifest,
-            };
-        }
     }
     sqlx::query(
         "INSERT INTO tag (repository_id, name, manifest_id, start_ms, expiration_ms, reversion) \

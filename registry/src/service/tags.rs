@@ -2,7 +2,8 @@
 //! lifetimes, and the namespace's time machine window (`tag_expiration_s`) keeps ended lifetimes,
 //! and the manifests behind them, restorable.
 //!
-//! - Pushing or `PUT`ting a tag ends its current lifetime and starts a new one; deleting ends it.
+//! - Pushing or `PUT`ting a tag ends its current lifetime and starts a new one (even for the
+//!   manifest it already had, as in Quay); deleting ends it.
 //! - A tag may expire: the expiration is part of the lifetime (`end_ts` in the API is the end,
 //!   or the expiration to come). Expired tags are not live for `/v2` or the API from the moment
 //!   they expire; the `expiration` worker then writes their end ([`expire`]).
@@ -55,6 +56,33 @@ pub fn window_allowed(ctx: &Ctx, seconds: i64) -> bool {
         .iter()
         .filter_map(|o| crate::config::parse_duration_s(o))
         .any(|o| o == seconds)
+}
+
+/// `PUT /api/v1/user/` with `tag_expiration_s`: the time machine window of the caller's own
+/// namespace (organizations set theirs with `PUT /api/v1/organization/{org}`).
+pub async fn set_user_window(ctx: &Ctx, caller: &Caller, seconds: i64) -> Result<(), TenancyError> {
+    let user = super::accounts::acting_user(&caller.principal)?.clone();
+    if seconds < 0 {
+        return Err(TenancyError::Invalid(
+            "tag_expiration_s: must be 0 or more seconds".into(),
+        ));
+    }
+    if !window_allowed(ctx, seconds) {
+        return Err(TenancyError::Refused(
+            "Invalid tag expiration option".into(),
+        ));
+    }
+    db::namespaces::set_tag_expiration(ctx.db.pool(), user.id, seconds).await?;
+    ctx.audit.record(
+        caller,
+        Event::namespace(
+            "user_change_tag_expiration",
+            &user.name,
+            json!({ "tag_expiration": seconds }),
+        ),
+        ctx.now_ms(),
+    );
+    Ok(())
 }
 
 fn check_tag(tag: &str) -> Result<(), TenancyError> {

@@ -216,15 +216,21 @@ async fn expiration_from_annotations_and_never(b: Backend) {
     );
     assert_eq!(l[1]["end_ts"], start + 3600);
 
-    // Units of hours and weeks; re-pushing the same manifest restarts its expiration.
+    // Units of hours and weeks; re-pushing the same manifest starts a new lifetime with a new
+    // expiration (as in Quay).
     let hour = artifact(&[("quay.expires-after", "1h")]);
     push_artifact(&s, repo, "hourly", &hour).await;
     s.clock.advance_ms(HOUR_MS / 2);
     push_artifact(&s, repo, "hourly", &hour).await;
     let now = s.clock.now_ms() / 1000;
     let h = history(&s, &token, repo, "?specificTag=hourly").await;
-    assert_eq!(h["tags"].as_array().unwrap().len(), 1, "{h}");
-    assert_eq!(h["tags"][0]["end_ts"], now + 3600);
+    let l = lifetimes(&h, "hourly");
+    assert_eq!(l.len(), 2, "{h}");
+    assert_eq!(l[0]["end_ts"], now + 3600);
+    assert_eq!(
+        l[1]["end_ts"], now,
+        "the first lifetime ended at the re-push"
+    );
     let weeks = artifact(&[("quay.expires-after", "3w")]);
     push_artifact(&s, repo, "weekly", &weeks).await;
     let h = history(&s, &token, repo, "?specificTag=weekly").await;

@@ -210,7 +210,12 @@ async fn time_travel_push_move_delete_restore(b: Backend) {
         kinds.iter().filter(|k| *k == "revert_tag").count() == 2,
         "{kinds:?}"
     );
-    assert!(kinds.iter().any(|k| k == "delete_tag"), "{kinds:?}");
+    // One through the API, one through a /v2 delete of the manifest the tag pointed at.
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "delete_tag").count(),
+        2,
+        "{kinds:?}"
+    );
 }
 
 async fn restore_outside_the_window_is_refused(b: Backend) {
@@ -448,4 +453,62 @@ async fn window_is_limited_to_tag_expiration_options(b: Backend) {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body, json!({"message": "Invalid tag expiration option"}));
+
+    // A user sets the window of their own namespace; with 0 nothing ended is restorable.
+    let (status, body) = s
+        .call(
+            Some(&token),
+            Method::PUT,
+            "/user/",
+            Some(json!({"tag_expiration_s": 0})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["tag_expiration_s"], 0);
+    assert_eq!(body["username"], ADMIN);
+    let (status, body) = s
+        .call(
+            Some(&token),
+            Method::PUT,
+            "/user/",
+            Some(json!({"tag_expiration_s": 3600})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body, json!({"message": "Invalid tag expiration option"}));
+    let (status, _) = s
+        .call(
+            Some(&token),
+            Method::PUT,
+            "/user/",
+            Some(json!({"email": "new@example.com"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let image = s.as_admin().push_image("admin/app", "v1").await;
+    let (status, _) = s
+        .call(
+            Some(&token),
+            Method::DELETE,
+            "/repository/admin/app/tag/v1",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    s.clock.advance_ms(1);
+    let (status, body) = s
+        .call(
+            Some(&token),
+            Method::POST,
+            "/repository/admin/app/tag/v1/restore",
+            Some(json!({"manifest_digest": image.digest})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        s.audit("admin")
+            .await
+            .iter()
+            .any(|e| e.kind == "user_change_tag_expiration")
+    );
 }

@@ -12,8 +12,8 @@ use super::error::ApiError;
 use super::{Auth, Body, Entry, Query, ep, no_content};
 use crate::api::AppState;
 use crate::service::labels::{self, NewLabel};
-use crate::service::scopes::Scope::{RepoRead, RepoWrite};
-use crate::service::{manifests, tags};
+use crate::service::scopes::Scope::{RepoRead, RepoWrite, UserAdmin};
+use crate::service::{accounts, manifests, tags};
 
 const TAG_QUERY: &[(&str, &str, &str)] = &[
     ("onlyActiveTags", "boolean", "Filter to only active tags."),
@@ -46,6 +46,16 @@ pub(super) fn endpoints() -> Vec<Entry> {
     const LABEL: &str =
         "/repository/{namespace}/{repository}/manifest/{manifestref}/labels/{labelid}";
     vec![
+        ep(
+            M::PUT,
+            "/user/",
+            "changeUserDetails",
+            Some(UserAdmin),
+            "user",
+            "Change the time machine window (tag_expiration_s) of the user's namespace.",
+            none,
+            put(change_user),
+        ),
         ep(
             M::GET,
             "/repository/{namespace}/{repository}/tag/",
@@ -137,6 +147,27 @@ pub(super) fn endpoints() -> Vec<Entry> {
             delete(delete_label),
         ),
     ]
+}
+
+/// `PUT /api/v1/user/`: only `tag_expiration_s` can be changed here; other user details are
+/// refused rather than ignored.
+pub async fn change_user(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Body(b): Body<serde_json::Map<String, serde_json::Value>>,
+) -> Result<Json<quayside_client::types::User>, ApiError> {
+    if let Some(other) = b.keys().find(|k| *k != "tag_expiration_s") {
+        return Err(ApiError::invalid_request(format!(
+            "{other}: cannot be changed through this endpoint in this version (only tag_expiration_s)"
+        )));
+    }
+    if let Some(value) = b.get("tag_expiration_s") {
+        let seconds = value.as_i64().ok_or_else(|| {
+            ApiError::invalid_request("tag_expiration_s: must be an integer number of seconds")
+        })?;
+        tags::set_user_window(&s.ctx, &c, seconds).await?;
+    }
+    Ok(Json(accounts::current_user(&s.ctx, &c).await?))
 }
 
 pub async fn history(
