@@ -74,11 +74,13 @@ pub async fn insert<'c>(
     Ok(row.try_get("id")?)
 }
 
-/// Serialises writers of one repository's tags until the transaction ends: a row lock on
-/// PostgreSQL; on SQLite write transactions are already serialised.
+/// Serialises writers of one repository's manifests and tags, and garbage collection of it,
+/// until the transaction ends: a row lock on PostgreSQL (`FOR NO KEY UPDATE`, so inserts that
+/// merely reference the repository, such as blob links, do not queue behind it); on SQLite
+/// write transactions are already serialised.
 pub async fn lock(tx: &mut super::Tx, repository_id: i64) -> DbResult<()> {
     if tx.backend() == Backend::Postgres {
-        sqlx::query("SELECT id FROM repository WHERE id = $1 FOR UPDATE")
+        sqlx::query("SELECT id FROM repository WHERE id = $1 FOR NO KEY UPDATE")
             .bind(repository_id)
             .fetch_optional(&mut **tx)
             .await?;
