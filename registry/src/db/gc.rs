@@ -26,9 +26,13 @@ pub async fn delete_unrecoverable_tags<'c>(
     Ok(done.rows_affected())
 }
 
-/// Repositories holding a manifest that no lifetime inside the window points at and that was
-/// last pushed before the grace period and the window: the ones that may have unreachable
-/// manifests (reachability through indexes and referrers is decided per repository).
+/// Repositories holding a manifest that no lifetime inside the window points at, that was last
+/// pushed before the grace period and the window, and that is neither a child of another
+/// manifest of the repository nor a referrer of one: the repositories that may have unreachable
+/// manifests. Reachability itself (through indexes and referrers) is decided per repository;
+/// children and referrers need no look of their own, because deleting what held them (an index,
+/// a subject) makes the repository a candidate, and once it is gone they are candidates too. So
+/// a repository whose manifests are all reachable costs nothing pass after pass.
 pub async fn repos_with_manifest_candidates<'c>(
     ex: impl Exec<'c>,
     now_ms: i64,
@@ -41,6 +45,10 @@ pub async fn repos_with_manifest_candidates<'c>(
          JOIN repository r ON r.id = m.repository_id JOIN namespace n ON n.id = r.namespace_id \
          WHERE m.repository_id > $3 AND COALESCE(m.pushed_ms, m.created_ms) <= $1 - $2 - n.tag_expiration_s * 1000 \
          AND NOT EXISTS (SELECT 1 FROM tag t WHERE t.manifest_id = m.id AND {}) \
+         AND NOT EXISTS (SELECT 1 FROM manifest_child mc JOIN manifest p ON p.id = mc.manifest_id \
+                         WHERE p.repository_id = m.repository_id AND mc.child_digest = m.digest) \
+         AND NOT EXISTS (SELECT 1 FROM manifest s WHERE s.repository_id = m.repository_id \
+                         AND s.digest = m.subject_digest) \
          ORDER BY m.repository_id LIMIT $4",
         retained("$1 - n.tag_expiration_s * 1000")
     );

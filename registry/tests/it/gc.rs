@@ -176,6 +176,17 @@ async fn untagged_manifests_children_and_referrers(b: Backend) {
     for digest in [&amd.digest, &arm.digest, &sha256(&signature), &sha256(&idx)] {
         assert!(v2_digest(&s, repo, digest).await.is_some(), "{digest}");
     }
+    // Held children and referrers do not make the repository a candidate pass after pass.
+    let candidates = quayside::db::gc::repos_with_manifest_candidates(
+        s.ctx().db.pool(),
+        s.clock.now_ms(),
+        GRACE_MS,
+        0,
+        10,
+    )
+    .await
+    .unwrap();
+    assert!(candidates.is_empty(), "{candidates:?}");
 
     // Once the index's tag is gone past the window, everything goes.
     let (status, _) = s
