@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 
 use crate::apply::{self, Scope};
 use crate::defaults;
@@ -134,12 +133,11 @@ pub struct State {
     next_service_ip: u32,
 }
 
-/// The shared cluster: state plus a notification for background controllers.
+/// The shared cluster state. Background controllers follow it through
+/// [`Store::subscribe`](crate::store::Store::subscribe).
 #[derive(Debug)]
 pub struct Cluster {
     state: Mutex<State>,
-    /// Woken after every committed write (garbage collector and workload controllers wait on it).
-    pub changed: Notify,
 }
 
 impl Cluster {
@@ -152,7 +150,6 @@ impl Cluster {
                 registry: Registry::default(),
                 next_service_ip: 1,
             }),
-            changed: Notify::new(),
         });
         {
             let mut st = cluster.lock();
@@ -350,7 +347,7 @@ impl State {
         }))
     }
 
-    fn check_namespace(&self, rt: &ResourceType, ns: &str) -> ApiResult<()> {
+    fn check_namespace(&self, rt: &ResourceType, ns: &str, name: &str) -> ApiResult<()> {
         if !rt.namespaced {
             return Ok(());
         }
@@ -358,8 +355,8 @@ impl State {
             None => Err(ApiError::not_found("", "namespaces", ns)),
             Some(n) if n["metadata"]["deletionTimestamp"].is_string() => {
                 Err(ApiError::forbidden(format!(
-                    "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                    rt.plural, "",
+                    "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    rt.plural,
                 )))
             }
             Some(_) => Ok(()),
@@ -430,7 +427,7 @@ impl State {
         track: bool,
     ) -> ApiResult<Value> {
         Self::check_identity(rt, ns, &mut obj)?;
-        self.check_namespace(rt, ns)?;
+        self.check_namespace(rt, ns, name_of(&obj))?;
         let md = &mut obj["metadata"];
         if md["name"].as_str().is_none_or(str::is_empty) {
             match md["generateName"].as_str() {
@@ -709,6 +706,12 @@ impl State {
                         }
                     }
                 }
+            }
+            // A Service keeps its allocated cluster IP when an update omits it.
+            if rt.is("", "Service") && new["spec"].is_object() && new["spec"]["clusterIP"].is_null()
+            {
+                new["spec"]["clusterIP"] = old["spec"]["clusterIP"].clone();
+                new["spec"]["clusterIPs"] = old["spec"]["clusterIPs"].clone();
             }
             new["metadata"]["generation"] = old["metadata"]["generation"].clone();
             new["apiVersion"] = json!(rt.api_version());

@@ -1,7 +1,9 @@
 //! Discovery documents: `/version`, `/api`, `/apis`, `/api/v1`, `/apis/{group}[/{version}]`
 //! and a minimal OpenAPI v3 index.
 //!
-//! Discovery is served in the legacy (non-aggregated) format, which every client falls back to.
+//! `/api` and `/apis` answer in the aggregated format (`apidiscovery.k8s.io/v2`) when the client
+//! asks for it in `Accept` (kubectl, Helm and kube-rs' `Discovery::run_aggregated` do), and in
+//! the legacy format otherwise.
 //! The OpenAPI v3 documents only list each resource's paths with the `fieldValidation` query
 //! parameter and `x-kubernetes-group-version-kind`: enough for kubectl and Helm to see that the
 //! server validates fields itself (so they skip client-side schema validation). They contain no
@@ -80,17 +82,64 @@ pub fn group(reg: &Registry, group: &str) -> Option<Value> {
     Some(doc)
 }
 
-fn resource_entries(t: &ResourceType) -> Vec<Value> {
-    let mut verbs: Vec<&str> = VERBS.to_vec();
+struct Sub {
+    name: &'static str,
+    kind: String,
+    group: &'static str,
+    version: &'static str,
+    verbs: &'static [&'static str],
+}
+
+fn verbs(t: &ResourceType) -> Vec<&'static str> {
     if crate::resources::is_virtual(t) {
-        verbs = vec!["create"];
+        vec!["create"]
+    } else {
+        VERBS.to_vec()
     }
+}
+
+/// The subresources of a resource.
+fn subresources(t: &ResourceType) -> Vec<Sub> {
+    let own = |name, kind: &str, verbs| Sub {
+        name,
+        kind: kind.to_owned(),
+        group: "",
+        version: "",
+        verbs,
+    };
+    let mut out = Vec::new();
+    if t.status_subresource {
+        out.push(own("status", &t.kind, &["get", "patch", "update"]));
+    }
+    match (t.group.as_str(), t.kind.as_str()) {
+        ("apps", "Deployment" | "StatefulSet" | "ReplicaSet") => out.push(Sub {
+            group: "autoscaling",
+            version: "v1",
+            ..own("scale", "Scale", &["get", "patch", "update"])
+        }),
+        ("", "Pod") => out.push(own("log", "Pod", &["get"])),
+        ("", "Service") => out.push(own(
+            "proxy",
+            "ServiceProxyOptions",
+            &["create", "delete", "get", "patch", "update"],
+        )),
+        ("", "ServiceAccount") => out.push(Sub {
+            group: "authentication.k8s.io",
+            version: "v1",
+            ..own("token", "TokenRequest", &["create"])
+        }),
+        _ => {}
+    }
+    out
+}
+
+fn resource_entries(t: &ResourceType) -> Vec<Value> {
     let mut main = json!({
         "name": t.plural,
         "singularName": t.singular,
         "namespaced": t.namespaced,
         "kind": t.kind,
-        "verbs": verbs,
+        "verbs": verbs(t),
     });
     if !t.short_names.is_empty() {
         main["shortNames"] = json!(t.short_names);
@@ -99,35 +148,72 @@ fn resource_entries(t: &ResourceType) -> Vec<Value> {
         main["categories"] = json!(t.categories);
     }
     let mut out = vec![main];
-    let sub = |name: &str, kind: &str, verbs: &[&str]| {
-        json!({"name": format!("{}/{name}", t.plural), "singularName": "", "namespaced": t.namespaced,
-            "kind": kind, "verbs": verbs})
-    };
-    if t.status_subresource {
-        out.push(sub("status", &t.kind, &["get", "patch", "update"]));
-    }
-    match (t.group.as_str(), t.kind.as_str()) {
-        ("apps", "Deployment" | "StatefulSet" | "ReplicaSet") => {
-            let mut s = sub("scale", "Scale", &["get", "patch", "update"]);
-            s["group"] = json!("autoscaling");
-            s["version"] = json!("v1");
-            out.push(s);
+    for sub in subresources(t) {
+        let mut e = json!({"name": format!("{}/{}", t.plural, sub.name), "singularName": "",
+            "namespaced": t.namespaced, "kind": sub.kind, "verbs": sub.verbs});
+        if !sub.group.is_empty() {
+            e["group"] = json!(sub.group);
+            e["version"] = json!(sub.version);
         }
-        ("", "Pod") => out.push(sub("log", "Pod", &["get"])),
-        ("", "Service") => out.push(sub(
-            "proxy",
-            "ServiceProxyOptions",
-            &["create", "delete", "get", "patch", "update"],
-        )),
-        ("", "ServiceAccount") => {
-            let mut s = sub("token", "TokenRequest", &["create"]);
-            s["group"] = json!("authentication.k8s.io");
-            s["version"] = json!("v1");
-            out.push(s);
-        }
-        _ => {}
+        out.push(e);
     }
     out
+}
+
+/// The media type of aggregated discovery documents.
+pub const AGGREGATED_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Aggregated discovery (`apidiscovery.k8s.io/v2`) for `/api` (`core`) or `/apis`.
+pub fn aggregated(reg: &Registry, core: bool) -> Value {
+    let mut groups: Vec<(String, Vec<String>)> = if core {
+        vec![(String::new(), vec!["v1".to_owned()])]
+    } else {
+        reg.groups().into_iter().collect()
+    };
+    groups.sort_by_key(|(g, _)| g.clone());
+    let items: Vec<Value> = groups
+        .into_iter()
+        .map(|(group, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|v| {
+                    let resources: Vec<Value> = reg
+                        .all()
+                        .iter()
+                        .filter(|t| t.group == group && t.version == *v)
+                        .map(|t| {
+                            let gvk = |g: &str, v: &str, k: &str| json!({"group": g, "version": v, "kind": k});
+                            let subs: Vec<Value> = subresources(t)
+                                .into_iter()
+                                .map(|s| {
+                                    let (g, ver) = if s.group.is_empty() {
+                                        (t.group.as_str(), t.version.as_str())
+                                    } else {
+                                        (s.group, s.version)
+                                    };
+                                    json!({"subresource": s.name, "responseKind": gvk(g, ver, &s.kind), "verbs": s.verbs})
+                                })
+                                .collect();
+                            json!({
+                                "resource": t.plural,
+                                "responseKind": gvk(&t.group, &t.version, &t.kind),
+                                "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
+                                "singularResource": t.singular,
+                                "verbs": verbs(t),
+                                "shortNames": t.short_names,
+                                "categories": t.categories,
+                                "subresources": subs,
+                            })
+                        })
+                        .collect();
+                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            json!({"metadata": {"name": group, "creationTimestamp": null}, "versions": versions})
+        })
+        .collect();
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
 }
 
 /// `/api/v1` or `/apis/{group}/{version}`.

@@ -4,8 +4,10 @@
 //! otherwise, then `[namespaces/{ns}/]{plural}[/{name}[/{subresource}[/...]]]`. Methods map to
 //! verbs: GET → get/list/watch (`?watch=true`), POST → create, PUT → update, PATCH → patch
 //! (by `Content-Type`), DELETE → delete/deletecollection. Responses are always JSON (clients
-//! asking for protobuf accept JSON); request bodies may be JSON or YAML. `Accept: ...;as=Table`
-//! gets a `meta.k8s.io/v1 Table` (see [`crate::table`]).
+//! asking for protobuf accept JSON); request bodies may be JSON or YAML (or protobuf for the
+//! kinds [`crate::protobuf`] decodes). `Accept: ...;as=Table` gets a `meta.k8s.io/v1 Table`
+//! (see [`crate::table`]); `as=PartialObjectMetadata[List]` gets metadata-only objects (gets,
+//! lists and watches).
 //!
 //! Watches stream one JSON event per line. Rules: `resourceVersion` unset or `0` starts with
 //! synthetic `ADDED` events for the current objects; a specific version replays the history
@@ -214,8 +216,18 @@ async fn route(app: App, req: Request) -> ApiResult<Response> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let user = if app.rbac {
-        rbac::authenticate(&app.cluster.lock(), auth.as_deref())
-            .ok_or_else(ApiError::unauthorized)?
+        let user = rbac::authenticate(&app.cluster.lock(), auth.as_deref())
+            .ok_or_else(ApiError::unauthorized)?;
+        let header = |name: &str| -> Vec<String> {
+            parts
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                .collect()
+        };
+        let as_user = header("impersonate-user").into_iter().next();
+        rbac::impersonate(user, as_user.as_deref(), header("impersonate-group"))?
     } else {
         User::admin()
     };
@@ -298,6 +310,24 @@ async fn route(app: App, req: Request) -> ApiResult<Response> {
         return Err(ApiError::method_not_allowed(parts.method.as_str()));
     }
     let st = app.cluster.lock();
+    let aggregated = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.split(',')
+                .next()
+                .is_some_and(|f| f.contains("as=APIGroupDiscoveryList"))
+        });
+    if aggregated && matches!(segs.as_slice(), ["api"] | ["apis"]) {
+        let doc = discovery::aggregated(&st.registry, segs == ["api"]);
+        return Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, discovery::AGGREGATED_CONTENT_TYPE)],
+            doc.to_string(),
+        )
+            .into_response());
+    }
     let doc = match segs.as_slice() {
         ["version"] => discovery::version(),
         ["healthz"] | ["livez"] | ["readyz"] => {
@@ -320,6 +350,28 @@ async fn route(app: App, req: Request) -> ApiResult<Response> {
         _ => return Err(ApiError::no_route()),
     };
     Ok(json_response(StatusCode::OK, &doc))
+}
+
+/// `Accept: application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1` (kube-rs
+/// metadata APIs and `metadata_watcher`).
+fn wants_metadata(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.split(',')
+                .next()
+                .is_some_and(|first| first.contains("as=PartialObjectMetadata"))
+        })
+}
+
+/// The object as served: whole, or as `PartialObjectMetadata`.
+fn render(rt: &ResourceType, obj: &Value, meta_only: bool) -> Value {
+    if meta_only {
+        json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]})
+    } else {
+        State::present(rt, obj)
+    }
 }
 
 fn wants_table(headers: &HeaderMap) -> bool {
@@ -441,8 +493,12 @@ async fn resource(
         ));
     }
     match (method.clone(), t.name.as_deref(), sub) {
-        (Method::GET, None, None) if watch => start_watch(&app, &rt, None, ns, &q),
-        (Method::GET, Some(name), None) if watch => start_watch(&app, &rt, Some(name), ns, &q),
+        (Method::GET, None, None) if watch => {
+            start_watch(&app, &rt, None, ns, &q, wants_metadata(&headers))
+        }
+        (Method::GET, Some(name), None) if watch => {
+            start_watch(&app, &rt, Some(name), ns, &q, wants_metadata(&headers))
+        }
         (Method::GET, None, None) => {
             let opts = list_options(&q, &rt)?;
             let st = app.cluster.lock();
@@ -466,6 +522,17 @@ async fn resource(
                     &table::table(&rt, &items, list["metadata"].clone(), include),
                 ));
             }
+            if wants_metadata(&headers) {
+                let items: Vec<Value> = list["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|o| render(&rt, o, true))
+                    .collect();
+                let partial = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+                    "metadata": list["metadata"], "items": items});
+                return Ok(json_response(StatusCode::OK, &partial));
+            }
             Ok(json_response(StatusCode::OK, &list))
         }
         (Method::GET, Some(name), None | Some("status")) => {
@@ -481,20 +548,39 @@ async fn resource(
                     &table::table(&rt, &[obj], meta, include),
                 ));
             }
-            Ok(json_response(StatusCode::OK, &obj))
+            let meta_only = wants_metadata(&headers) && sub.is_none();
+            Ok(json_response(StatusCode::OK, &render(&rt, &obj, meta_only)))
         }
         (Method::GET, Some(name), Some("log")) => {
-            app.cluster.lock().get(&rt, ns, name)?;
-            let container = q.get("container").cloned();
-            let text = match &app.runner {
-                Some(r) => r.logs(
-                    ns,
-                    name,
-                    container.as_deref(),
-                    q.get("tailLines").and_then(|n| n.parse().ok()),
-                ),
-                None => String::new(),
+            let pod = app.cluster.lock().get(&rt, ns, name)?;
+            let container = q
+                .get("container")
+                .cloned()
+                .or_else(|| {
+                    pod["spec"]["containers"][0]["name"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .unwrap_or_default();
+            let uid = crate::api::uid_of(&pod).to_owned();
+            let Some(runner) = app.runner.clone() else {
+                return Ok(
+                    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "").into_response()
+                );
             };
+            if truthy(&q, "follow") {
+                let path = runner.log_path(ns, name, &uid, &container);
+                return Ok(follow_log(
+                    app.cluster.clone(),
+                    rt.clone(),
+                    ns.to_owned(),
+                    name.to_owned(),
+                    uid,
+                    path,
+                ));
+            }
+            let tail = q.get("tailLines").and_then(|n| n.parse().ok());
+            let text = runner.logs(ns, name, &uid, &container, tail);
             Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], text).into_response())
         }
         (Method::GET, Some(name), Some("scale")) => {
@@ -650,6 +736,49 @@ async fn resource(
     }
 }
 
+/// Streams a container log as it grows, until the Pod is gone or finished.
+fn follow_log(
+    cluster: Arc<Cluster>,
+    rt: Arc<ResourceType>,
+    ns: String,
+    name: String,
+    uid: String,
+    path: std::path::PathBuf,
+) -> Response {
+    let stream = futures_util::stream::unfold(0usize, move |offset| {
+        let (cluster, rt, ns, name, uid, path) = (
+            cluster.clone(),
+            rt.clone(),
+            ns.clone(),
+            name.clone(),
+            uid.clone(),
+            path.clone(),
+        );
+        async move {
+            loop {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                if bytes.len() > offset {
+                    let chunk = Bytes::copy_from_slice(&bytes[offset..]);
+                    return Some((Ok::<_, std::io::Error>(chunk), bytes.len()));
+                }
+                let running = cluster.lock().find(&rt, &ns, &name).is_some_and(|p| {
+                    crate::api::uid_of(&p) == uid
+                        && !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+                });
+                if !running {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
 fn scale_of(obj: &Value) -> Value {
     let selector = obj["spec"]["selector"]["matchLabels"]
         .as_object()
@@ -778,6 +907,7 @@ fn start_watch(
     name: Option<&str>,
     ns: &str,
     q: &HashMap<String, String>,
+    meta_only: bool,
 ) -> ApiResult<Response> {
     let opts = list_options(q, rt)?;
     let filter = WatchFilter {
@@ -805,7 +935,7 @@ fn start_watch(
     let (past, live, mut last_rv) = if rv_param.is_empty() || rv_param == "0" || send_initial {
         for o in st.store.list(&filter.key, filter.namespace.as_deref()) {
             if filter.selects(&o) {
-                initial.push(event_line("ADDED", &State::present(&rt, &o)));
+                initial.push(event_line("ADDED", &render(&rt, &o, meta_only)));
             }
         }
         if send_initial {
@@ -834,7 +964,7 @@ fn start_watch(
     drop(st);
     for ev in &past {
         if let Some((kind, obj)) = filter.translate(ev) {
-            initial.push(event_line(kind, &State::present(&rt, &obj)));
+            initial.push(event_line(kind, &render(&rt, &obj, meta_only)));
         }
         last_rv = ev.rv;
     }
@@ -861,7 +991,7 @@ fn start_watch(
                         }
                         last_rv = ev.rv;
                         if let Some((kind, obj)) = filter.translate(&ev)
-                            && tx.send(event_line(kind, &State::present(&rt, &obj))).await.is_err() {
+                            && tx.send(event_line(kind, &render(&rt, &obj, meta_only))).await.is_err() {
                                 return;
                             }
                     }
@@ -875,7 +1005,7 @@ fn start_watch(
                         if ev.rv <= last_rv { continue; }
                         last_rv = ev.rv;
                         if let Some((kind, obj)) = filter.translate(&ev)
-                            && tx.send(event_line(kind, &State::present(&rt, &obj))).await.is_err() {
+                            && tx.send(event_line(kind, &render(&rt, &obj, meta_only))).await.is_err() {
                                 return;
                             }
                     }

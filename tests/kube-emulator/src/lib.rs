@@ -5,6 +5,10 @@
 //! Never shipped, never used by product code. See `README.md` next to this crate for what it
 //! does not emulate.
 //!
+//! It serves HTTPS on a loopback port with a certificate generated at start ([`tls`]); the
+//! kubeconfig it writes embeds that CA and an admin token, and [`Emulator::client`] is a
+//! kube-rs client configured the same way.
+//!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! use kube_emulator::{Emulator, Mapping};
@@ -39,6 +43,7 @@ pub mod selector;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod tls;
 pub mod workloads;
 
 use std::net::SocketAddr;
@@ -67,6 +72,7 @@ pub struct EmulatorBuilder {
     backoff_max: Duration,
     grace_cap: Duration,
     rewrite_service_addresses: bool,
+    plain_http: bool,
 }
 
 impl Default for EmulatorBuilder {
@@ -84,6 +90,7 @@ impl Default for EmulatorBuilder {
             backoff_max: Duration::from_secs(10),
             grace_cap: Duration::from_secs(5),
             rewrite_service_addresses: true,
+            plain_http: false,
         }
     }
 }
@@ -159,6 +166,14 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Serve plain HTTP instead of HTTPS. kube-rs sends tokens either way, but kubectl and
+    /// Helm (client-go) send no credentials over plain HTTP, so they act as
+    /// `system:anonymous` (which RBAC mode refuses).
+    pub fn plain_http(mut self, on: bool) -> Self {
+        self.plain_http = on;
+        self
+    }
+
     /// Starts the emulator.
     pub async fn start(self) -> anyhow::Result<Emulator> {
         let tmp = tempfile::Builder::new()
@@ -168,11 +183,35 @@ impl EmulatorBuilder {
             .data_dir
             .clone()
             .unwrap_or_else(|| tmp.path().join("data"));
-        std::fs::create_dir_all(&data_dir)?;
+        for d in [data_dir.join("pods"), data_dir.join("pvcs")] {
+            std::fs::create_dir_all(d)?;
+        }
+        // Processes may run as other users (`runAsUser`): let them reach their directories.
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            for d in [
+                tmp.path().to_owned(),
+                data_dir.clone(),
+                data_dir.join("pods"),
+                data_dir.join("pvcs"),
+            ] {
+                std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
+            }
+        }
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .with_context(|| format!("binding {}", self.listen))?;
         let address = listener.local_addr()?;
+        let cert = if self.plain_http {
+            None
+        } else {
+            Some(tls::ServerCert::generate()?)
+        };
+        let url = match cert {
+            Some(_) => format!("https://{address}"),
+            None => format!("http://{address}"),
+        };
+        let ca_pem = cert.as_ref().map(|c| c.cert_pem.clone());
         let cluster = Cluster::new(self.history);
         let runner = self.runner.then(|| {
             workloads::Runner::start(
@@ -186,6 +225,8 @@ impl EmulatorBuilder {
                     grace_cap: self.grace_cap,
                     rewrite_service_addresses: self.rewrite_service_addresses,
                     api_address: address.to_string(),
+                    api_url: url.clone(),
+                    api_ca_pem: ca_pem.clone(),
                 },
             )
         });
@@ -197,14 +238,20 @@ impl EmulatorBuilder {
             runner: runner.clone(),
             shutdown: shutdown_rx.clone(),
         };
-        let mut rx = shutdown_rx;
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, http::router(app))
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|s| *s).await;
+        let router = http::router(app);
+        let server = match cert.clone() {
+            Some(cert) => tokio::spawn(tls::serve(listener, cert, router)),
+            None => {
+                let mut rx = shutdown_rx;
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, router)
+                        .with_graceful_shutdown(async move {
+                            let _ = rx.wait_for(|s| *s).await;
+                        })
+                        .await;
                 })
-                .await;
-        });
+            }
+        };
         let gc = tokio::spawn(gc::run(cluster.clone()));
         let kubeconfig = self
             .kubeconfig
@@ -212,6 +259,8 @@ impl EmulatorBuilder {
             .unwrap_or_else(|| tmp.path().join("kubeconfig"));
         let emu = Emulator {
             address,
+            url,
+            cert,
             cluster,
             runner,
             tasks: vec![server, gc],
@@ -228,6 +277,8 @@ impl EmulatorBuilder {
 #[derive(Debug)]
 pub struct Emulator {
     address: SocketAddr,
+    url: String,
+    cert: Option<tls::ServerCert>,
     cluster: Arc<Cluster>,
     runner: Option<Arc<workloads::Runner>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -252,9 +303,14 @@ impl Emulator {
         self.address
     }
 
-    /// `http://127.0.0.1:port`.
+    /// `https://127.0.0.1:port` (`http://` with [`EmulatorBuilder::plain_http`]).
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        self.url.clone()
+    }
+
+    /// PEM of the server certificate clients must trust (`None` for plain HTTP).
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.cert.as_ref().map(|c| c.cert_pem.as_str())
     }
 
     /// The kubeconfig written at start (admin credentials, namespace `default`).
@@ -289,6 +345,7 @@ impl Emulator {
         let uri: ::http::Uri = self.url().parse().unwrap_or_default();
         let mut config = kube::Config::new(uri);
         config.default_namespace = "default".into();
+        config.root_cert = self.cert.as_ref().map(|c| vec![c.cert_der.clone()]);
         if let Ok(v) = ::http::HeaderValue::from_str(&format!("Bearer {token}")) {
             config.headers.push((::http::header::AUTHORIZATION, v));
         }
@@ -300,14 +357,13 @@ impl Emulator {
 
     /// Writes a kubeconfig for this emulator with the given bearer token.
     pub fn write_kubeconfig(&self, path: &Path, token: &str) -> std::io::Result<()> {
-        let yaml = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-emulator\n  cluster:\n    server: {url}\ncontexts:\n- name: kube-emulator\n  context:\n    cluster: kube-emulator\n    user: kube-emulator\n    namespace: default\ncurrent-context: kube-emulator\nusers:\n- name: kube-emulator\n  user:\n    token: {token}\n",
-            url = self.url()
-        );
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::write(path, yaml)
+        std::fs::write(
+            path,
+            kubeconfig_yaml(&self.url, self.ca_pem(), "default", token),
+        )
     }
 
     /// Writes (in the emulator's directory) and returns a kubeconfig for a ServiceAccount.
@@ -384,10 +440,23 @@ impl Emulator {
 
     /// The output of a Pod's container so far (`None`: its first container).
     pub fn pod_logs(&self, namespace: &str, pod: &str, container: Option<&str>) -> String {
-        self.runner
-            .as_ref()
-            .map(|r| r.logs(namespace, pod, container, None))
-            .unwrap_or_default()
+        let Some(runner) = &self.runner else {
+            return String::new();
+        };
+        let st = self.cluster.lock();
+        let rt = st.rt("", "pods");
+        let Some(p) = st.find(&rt, namespace, pod) else {
+            return String::new();
+        };
+        let container = container
+            .map(str::to_owned)
+            .or_else(|| {
+                p["spec"]["containers"][0]["name"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        runner.logs(namespace, pod, api::uid_of(&p), &container, None)
     }
 
     /// Stops the server and kills all workload processes (also done on drop).
@@ -400,6 +469,27 @@ impl Emulator {
             t.abort();
         }
     }
+}
+
+/// A kubeconfig with one cluster, one context and one token user.
+pub(crate) fn kubeconfig_yaml(
+    url: &str,
+    ca_pem: Option<&str>,
+    namespace: &str,
+    token: &str,
+) -> String {
+    use base64::Engine as _;
+    let ca = ca_pem
+        .map(|pem| {
+            format!(
+                "\n    certificate-authority-data: {}",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-emulator\n  cluster:\n    server: {url}{ca}\ncontexts:\n- name: kube-emulator\n  context:\n    cluster: kube-emulator\n    user: kube-emulator\n    namespace: {namespace}\ncurrent-context: kube-emulator\nusers:\n- name: kube-emulator\n  user:\n    token: {token}\n"
+    )
 }
 
 impl Drop for Emulator {

@@ -35,6 +35,9 @@ struct Args {
     /// Directory for pod directories and volume claims (default: a temporary directory).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Serve plain HTTP instead of HTTPS (kubectl and Helm then send no credentials).
+    #[arg(long)]
+    plain_http: bool,
 }
 
 #[tokio::main]
@@ -49,7 +52,10 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let mut b = Emulator::builder().listen(args.listen).rbac(args.rbac);
+    let mut b = Emulator::builder()
+        .listen(args.listen)
+        .rbac(args.rbac)
+        .plain_http(args.plain_http);
     for w in &args.workloads {
         let m = Mapping::parse(w).ok_or_else(|| {
             anyhow::anyhow!("invalid --workload {w:?}: want IMAGE_PREFIX=COMMAND")
@@ -68,7 +74,11 @@ async fn main() -> anyhow::Result<()> {
     let mut emu = b.start().await?;
     println!("kube-emulator listening on {}", emu.url());
     println!("kubeconfig: {}", emu.kubeconfig_path().display());
-    tokio::signal::ctrl_c().await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
     emu.stop();
     Ok(())
 }

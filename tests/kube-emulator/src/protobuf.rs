@@ -2,7 +2,8 @@
 //!
 //! client-go's typed clients (Helm's release storage, namespace creation) encode built-in
 //! objects as protobuf. Responses are always JSON, which those clients accept. Decoded kinds:
-//! `Secret`, `ConfigMap`, `Namespace`, `ServiceAccount` and `DeleteOptions`, with the
+//! `Secret`, `ConfigMap`, `Namespace`, `ServiceAccount`, RBAC kinds, `DeleteOptions`, access reviews
+//! (`kubectl auth can-i`) and `TokenRequest` (`kubectl create token`), with the
 //! `ObjectMeta` fields clients set (name, generateName, namespace, uid, resourceVersion,
 //! labels, annotations, ownerReferences, finalizers). Any other kind is answered with `415`.
 //!
@@ -229,6 +230,143 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
             }
             Ok(obj)
         }
+        "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding" => {
+            let strs = |b: &[u8], names: &[&str]| -> ApiResult<Value> {
+                let mut o = json!({});
+                for (n, f) in fields(b)? {
+                    if let (Some(k), Field::Bytes(z)) =
+                        (names.get(n as usize).filter(|k| !k.is_empty()), f)
+                    {
+                        o[*k] = json!(string(z));
+                    }
+                }
+                Ok(o)
+            };
+            let binding = kind.ends_with("Binding");
+            for (n, f) in fields(raw)? {
+                let Field::Bytes(x) = f else { continue };
+                match (binding, n) {
+                    (_, 1) => obj["metadata"] = object_meta(x)?,
+                    (false, 2) => {
+                        let mut rule = json!({});
+                        let names = [
+                            "",
+                            "verbs",
+                            "apiGroups",
+                            "resources",
+                            "resourceNames",
+                            "nonResourceURLs",
+                        ];
+                        for (n, f) in fields(x)? {
+                            if let (Some(k), Field::Bytes(z)) =
+                                (names.get(n as usize).filter(|k| !k.is_empty()), f)
+                            {
+                                push(&mut rule, k, json!(string(z)));
+                            }
+                        }
+                        push(&mut obj, "rules", rule);
+                    }
+                    (false, 3) => {
+                        let mut selectors = Vec::new();
+                        for (n, f) in fields(x)? {
+                            if let (1, Field::Bytes(sel)) = (n, f) {
+                                let mut labels = json!({});
+                                for (n, f) in fields(sel)? {
+                                    if let (1, Field::Bytes(e)) = (n, f) {
+                                        let (k, v) = map_entry(e)?;
+                                        labels[k] = json!(string(&v));
+                                    }
+                                }
+                                selectors.push(json!({"matchLabels": labels}));
+                            }
+                        }
+                        obj["aggregationRule"] = json!({"clusterRoleSelectors": selectors});
+                    }
+                    (true, 2) => push(
+                        &mut obj,
+                        "subjects",
+                        strs(x, &["", "kind", "apiGroup", "name", "namespace"])?,
+                    ),
+                    (true, 3) => obj["roleRef"] = strs(x, &["", "apiGroup", "kind", "name"])?,
+                    _ => {}
+                }
+            }
+            Ok(obj)
+        }
+        "SelfSubjectAccessReview" | "SubjectAccessReview" => {
+            let mut spec = json!({});
+            for (n, f) in fields(raw)? {
+                match (n, f) {
+                    (1, Field::Bytes(x)) => obj["metadata"] = object_meta(x)?,
+                    (2, Field::Bytes(x)) => {
+                        for (n, f) in fields(x)? {
+                            match (n, f) {
+                                (1, Field::Bytes(y)) => {
+                                    let mut ra = json!({});
+                                    let names = [
+                                        "",
+                                        "namespace",
+                                        "verb",
+                                        "group",
+                                        "version",
+                                        "resource",
+                                        "subresource",
+                                        "name",
+                                    ];
+                                    for (n, f) in fields(y)? {
+                                        if let (Some(k), Field::Bytes(z)) =
+                                            (names.get(n as usize).filter(|k| !k.is_empty()), f)
+                                        {
+                                            ra[*k] = json!(string(z));
+                                        }
+                                    }
+                                    spec["resourceAttributes"] = ra;
+                                }
+                                (2, Field::Bytes(y)) => {
+                                    let mut na = json!({});
+                                    for (n, f) in fields(y)? {
+                                        match (n, f) {
+                                            (1, Field::Bytes(z)) => na["path"] = json!(string(z)),
+                                            (2, Field::Bytes(z)) => na["verb"] = json!(string(z)),
+                                            _ => {}
+                                        }
+                                    }
+                                    spec["nonResourceAttributes"] = na;
+                                }
+                                (3, Field::Bytes(y)) => spec["user"] = json!(string(y)),
+                                (4, Field::Bytes(y)) => push(&mut spec, "groups", json!(string(y))),
+                                _ => {}
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            obj["spec"] = spec;
+            Ok(obj)
+        }
+        "TokenRequest" => {
+            let mut spec = json!({});
+            for (n, f) in fields(raw)? {
+                match (n, f) {
+                    (1, Field::Bytes(x)) => obj["metadata"] = object_meta(x)?,
+                    (2, Field::Bytes(x)) => {
+                        for (n, f) in fields(x)? {
+                            match (n, f) {
+                                (1, Field::Bytes(y)) => {
+                                    push(&mut spec, "audiences", json!(string(y)))
+                                }
+                                (4, Field::Varint(v)) => spec["expirationSeconds"] = json!(v),
+                                _ => {}
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            obj["spec"] = spec;
+            Ok(obj)
+        }
         "DeleteOptions" => {
             for (n, f) in fields(raw)? {
                 match (n, f) {
@@ -253,7 +391,7 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
             Ok(obj)
         }
         _ => Err(ApiError::unsupported_media_type(&format!(
-            "application/vnd.kubernetes.protobuf ({kind}): only Secret, ConfigMap, Namespace, ServiceAccount and DeleteOptions are decoded; send JSON"
+            "application/vnd.kubernetes.protobuf ({kind}): this kind is not decoded; send JSON"
         ))),
     }
 }

@@ -9,7 +9,9 @@
 //!   `system:serviceaccount:<namespace>:<name>` in groups `system:serviceaccounts`,
 //!   `system:serviceaccounts:<namespace>` and `system:authenticated`, as long as that
 //!   ServiceAccount exists;
-//! - no token is `system:anonymous`; any other token is rejected with `401`.
+//! - no token is `system:anonymous`; any other token is rejected with `401`;
+//! - the administrator may impersonate (`Impersonate-User`/`Impersonate-Group`, i.e.
+//!   `kubectl --as=system:serviceaccount:ns:name`).
 //!
 //! With RBAC off every authenticated request is allowed. With RBAC on, a request is allowed if
 //! a rule of a Role (via a RoleBinding in the request's namespace) or ClusterRole (via a
@@ -64,6 +66,36 @@ impl User {
 /// The token that authenticates as ServiceAccount `ns/name`.
 pub fn service_account_token(ns: &str, name: &str) -> String {
     format!("{SA_TOKEN_PREFIX}{ns}.{name}")
+}
+
+/// Applies `Impersonate-User` / `Impersonate-Group` headers. Only the administrator may
+/// impersonate (the apiserver checks the `impersonate` verb; here only `system:masters` has it).
+/// Fails with `403` when someone else asks to impersonate.
+pub fn impersonate(
+    user: User,
+    as_user: Option<&str>,
+    as_groups: Vec<String>,
+) -> crate::status::ApiResult<User> {
+    let Some(name) = as_user.filter(|n| !n.is_empty()) else {
+        return Ok(user);
+    };
+    if !user.is_admin() {
+        return Err(crate::status::ApiError::forbidden(format!(
+            "users \"{name}\" is forbidden: User \"{}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
+            user.name
+        )));
+    }
+    let mut groups = as_groups;
+    if let Some(rest) = name.strip_prefix("system:serviceaccount:") {
+        let ns = rest.split(':').next().unwrap_or_default();
+        groups.push("system:serviceaccounts".into());
+        groups.push(format!("system:serviceaccounts:{ns}"));
+    }
+    groups.push("system:authenticated".into());
+    Ok(User {
+        name: name.to_owned(),
+        groups,
+    })
 }
 
 /// Resolves the `Authorization` header. `None`: the token is invalid (`401`).

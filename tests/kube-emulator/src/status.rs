@@ -152,7 +152,10 @@ impl ApiError {
         let mut e = Self::new(
             422,
             "Invalid",
-            format!("{}.{group} \"{name}\" is invalid: {summary}", kind).replace(". \"", " \""),
+            format!(
+                "{} \"{name}\" is invalid: {summary}",
+                qualified(group, kind)
+            ),
         )
         .with_details(group, kind, name);
         set_causes(&mut e, &causes);

@@ -124,6 +124,10 @@ pub struct RunnerConfig {
     pub rewrite_service_addresses: bool,
     /// The API server's `host:port`.
     pub api_address: String,
+    /// The API server's URL (`https://host:port`).
+    pub api_url: String,
+    /// The API server's CA certificate (PEM), when it serves HTTPS.
+    pub api_ca_pem: Option<String>,
 }
 
 impl RunnerConfig {
@@ -164,6 +168,7 @@ impl Runner {
             services: proxy::Forwarders::default(),
             tasks: Mutex::new(Vec::new()),
         });
+        runner.register_node();
         let r = runner.clone();
         let kubelet = tokio::spawn(async move { r.run_loop().await });
         let c = runner.cluster.clone();
@@ -239,6 +244,27 @@ impl Runner {
         proxy::sync_services(self).await;
     }
 
+    /// Creates the one Node Pods are bound to, `Ready`.
+    fn register_node(&self) {
+        let mut st = self.cluster.lock();
+        let rt = st.rt("", "nodes");
+        let opts = crate::api::WriteOptions::controller("kubelet");
+        let node = json!({"metadata": {"name": NODE_NAME, "labels": {
+            "kubernetes.io/hostname": NODE_NAME, "kubernetes.io/os": "linux"}}});
+        if st.create(&rt, "", node, &opts).is_ok() {
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let status = json!({
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                    "message": "kube-emulator runs pods as local processes",
+                    "lastHeartbeatTime": now, "lastTransitionTime": now}],
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": NODE_NAME}],
+                "nodeInfo": {"kubeletVersion": "v1.37.0-kube-emulator", "operatingSystem": "linux",
+                    "architecture": std::env::consts::ARCH, "containerRuntimeVersion": "kube-emulator://local-processes"},
+            });
+            let _ = st.set_status(&rt, "", NODE_NAME, status, "kubelet");
+        }
+    }
+
     fn bind(&self, p: &Value) {
         let mut st = self.cluster.lock();
         let rt = st.rt("", "pods");
@@ -258,38 +284,32 @@ impl Runner {
         }
     }
 
-    /// The log of a pod's container (first container if `None`), optionally the last lines.
+    /// The directory of a Pod (by namespace, name and uid).
+    pub fn pod_dir(&self, ns: &str, pod: &str, uid: &str) -> PathBuf {
+        self.config
+            .root
+            .join("pods")
+            .join(format!("{ns}_{pod}_{}", &uid[..uid.len().min(8)]))
+    }
+
+    /// The log file of a Pod's container.
+    pub fn log_path(&self, ns: &str, pod: &str, uid: &str, container: &str) -> PathBuf {
+        self.pod_dir(ns, pod, uid)
+            .join("logs")
+            .join(format!("{container}.log"))
+    }
+
+    /// What a Pod's container wrote so far, optionally only the last `tail` lines.
     pub fn logs(
         &self,
         ns: &str,
         pod: &str,
-        container: Option<&str>,
+        uid: &str,
+        container: &str,
         tail: Option<usize>,
     ) -> String {
-        let pattern = format!("{ns}_{pod}_");
-        let dir = self.config.root.join("pods");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return String::new();
-        };
-        let mut candidates: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&pattern))
-            .map(|e| e.path())
-            .collect();
-        candidates.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-        let Some(pod_dir) = candidates.last() else {
-            return String::new();
-        };
-        let logs = pod_dir.join("logs");
-        let file = match container {
-            Some(c) => logs.join(format!("{c}.log")),
-            None => std::fs::read_dir(&logs)
-                .ok()
-                .and_then(|mut d| d.find_map(Result::ok))
-                .map(|e| e.path())
-                .unwrap_or_default(),
-        };
-        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let text =
+            std::fs::read_to_string(self.log_path(ns, pod, uid, container)).unwrap_or_default();
         match tail {
             Some(n) => {
                 let lines: Vec<&str> = text.lines().collect();
@@ -366,6 +386,8 @@ mod tests {
             grace_cap: Duration::from_secs(1),
             rewrite_service_addresses: true,
             api_address: String::new(),
+            api_url: String::new(),
+            api_ca_pem: None,
         };
         assert_eq!(
             cfg.mapping_for("quay.io/projectquay/quay:3.12")

@@ -30,6 +30,11 @@
 //! also written to `<root>/var/run/secrets/kubernetes.io/serviceaccount/` unless
 //! `automountServiceAccountToken: false`.
 //!
+//! Users: with `securityContext.runAsUser` (container or Pod, group from `runAsGroup` or
+//! `fsGroup`) and an emulator running as root, the process runs as that user and owns the
+//! Pod's directory and its claims (PostgreSQL's `initdb` refuses to run as root). The data
+//! directory is made traversable (`0755`) for that purpose.
+//!
 //! Ports: every declared `containerPort` gets a free loopback port for the Pod's lifetime,
 //! published in the Pod annotation [`super::PORTS_ANNOTATION`]. The mapped command must listen
 //! there: it learns the port from the `{port:N}` placeholder or `$KUBE_EMULATOR_PORT_N`.
@@ -274,11 +279,7 @@ async fn run_pod(runner: Arc<Runner>, pod: Value, stop: watch::Receiver<Stop>) -
     let ns = ns_of(&pod).to_owned();
     let name = name_of(&pod).to_owned();
     let uid = uid_of(&pod).to_owned();
-    let dir = runner
-        .config
-        .root
-        .join("pods")
-        .join(format!("{ns}_{name}_{}", &uid[..uid.len().min(8)]));
+    let dir = runner.pod_dir(&ns, &name, &uid);
     let mut ports = BTreeMap::new();
     for list in ["initContainers", "containers"] {
         for c in pod["spec"][list].as_array().into_iter().flatten() {
@@ -436,6 +437,8 @@ fn placeholder_ports(s: &str) -> Vec<i64> {
 
 /// What a container needs to start, or why it cannot yet.
 struct Launch {
+    /// `(uid, gid)` to run as (`securityContext.runAsUser`), when the emulator can switch.
+    user: Option<(u32, u32)>,
     argv: Vec<String>,
     env: Vec<(String, String)>,
     cwd: PathBuf,
@@ -484,6 +487,9 @@ async fn run_container(ctx: Arc<Ctx>, init: bool, i: usize, spec: Value, policy:
             .stderr(err)
             .process_group(0)
             .kill_on_drop(true);
+        if let Some((uid, gid)) = launch.user {
+            cmd.uid(uid).gid(gid);
+        }
         let started_at = now();
         let began = Instant::now();
         let mut child = match cmd.spawn() {
@@ -1210,11 +1216,7 @@ fn prepare(ctx: &Ctx, spec: &Value) -> Prep<Launch> {
     let kubeconfig = ctx.dir.join("kubeconfig");
     std::fs::write(
         &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-emulator\n  cluster:\n    server: http://{api}\ncontexts:\n- name: kube-emulator\n  context:\n    cluster: kube-emulator\n    user: {sa}\n    namespace: {ns}\ncurrent-context: kube-emulator\nusers:\n- name: {sa}\n  user:\n    token: {token}\n",
-            api = cfg.api_address,
-            ns = ctx.ns,
-        ),
+        crate::kubeconfig_yaml(&cfg.api_url, cfg.api_ca_pem.as_deref(), &ctx.ns, &token),
     )
     .map_err(io)?;
     env.push(("KUBECONFIG".into(), kubeconfig.to_string_lossy().into()));
@@ -1223,7 +1225,11 @@ fn prepare(ctx: &Ctx, spec: &Value) -> Prep<Launch> {
         std::fs::create_dir_all(&sa_dir).map_err(io)?;
         std::fs::write(sa_dir.join("token"), &token).map_err(io)?;
         std::fs::write(sa_dir.join("namespace"), &ctx.ns).map_err(io)?;
-        std::fs::write(sa_dir.join("ca.crt"), "").map_err(io)?;
+        std::fs::write(
+            sa_dir.join("ca.crt"),
+            cfg.api_ca_pem.as_deref().unwrap_or_default(),
+        )
+        .map_err(io)?;
     }
     for (svc, addr) in super::proxy::service_env(&st, &ctx.runner, &ctx.ns) {
         env.push(svc);
@@ -1347,13 +1353,66 @@ fn prepare(ctx: &Ctx, spec: &Value) -> Prep<Launch> {
         None => root.clone(),
     };
     std::fs::create_dir_all(&cwd).map_err(io)?;
+    let user = run_as(&ctx.pod, spec);
+    if let Some((uid, gid)) = user {
+        // The process must own its directories: the Pod's and its claims'.
+        let mut dirs = vec![ctx.dir.clone()];
+        dirs.extend(
+            volumes
+                .values()
+                .filter(|p| p.starts_with(&cfg.root))
+                .cloned(),
+        );
+        for d in dirs {
+            chown_tree(&d, uid, gid).map_err(io)?;
+        }
+    }
     Ok(Launch {
+        user,
         argv,
         env,
         cwd,
         root,
         mounts,
     })
+}
+
+/// `securityContext.runAsUser`/`runAsGroup` (container over Pod; group defaults to `fsGroup`,
+/// then the user), honoured only when the emulator runs as root (else processes run as the
+/// emulator's user).
+fn run_as(pod: &Value, spec: &Value) -> Option<(u32, u32)> {
+    let pick = |k: &str| {
+        spec["securityContext"][k]
+            .as_u64()
+            .or_else(|| pod["spec"]["securityContext"][k].as_u64())
+            .and_then(|v| u32::try_from(v).ok())
+    };
+    let uid = pick("runAsUser")?;
+    let gid = pick("runAsGroup")
+        .or_else(|| {
+            pod["spec"]["securityContext"]["fsGroup"]
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+        })
+        .unwrap_or(uid);
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
+        .unwrap_or(false);
+    (root && uid != 0).then_some((uid, gid))
+}
+
+fn chown_tree(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            chown_tree(&entry?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

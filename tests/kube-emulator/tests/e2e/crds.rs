@@ -70,6 +70,35 @@ async fn install_crd(emu: &Emulator) {
 async fn schema_validation_defaults_pruning_and_status() {
     let emu = Emulator::start().await.unwrap();
     install_crd(&emu).await;
+    // Both discovery flavours list the new kind with its subresources.
+    for discovery in [
+        kube::Discovery::new(emu.client()).run().await.unwrap(),
+        kube::Discovery::new(emu.client())
+            .run_aggregated()
+            .await
+            .unwrap(),
+    ] {
+        let group = discovery
+            .get("test.quayside.dev")
+            .expect("group discovered");
+        let (ar, caps) = group.recommended_kind("Widget").expect("kind discovered");
+        assert_eq!(ar.plural, "widgets");
+        assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+        assert!(
+            caps.subresources
+                .iter()
+                .any(|(s, _)| s.plural.ends_with("status")),
+            "{:?}",
+            caps.subresources
+        );
+        assert!(
+            discovery
+                .get("apps")
+                .unwrap()
+                .recommended_kind("Deployment")
+                .is_some()
+        );
+    }
     let widgets: Api<Widget> = Api::default_namespaced(emu.client());
     let raw = |spec: serde_json::Value| json!({"apiVersion": "test.quayside.dev/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": spec});
 

