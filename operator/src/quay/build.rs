@@ -16,10 +16,12 @@
 //! - The registry listens on 8443 (HTTPS, port name `https`) when it has a certificate and on
 //!   8080 (HTTP, `http`) otherwise; its Service exposes 443 or 80. Probes hit
 //!   `/health/instance` with the matching scheme.
-//! - Migrations: before a registry image (or database) is rolled out, the Job
-//!   `<name>-quay-migrate-<digest(image, DB_URI)>` runs `quayside migrate`. Until it has
-//!   succeeded the registry and mirror Deployments are left as they are (listed in
-//!   [`Desired::keep`]) or, on a first install, not created. The Job is only created once the
+//! - Migrations: before a registry image or configuration is rolled out, the Job
+//!   `<name>-quay-migrate-<digest(image, config)>` runs `quayside migrate` with it. `migrate`
+//!   loads (and so fully validates) the configuration and migrates the database it names. Until
+//!   the Job has succeeded the registry and mirror Deployments are left as they are (listed in
+//!   [`Desired::keep`]) or, on a first install, not created; a failed Job blocks the rollout
+//!   (`MigrationsFailed`) with the old pods still serving. The Job is only created once the
 //!   managed database is ready.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -392,8 +394,9 @@ pub fn build(
         b.push(kinds::pvc(), &pvc, ApplyMode::Apply)?;
     }
 
-    // Migration Job for (image, database).
-    let migration_key = digest(format!("{image}\n{db_uri}").as_bytes())[..10].to_owned();
+    // Migration Job for (image, configuration): it also proves the registry accepts the
+    // configuration before any pod runs it.
+    let migration_key = digest(format!("{image}\n{config_hash}").as_bytes())[..10].to_owned();
     let migration_job = names.migration_job(&migration_key);
     let migration = if !database_ready {
         MigrationState::WaitingForDatabase
@@ -1021,9 +1024,15 @@ impl Builder<'_> {
                 ..Default::default()
             }]),
             resources: Some(requests("100m", "256Mi")),
+            // The official image starts as root, prepares PGDATA and steps down to the
+            // `postgres` user (uid 999) itself: it needs CHOWN/SETUID, so capabilities stay.
             security_context: Some(SecurityContext {
-                run_as_non_root: None,
-                ..default_security_context()
+                allow_privilege_escalation: Some(false),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
             }),
             ..Default::default()
         };
@@ -1043,8 +1052,6 @@ impl Builder<'_> {
                 annotations: BTreeMap::new(),
                 service_account: None,
                 security: PodSecurityContext {
-                    run_as_user: Some(999),
-                    run_as_group: Some(999),
                     fs_group: Some(999),
                     ..Default::default()
                 },
@@ -1088,7 +1095,7 @@ impl Builder<'_> {
         let job = Job {
             metadata: self.meta(name, &self.plan.namespace, "quay-migrate", None),
             spec: Some(JobSpec {
-                backoff_limit: Some(3),
+                backoff_limit: Some(2),
                 template: PodTemplateSpec {
                     metadata: Some(ObjectMeta {
                         labels: Some(labels),
@@ -1649,6 +1656,25 @@ mod tests {
             msg.contains("BackoffLimitExceeded") && msg.contains("delete the Job to retry"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_configuration_change_is_validated_by_a_new_migration_job_first() {
+        let registry = cr("spec:\n  configBundleSecret: bundle\n");
+        let (_, _, done, mut observed) =
+            run_ready(&registry, observed_with_bundle("FEATURE_X: true\n"));
+        assert!(done.objects.iter().any(|o| o.key.kind == "Deployment"));
+        observed.bundle = observed_with_bundle("FEATURE_X: false\n").bundle;
+        let (_, _, d) = run(&registry, &observed);
+        assert_ne!(d.config_hash, done.config_hash);
+        assert_ne!(d.migration_job, done.migration_job);
+        assert_eq!(d.migration, MigrationState::Running);
+        assert!(!d.objects.iter().any(|o| o.key.kind == "Deployment"));
+        assert!(d.keep.contains(&ObjKey::new(
+            &kinds::deployment().ar,
+            "quay",
+            "registry-quay-app"
+        )));
     }
 
     #[test]
