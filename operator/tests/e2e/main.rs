@@ -2,4 +2,5 @@
 //! (`tests/kube-emulator`), with the real registry binary, PostgreSQL, kubectl, skopeo and Helm.
 
 mod harness;
+mod full;
 mod registry;
