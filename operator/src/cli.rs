@@ -219,6 +219,8 @@ async fn run_manager(args: RunArgs) -> anyhow::Result<()> {
     ready.store(true, Ordering::Relaxed);
 
     let ctx = Context::new(client.clone(), args.settings(), metrics.clone());
+    let mut args = args;
+    args.namespaces.retain(|n| !n.trim().is_empty());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut lost = false;
     if args.leader_elect {

@@ -41,7 +41,7 @@ use serde_json::json;
 use crate::apply;
 use crate::context::Context;
 use crate::crd::{ComponentKind, QuayRegistry, QuayRegistryStatus};
-use names::{FIELD_MANAGER, FINALIZER, Names, REGISTRY_LABEL};
+use names::{BUILDER_NAMESPACE_ANNOTATION, FIELD_MANAGER, FINALIZER, Names, REGISTRY_LABEL};
 
 /// Errors of one reconcile (all transient: retried with back-off).
 #[derive(Debug, thiserror::Error)]
@@ -175,15 +175,22 @@ async fn reconcile_inner(
     // Build.
     let material = material::prepare(&plan, &observed, &ctx.settings, now)?;
     let desired = build::build(&plan, &material, &observed, &ctx.settings)?;
-    if desired.cross_namespace && !registry.finalizers().iter().any(|f| f == FINALIZER) {
-        let patch = json!({"metadata": {"finalizers": [FINALIZER]}});
+    if desired.cross_namespace
+        && (!registry.finalizers().iter().any(|f| f == FINALIZER)
+            || registry.annotations().get(BUILDER_NAMESPACE_ANNOTATION)
+                != Some(&plan.builder_namespace))
+    {
+        // The finalizer, and where to clean up when the QuayRegistry goes.
         api.patch(
             &registry.name_any(),
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(json!({
                 "apiVersion": format!("{}/{}", crate::crd::GROUP, crate::crd::VERSION),
                 "kind": "QuayRegistry",
-                "metadata": patch["metadata"],
+                "metadata": {
+                    "finalizers": [FINALIZER],
+                    "annotations": {BUILDER_NAMESPACE_ANNOTATION: plan.builder_namespace},
+                },
             })),
         )
         .await?;
@@ -341,24 +348,31 @@ async fn cleanup(registry: &QuayRegistry, ctx: &Context) -> Result<(), Error> {
     let namespace = registry.namespace().unwrap_or_default();
     let names = Names::new(&registry.name_any());
     let selector = ListParams::default().labels(&format!("{REGISTRY_LABEL}={}", names.registry));
-    for kind in kinds::owned(Default::default())
-        .into_iter()
-        .filter(|k| k.builder)
+    if let Some(builder_ns) = registry
+        .annotations()
+        .get(BUILDER_NAMESPACE_ANNOTATION)
+        .filter(|ns| **ns != namespace)
     {
-        let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &kind.ar);
-        for obj in api.list(&selector).await?.items {
-            let ns = obj.namespace().unwrap_or_default();
-            if ns == namespace {
-                continue;
-            }
-            let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &kind.ar);
-            match api
-                .delete(&obj.name_any(), &DeleteParams::background())
-                .await
-            {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
+        for kind in kinds::owned(Default::default())
+            .into_iter()
+            .filter(|k| k.builder)
+        {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(ctx.client.clone(), builder_ns, &kind.ar);
+            let items = match api.list(&selector).await {
+                Ok(l) => l.items,
+                Err(kube::Error::Api(e)) if e.code == 404 => continue,
                 Err(e) => return Err(e.into()),
+            };
+            for obj in items {
+                match api
+                    .delete(&obj.name_any(), &DeleteParams::background())
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
     }

@@ -159,11 +159,19 @@ pub async fn read(client: &Client, registry: &QuayRegistry) -> kube::Result<Obse
 
     let mut owned = BTreeMap::new();
     let selector = ListParams::default().labels(&format!("{REGISTRY_LABEL}={}", names.registry));
+    // The builder namespace named now, and the one recorded when objects were put there.
     let mut namespaces = vec![namespace.clone()];
-    if let Some(ns) = builder_namespace_hint(bundle.as_ref())
-        && ns != namespace
+    let recorded = registry
+        .annotations()
+        .get(super::names::BUILDER_NAMESPACE_ANNOTATION)
+        .cloned();
+    for ns in [builder_namespace_hint(bundle.as_ref()), recorded]
+        .into_iter()
+        .flatten()
     {
-        namespaces.push(ns);
+        if !namespaces.contains(&ns) {
+            namespaces.push(ns);
+        }
     }
     for kind in kinds::owned(capabilities) {
         for ns in &namespaces {

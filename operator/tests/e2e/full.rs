@@ -26,13 +26,24 @@ struct S3 {
 
 impl S3 {
     async fn start() -> S3 {
-        require("python3", &["-c", "import moto.server"], "pip install 'moto[server]'");
+        require(
+            "python3",
+            &["-c", "import moto.server"],
+            "pip install 'moto[server]'",
+        );
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("free port");
         let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -45,7 +56,11 @@ impl S3 {
             async move { http.get(root).send().await.ok().map(|_| ()) }
         })
         .await;
-        let r = http.put(s3.url("/quayside")).send().await.expect("create bucket");
+        let r = http
+            .put(s3.url("/quayside"))
+            .send()
+            .await
+            .expect("create bucket");
         assert!(r.status().is_success(), "create bucket: {}", r.status());
         s3
     }
@@ -135,24 +150,68 @@ async fn full_sample_uses_s3_the_users_certificate_and_the_overrides() {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
     let mut b = Secret::default();
     b.metadata.name = Some("registry-config-bundle".into());
-    b.string_data = Some([("config.yaml".to_owned(), serde_yaml::to_string(&bundle).unwrap())].into());
-    secrets.create(&PostParams::default(), &b).await.expect("bundle");
+    b.string_data = Some(
+        [(
+            "config.yaml".to_owned(),
+            serde_yaml::to_string(&bundle).unwrap(),
+        )]
+        .into(),
+    );
+    secrets
+        .create(&PostParams::default(), &b)
+        .await
+        .expect("bundle");
     let (ca1, cert1, key1) = certificate("first CA");
     put_tls_secret(&client, &cert1, &key1).await;
 
     let sample = repo().join("config/samples/quayregistry-full.yaml");
     let (ok, out) = kubectl(
         emu.kubeconfig_path(),
-        &["apply", "--server-side", "-n", NS, "-f", &sample.display().to_string()],
+        &[
+            "apply",
+            "--server-side",
+            "-n",
+            NS,
+            "-f",
+            &sample.display().to_string(),
+        ],
     );
     assert!(ok, "{out}");
-    wait_condition(&client, NS, "registry", "ComponentQuayReady", "True", Duration::from_secs(120)).await;
-    let r = wait_condition(&client, NS, "registry", "Available", "True", Duration::from_secs(30)).await;
+    wait_condition(
+        &client,
+        NS,
+        "registry",
+        "ComponentQuayReady",
+        "True",
+        Duration::from_secs(120),
+    )
+    .await;
+    let r = wait_condition(
+        &client,
+        NS,
+        "registry",
+        "Available",
+        "True",
+        Duration::from_secs(30),
+    )
+    .await;
     let status = r.status.clone().unwrap_or_default();
-    assert_eq!(status.registry_endpoint.as_deref(), Some("https://registry.example.com"));
+    assert_eq!(
+        status.registry_endpoint.as_deref(),
+        Some("https://registry.example.com")
+    );
     let tls = r.condition("ComponentTLSReady").unwrap();
-    assert_eq!((tls.reason.as_str(), tls.message.as_str()), ("ComponentNotManaged", "the certificate comes from Secret registry-tls"));
-    assert_eq!(r.condition("ComponentObjectStorageReady").unwrap().reason, "ComponentNotManaged");
+    assert_eq!(
+        (tls.reason.as_str(), tls.message.as_str()),
+        (
+            "ComponentNotManaged",
+            "the certificate comes from Secret registry-tls"
+        )
+    );
+    assert_eq!(
+        r.condition("ComponentObjectStorageReady").unwrap().reason,
+        "ComponentNotManaged"
+    );
 
     // Overrides: two registry pods with the extra label and env, one mirror worker.
     let pods = pod_names(&client, NS, &format!("{QUAY_PODS},team=platform")).await;
@@ -160,12 +219,33 @@ async fn full_sample_uses_s3_the_users_certificate_and_the_overrides() {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
     let quay = deployments.get("registry-quay-app").await.unwrap();
     let container = &quay.spec.template.spec.as_ref().unwrap().containers[0];
-    assert!(container.env.as_ref().unwrap().iter().any(|e| e.name == "QUAYSIDE_LOG"));
-    assert_eq!(deployments.get("registry-quay-mirror").await.unwrap().spec.replicas, Some(1));
-    let ingress = Api::<Ingress>::namespaced(client.clone(), NS).get("registry-quay").await.unwrap();
+    assert!(
+        container
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|e| e.name == "QUAYSIDE_LOG")
+    );
+    assert_eq!(
+        deployments
+            .get("registry-quay-mirror")
+            .await
+            .unwrap()
+            .spec
+            .replicas,
+        Some(1)
+    );
+    let ingress = Api::<Ingress>::namespaced(client.clone(), NS)
+        .get("registry-quay")
+        .await
+        .unwrap();
     let spec = ingress.spec.unwrap();
     assert_eq!(spec.rules.unwrap()[0].host.as_deref(), Some(HOST));
-    assert_eq!(spec.tls.unwrap()[0].secret_name.as_deref(), Some("registry-tls"));
+    assert_eq!(
+        spec.tls.unwrap()[0].secret_name.as_deref(),
+        Some("registry-tls")
+    );
 
     // The registry serves the user's certificate (verified against the user's CA for HOST).
     let addr = emu
@@ -174,7 +254,14 @@ async fn full_sample_uses_s3_the_users_certificate_and_the_overrides() {
         .unwrap();
     let http = client_trusting(&ca1, addr);
     let base = format!("https://{HOST}:{}", addr.port());
-    assert_eq!(http.get(format!("{base}/health/instance")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        http.get(format!("{base}/health/instance"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     // Blobs go to the bundle's S3 bucket.
     let init = http
@@ -185,9 +272,14 @@ async fn full_sample_uses_s3_the_users_certificate_and_the_overrides() {
         .unwrap();
     assert_eq!(init.status(), 200);
     let blob = b"a blob that lands in S3".to_vec();
-    let digest = format!("sha256:{}", hex(ring::digest::digest(&ring::digest::SHA256, &blob).as_ref()));
+    let digest = format!(
+        "sha256:{}",
+        hex(ring::digest::digest(&ring::digest::SHA256, &blob).as_ref())
+    );
     let put = http
-        .post(format!("{base}/v2/{ADMIN}/s3test/blobs/uploads/?digest={digest}"))
+        .post(format!(
+            "{base}/v2/{ADMIN}/s3test/blobs/uploads/?digest={digest}"
+        ))
         .basic_auth(ADMIN, Some(ADMIN_PASSWORD))
         .header("content-type", "application/octet-stream")
         .body(blob.clone())
@@ -195,23 +287,55 @@ async fn full_sample_uses_s3_the_users_certificate_and_the_overrides() {
         .await
         .unwrap();
     assert_eq!(put.status(), 201, "{:?}", put.text().await);
-    let listing = reqwest::get(s3.url("/quayside?list-type=2")).await.unwrap().text().await.unwrap();
-    assert!(listing.contains("<Key>"), "the bucket holds no object: {listing}");
+    let listing = reqwest::get(s3.url("/quayside?list-type=2"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        listing.contains("<Key>"),
+        "the bucket holds no object: {listing}"
+    );
 
     // A new certificate in the Secret (cert-manager renewing it) rolls the pods; the new one
     // is served.
     let (ca2, cert2, key2) = certificate("second CA");
     put_tls_secret(&client, &cert2, &key2).await;
-    wait_for(Duration::from_secs(90), "the pods to roll to the new certificate", || async {
-        let now = pod_names(&client, NS, QUAY_PODS).await;
-        (now.len() == 2 && now.iter().all(|p| !pods.contains(p))).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(90),
+        "the pods to roll to the new certificate",
+        || async {
+            let now = pod_names(&client, NS, QUAY_PODS).await;
+            (now.len() == 2 && now.iter().all(|p| !pods.contains(p))).then_some(())
+        },
+    )
     .await;
-    wait_condition(&client, NS, "registry", "ComponentQuayReady", "True", Duration::from_secs(60)).await;
+    wait_condition(
+        &client,
+        NS,
+        "registry",
+        "ComponentQuayReady",
+        "True",
+        Duration::from_secs(60),
+    )
+    .await;
     let http2 = client_trusting(&ca2, addr);
-    assert_eq!(http2.get(format!("{base}/health/instance")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        http2
+            .get(format!("{base}/health/instance"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     assert!(
-        client_trusting(&ca1, addr).get(format!("{base}/health/instance")).send().await.is_err(),
+        client_trusting(&ca1, addr)
+            .get(format!("{base}/health/instance"))
+            .send()
+            .await
+            .is_err(),
         "the old certificate is still served"
     );
     operator.stop().await;
