@@ -79,16 +79,16 @@ impl Drop for S3 {
 
 /// A CA and a serving certificate for [`HOST`] it signed: `(ca_pem, cert_pem, key_pem)`.
 fn certificate(ca_name: &str) -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+    let ca_key = rcgen::KeyPair::generate().expect("test certificate");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::new()).expect("test certificate");
     ca_params
         .distinguished_name
         .push(rcgen::DnType::CommonName, ca_name);
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).expect("test certificate");
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
+    let key = rcgen::KeyPair::generate().expect("test certificate");
     let cert = rcgen::CertificateParams::new(vec![HOST.to_owned()])
         .unwrap()
         .signed_by(&key, &issuer)
@@ -118,7 +118,7 @@ async fn put_tls_secret(client: &Client, cert: &str, key: &str) {
 
 fn client_trusting(ca: &str, addr: SocketAddr) -> reqwest::Client {
     reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).expect("CA PEM"))
         .tls_built_in_root_certs(false)
         .resolve(HOST, addr)
         .timeout(Duration::from_secs(10))
