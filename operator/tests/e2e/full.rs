@@ -90,9 +90,9 @@ fn certificate(ca_name: &str) -> (String, String, String) {
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let key = rcgen::KeyPair::generate().expect("test certificate");
     let cert = rcgen::CertificateParams::new(vec![HOST.to_owned()])
-        .unwrap()
+        .expect("test certificate")
         .signed_by(&key, &issuer)
-        .unwrap();
+        .expect("test certificate");
     (ca_cert.pem(), cert.pem(), key.serialize_pem())
 }
 
@@ -123,7 +123,7 @@ fn client_trusting(ca: &str, addr: SocketAddr) -> reqwest::Client {
         .resolve(HOST, addr)
         .timeout(Duration::from_secs(10))
         .build()
-        .unwrap()
+        .expect("HTTP client")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
