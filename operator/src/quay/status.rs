@@ -434,3 +434,234 @@ fn component(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::Condition;
+    use crate::quay::build::build;
+    use crate::quay::fixtures::*;
+    use crate::quay::kinds;
+    use crate::quay::material::prepare;
+    use crate::quay::validate::validate;
+    use chrono::Utc;
+    use serde_json::json;
+
+    struct Run {
+        plan: Plan,
+        material: Material,
+        desired: Desired,
+    }
+
+    fn run(registry: &QuayRegistry, observed: &Observed) -> Run {
+        let s = settings();
+        let plan = validate(registry, observed, &s).expect("valid");
+        let material = prepare(&plan, observed, &s, Utc::now()).expect("material");
+        let desired = build(&plan, &material, observed, &s).expect("build");
+        Run {
+            plan,
+            material,
+            desired,
+        }
+    }
+
+    fn compute_for(
+        registry: &QuayRegistry,
+        observed: &Observed,
+        r: &Run,
+        now: &str,
+    ) -> QuayRegistryStatus {
+        compute(
+            registry,
+            observed,
+            Outcome::Planned {
+                plan: &r.plan,
+                material: &r.material,
+                desired: &r.desired,
+                apply_error: None,
+            },
+            now,
+        )
+    }
+
+    fn cond<'a>(s: &'a QuayRegistryStatus, t: &str) -> &'a Condition {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .unwrap_or_else(|| panic!("no {t}"))
+    }
+
+    /// Everything applied, the database ready, migrations done, the Deployments rolled out and
+    /// the claim bound.
+    fn running(registry: &QuayRegistry) -> (Observed, Run) {
+        running_from(registry, Observed::empty())
+    }
+
+    fn running_from(registry: &QuayRegistry, mut observed: Observed) -> (Observed, Run) {
+        let first = run(registry, &observed);
+        apply_to(&mut observed, &first.desired);
+        database_and_migrations_done(&mut observed, &first.desired.migration_job);
+        let second = run(registry, &observed);
+        apply_to(&mut observed, &second.desired);
+        database_and_migrations_done(&mut observed, &second.desired.migration_job);
+        for (key, obj) in observed.owned.iter_mut() {
+            if key.kind == "Deployment" {
+                obj.metadata.generation = Some(1);
+                obj.data["status"] = json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1});
+            }
+            if key.kind == "PersistentVolumeClaim" {
+                obj.data["status"] = json!({"phase": "Bound"});
+            }
+        }
+        let r = run(registry, &observed);
+        (observed, r)
+    }
+
+    #[test]
+    fn a_fresh_registry_waits_for_its_database() {
+        let registry = cr(MINIMAL);
+        let r = run(&registry, &Observed::empty());
+        let s = compute_for(&registry, &Observed::empty(), &r, "t1");
+        assert_eq!(s.observed_generation, Some(1));
+        assert_eq!(s.current_version, None);
+        assert_eq!(
+            s.registry_endpoint.as_deref(),
+            Some("https://registry-quay-app.quay.svc.cluster.local")
+        );
+        let types: Vec<&str> = s.conditions.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(
+            &types[..4],
+            [
+                "Available",
+                "ComponentsCreated",
+                "RolloutBlocked",
+                "ComponentQuayReady"
+            ]
+        );
+        assert_eq!(types.len(), 15);
+        assert_eq!(cond(&s, "Available").status, "False");
+        assert_eq!(cond(&s, "ComponentsCreated").reason, "WaitingForDatabase");
+        assert_eq!(cond(&s, "RolloutBlocked").status, "False");
+        assert_eq!(cond(&s, "ComponentQuayReady").reason, "WaitingForDatabase");
+        assert_eq!(
+            cond(&s, "ComponentObjectStorageReady").reason,
+            "ComponentNotReady"
+        );
+        assert_eq!(cond(&s, "ComponentTLSReady").status, "True");
+        assert_eq!(
+            cond(&s, "ComponentClairReady").reason,
+            "ComponentNotManaged"
+        );
+        assert_eq!(cond(&s, "ComponentRedisReady").reason, "ComponentNotNeeded");
+    }
+
+    #[test]
+    fn a_rolled_out_registry_is_available_and_its_status_is_stable() {
+        let mut registry = cr(MINIMAL);
+        let (observed, r) = running(&registry);
+        let s = compute_for(&registry, &observed, &r, "t1");
+        assert_eq!(
+            cond(&s, "Available").status,
+            "True",
+            "{:?}",
+            cond(&s, "Available")
+        );
+        assert_eq!(
+            cond(&s, "ComponentQuayReady").status,
+            "True",
+            "{:?}",
+            cond(&s, "ComponentQuayReady")
+        );
+        assert_eq!(
+            cond(&s, "ComponentsCreated").reason,
+            "ComponentsCreationSuccess"
+        );
+        assert_eq!(s.current_version.as_deref(), Some("1.2.3"));
+        // Later, nothing changed: the very same status (so nothing is written).
+        registry.status = Some(s.clone());
+        assert_eq!(compute_for(&registry, &observed, &r, "t2"), s);
+    }
+
+    #[test]
+    fn a_new_configuration_keeps_available_and_the_version_while_it_rolls() {
+        let mut registry = cr("spec:\n  configBundleSecret: bundle\n");
+        let (mut observed, steady) =
+            running_from(&registry, observed_with_bundle("FEATURE_X: true\n"));
+        registry.status = Some(compute_for(&registry, &observed, &steady, "t1"));
+        assert_eq!(
+            cond(registry.status.as_ref().unwrap(), "ComponentQuayReady").status,
+            "True"
+        );
+
+        observed.bundle = observed_with_bundle("FEATURE_X: false\n").bundle;
+        let changed = run(&registry, &observed);
+        let s = compute_for(&registry, &observed, &changed, "t2");
+        assert_eq!(cond(&s, "Available").status, "True");
+        assert_eq!(cond(&s, "Available").last_transition_time, "t1");
+        assert_eq!(
+            cond(&s, "ComponentQuayReady").reason,
+            "MigrationsInProgress"
+        );
+        assert_eq!(cond(&s, "ComponentQuayReady").last_transition_time, "t2");
+        assert_eq!(s.current_version.as_deref(), Some("1.2.3"));
+    }
+
+    #[test]
+    fn a_failed_migration_blocks_the_rollout() {
+        let registry = cr(MINIMAL);
+        let (mut observed, r) = running(&registry);
+        put(
+            &mut observed,
+            &kinds::job(),
+            &r.desired.migration_job,
+            json!({"spec": {"template": {}}, "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "too many failures"}]}}),
+        );
+        let r = run(&registry, &observed);
+        let s = compute_for(&registry, &observed, &r, "t1");
+        assert_eq!(cond(&s, "RolloutBlocked").status, "True");
+        assert_eq!(cond(&s, "RolloutBlocked").reason, "MigrationsFailed");
+        assert!(
+            cond(&s, "RolloutBlocked")
+                .message
+                .contains("delete the Job to retry")
+        );
+        assert_eq!(cond(&s, "ComponentsCreated").reason, "MigrationsFailed");
+        assert_eq!(
+            cond(&s, "Available").status,
+            "True",
+            "the old pods still serve"
+        );
+    }
+
+    #[test]
+    fn a_blocked_rollout_keeps_the_previous_conditions_and_says_why() {
+        let mut registry = cr(MINIMAL);
+        let (observed, r) = running(&registry);
+        let before = compute_for(&registry, &observed, &r, "t1");
+        registry.status = Some(before.clone());
+        registry.metadata.generation = Some(2);
+        let blocked = Blocked {
+            reason: "ComponentOverrideInvalid",
+            message: "cannot set overrides on unmanaged component mirror".into(),
+        };
+        let s = compute(&registry, &observed, Outcome::Blocked(&blocked), "t2");
+        assert_eq!(s.observed_generation, Some(2));
+        assert_eq!(cond(&s, "RolloutBlocked").status, "True");
+        assert_eq!(
+            cond(&s, "RolloutBlocked").reason,
+            "ComponentOverrideInvalid"
+        );
+        assert_eq!(cond(&s, "RolloutBlocked").last_transition_time, "t2");
+        assert_eq!(cond(&s, "Available").status, "True");
+        assert_eq!(cond(&s, "Available").last_transition_time, "t1");
+        assert_eq!(
+            cond(&s, "ComponentQuayReady"),
+            &Condition {
+                observed_generation: Some(2),
+                ..cond(&before, "ComponentQuayReady").clone()
+            }
+        );
+        assert_eq!(s.current_version, before.current_version);
+        assert_eq!(s.registry_endpoint, before.registry_endpoint);
+    }
+}

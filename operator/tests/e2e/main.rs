@@ -4,4 +4,5 @@
 mod full;
 mod harness;
 mod helm;
+mod leader;
 mod registry;
