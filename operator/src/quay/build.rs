@@ -1196,10 +1196,20 @@ impl Builder<'_> {
             TlsSource::Secret { name, .. } => Some(name.clone()),
             _ => None,
         };
+        // A class named by the legacy annotation (from the route overrides) wins: the API
+        // refuses an Ingress with both.
+        let legacy_class = meta
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("kubernetes.io/ingress.class"));
         let ingress = Ingress {
             metadata: meta,
             spec: Some(IngressSpec {
-                ingress_class_name: self.settings.ingress_class_name.clone(),
+                ingress_class_name: if legacy_class {
+                    None
+                } else {
+                    self.settings.ingress_class_name.clone()
+                },
                 rules: Some(vec![IngressRule {
                     host: host.map(str::to_owned),
                     http: Some(HTTPIngressRuleValue {
@@ -1723,6 +1733,42 @@ mod tests {
         assert!(
             c["EXECUTORS"][0].get("SERVICE_ACCOUNT_NAME").is_none(),
             "the user's executors are kept as written"
+        );
+    }
+
+    #[test]
+    fn ingress_class_comes_from_the_operator_or_the_route_overrides() {
+        let mut s = settings();
+        s.ingress_class_name = Some("nginx".into());
+        let registry = sample("quayregistry-minimal.yaml");
+        let plan = validate(&registry, &Observed::empty(), &s).unwrap();
+        let m = prepare(&plan, &Observed::empty(), &s, Utc::now()).unwrap();
+        let d = build(&plan, &m, &Observed::empty(), &s).unwrap();
+        let ingress = find(&d, "Ingress", "registry-quay");
+        assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
+        assert_eq!(
+            ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"],
+            "HTTPS"
+        );
+        assert!(
+            ingress["spec"]["rules"][0].get("host").is_none(),
+            "no host known: any host"
+        );
+
+        let registry = cr(
+            "spec:\n  components:\n    - kind: route\n      overrides:\n        annotations:\n          kubernetes.io/ingress.class: traefik\n          nginx.ingress.kubernetes.io/proxy-body-size: 10g\n",
+        );
+        let plan = validate(&registry, &Observed::empty(), &s).unwrap();
+        let d = build(&plan, &m, &Observed::empty(), &s).unwrap();
+        let ingress = find(&d, "Ingress", "registry-quay");
+        assert!(ingress["spec"].get("ingressClassName").is_none());
+        assert_eq!(
+            ingress["metadata"]["annotations"]["kubernetes.io/ingress.class"],
+            "traefik"
+        );
+        assert_eq!(
+            ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"],
+            "10g"
         );
     }
 

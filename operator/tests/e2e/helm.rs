@@ -104,7 +104,18 @@ fn chart_lints_strictly_renders_both_rbac_modes_and_checks_values() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn helm_install_with_rbac_runs_the_operator_which_reconciles_a_registry() {
+async fn helm_install_with_cluster_wide_rbac_runs_the_operator_which_reconciles_a_registry() {
+    install_and_reconcile(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn helm_install_with_rbac_limited_to_watched_namespaces_runs_the_operator() {
+    install_and_reconcile(&["quay"]).await;
+}
+
+/// Installs the chart into an emulator that enforces RBAC (watching `namespaces`, all when
+/// empty), then drives a QuayRegistry in namespace `quay` to Available.
+async fn install_and_reconcile(namespaces: &[&str]) {
     require(
         "kubectl",
         &["version", "--client"],
@@ -113,10 +124,12 @@ async fn helm_install_with_rbac_runs_the_operator_which_reconciles_a_registry() 
     let (emu, _scripts) = emulator(true).await;
     let _dump = DumpOnPanic(&emu);
     let client = emu.client();
+    create_namespace(&client, "quay").await;
     let values = serde_json::json!({
         "image": {"repository": OPERATOR_IMAGE_PREFIX, "tag": "test"},
         "registry": {"image": REGISTRY_IMAGE},
         "logLevel": "info,quayside_operator=debug",
+        "watchNamespaces": namespaces,
     });
     let kc = emu.kubeconfig_path().display().to_string();
     let r = helm(&["install", &chart(), &kc, &values.to_string()]);
@@ -154,7 +167,6 @@ async fn helm_install_with_rbac_runs_the_operator_which_reconciles_a_registry() 
     );
 
     // A QuayRegistry becomes Available: the chart's RBAC covers the operator's work.
-    create_namespace(&client, "quay").await;
     let sample = repo().join("config/samples/quayregistry-minimal.yaml");
     let (ok, out) = kubectl(
         emu.kubeconfig_path(),
