@@ -225,10 +225,10 @@ async fn install_and_reconcile(namespaces: &[&str]) {
         .expect("metrics service");
     let metrics = reqwest::get(format!("http://{metrics_addr}/metrics"))
         .await
-        .unwrap()
+        .expect("test step")
         .text()
         .await
-        .unwrap();
+        .expect("test step");
     let reconciles = metrics
         .lines()
         .find_map(|l| {
@@ -246,7 +246,11 @@ async fn install_and_reconcile(namespaces: &[&str]) {
             "events",
         ),
     );
-    let events = events.list(&ListParams::default()).await.unwrap().items;
+    let events = events
+        .list(&ListParams::default())
+        .await
+        .expect("test step")
+        .items;
     assert!(
         events
             .iter()
