@@ -160,6 +160,12 @@ exec "$BIN/postgres" -D "$PGDATA" -p "$KUBE_EMULATOR_PORT_5432" \
 
 /// An emulator running registry, PostgreSQL and operator images.
 pub async fn emulator(rbac: bool) -> (Emulator, Scripts) {
+    require(
+        "/usr/lib/postgresql/15/bin/postgres",
+        &["--version"],
+        "apt-get install postgresql-15",
+    );
+    require("setpriv", &["--version"], "apt-get install util-linux");
     let scripts = Scripts::write();
     let sh = |p: &Path| ["sh".to_owned(), p.display().to_string()];
     let emu = Emulator::builder()
