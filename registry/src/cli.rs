@@ -218,6 +218,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     accounts::create_access_token(&ctx, &user, accounts::ALL_SCOPES).await?
                 );
             }
+            ctx.audit.shutdown().await;
             ctx.db.close().await;
             Ok(())
         }

@@ -106,6 +106,19 @@ pub struct Features {
     pub user_initialize: bool,
     /// Users may be created (through the API) at all.
     pub user_creation: bool,
+    /// `FEATURE_MAILING`: e-mail may be sent (with `MAIL_SERVER` set, team members are invited).
+    pub mailing: bool,
+    /// `FEATURE_REQUIRE_TEAM_INVITE`: with mail configured, users who are not yet members of
+    /// the organization join a team by accepting an invitation.
+    pub require_team_invite: bool,
+}
+
+/// Outgoing mail (`MAIL_*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailConfig {
+    pub server: String,
+    pub port: u16,
+    pub default_sender: String,
 }
 
 #[derive(Clone, Debug)]
@@ -127,6 +140,12 @@ pub struct Config {
     pub secret_key: Option<String>,
     pub tag_expiration_options: Vec<String>,
     pub default_tag_expiration_s: i64,
+    /// `ROBOTS_DISALLOW`: robot accounts can be neither created nor used.
+    pub robots_disallow: bool,
+    /// `ROBOTS_WHITELIST`: robots that may still log in when robots are disallowed.
+    pub robots_whitelist: Vec<String>,
+    /// `MAIL_SERVER` and friends, when mail is configured (`FEATURE_MAILING` and a server).
+    pub mail: Option<MailConfig>,
     /// Idle time after which an unfinished blob upload is abandoned and cleaned.
     pub upload_expiration: Duration,
     /// The whole file as parsed, for settings later features read.
@@ -168,6 +187,20 @@ struct RawConfig {
     default_tag_expiration: Option<String>,
     #[serde(rename = "QUAYSIDE_UPLOAD_EXPIRATION_S")]
     upload_expiration_s: Option<u64>,
+    #[serde(rename = "ROBOTS_DISALLOW")]
+    robots_disallow: Option<bool>,
+    #[serde(rename = "ROBOTS_WHITELIST")]
+    robots_whitelist: Option<Vec<String>>,
+    #[serde(rename = "FEATURE_MAILING")]
+    feature_mailing: Option<bool>,
+    #[serde(rename = "FEATURE_REQUIRE_TEAM_INVITE")]
+    feature_require_team_invite: Option<bool>,
+    #[serde(rename = "MAIL_SERVER")]
+    mail_server: Option<String>,
+    #[serde(rename = "MAIL_PORT")]
+    mail_port: Option<u16>,
+    #[serde(rename = "MAIL_DEFAULT_SENDER")]
+    mail_default_sender: Option<String>,
 }
 
 impl Config {
@@ -332,6 +365,20 @@ impl Config {
             })?,
         };
         let super_users = raw.super_users.unwrap_or_default();
+        let mailing = raw.feature_mailing.unwrap_or(false);
+        let mail = match (mailing, raw.mail_server) {
+            (true, Some(server)) if !server.trim().is_empty() => {
+                validate_hostname(&server).map_err(|m| invalid("MAIL_SERVER", m))?;
+                Some(MailConfig {
+                    server,
+                    port: raw.mail_port.unwrap_or(587),
+                    default_sender: raw
+                        .mail_default_sender
+                        .unwrap_or_else(|| "support@quay.io".into()),
+                })
+            }
+            _ => None,
+        };
         Ok(Config {
             listen,
             data_dir,
@@ -343,15 +390,25 @@ impl Config {
                 general_oci_support: raw.feature_general_oci_support.unwrap_or(true),
                 user_initialize: raw.feature_user_initialize.unwrap_or(true),
                 user_creation: raw.feature_user_creation.unwrap_or(true),
+                mailing,
+                require_team_invite: raw.feature_require_team_invite.unwrap_or(true),
             },
             super_users,
             tls,
             secret_key: raw.secret_key,
             tag_expiration_options,
             default_tag_expiration_s,
+            robots_disallow: raw.robots_disallow.unwrap_or(false),
+            robots_whitelist: raw.robots_whitelist.unwrap_or_default(),
+            mail,
             upload_expiration: Duration::from_secs(raw.upload_expiration_s.unwrap_or(3600)),
             raw: mapping,
         })
+    }
+
+    /// Mail is configured: `FEATURE_MAILING` is on and `MAIL_SERVER` is set.
+    pub fn mail_configured(&self) -> bool {
+        self.mail.is_some()
     }
 
     /// Reads a boolean `FEATURE_*`-style key from the raw file, for features that have no typed
@@ -620,6 +677,13 @@ DISTRIBUTED_STORAGE_CONFIG:
             ),
             ("PREFERRED_URL_SCHEME: gopher", "PREFERRED_URL_SCHEME"),
             ("DB_URI: mysql://x", "DB_URI"),
+            ("ROBOTS_DISALLOW: sometimes", "ROBOTS_DISALLOW"),
+            ("FEATURE_MAILING: yes please", "FEATURE_MAILING"),
+            ("FEATURE_USER_CREATION: 3", "FEATURE_USER_CREATION"),
+            (
+                "FEATURE_MAILING: true\nMAIL_SERVER: smtp://x/",
+                "MAIL_SERVER",
+            ),
             ("SERVER_HOSTNAME: http://x/y", "SERVER_HOSTNAME"),
             ("DEFAULT_TAG_EXPIRATION: soon", "DEFAULT_TAG_EXPIRATION"),
             (

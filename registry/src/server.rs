@@ -18,7 +18,8 @@ use tower::ServiceExt;
 use crate::api::{self, AppState, ConnScheme, PeerAddr};
 use crate::config::{Config, TlsFiles};
 use crate::db::{self, Db};
-use crate::service::{Clock, Ctx, SystemClock, accounts, auth, jwt, uploads};
+use crate::service::cache::PullCache;
+use crate::service::{Clock, Ctx, SystemClock, accounts, audit, auth, federation, jwt, uploads};
 use crate::telemetry::Metrics;
 use crate::{storage, workers};
 
@@ -53,11 +54,14 @@ pub async fn build_context(config: Config, clock: Arc<dyn Clock>) -> anyhow::Res
         jwt: jwt::Keys::new(&secret),
         sealer: accounts::PasswordSealer::new(&secret),
         config,
-        db,
+        db: db.clone(),
         store,
         clock,
         uploads: uploads::UploadState::default(),
         auth_cache: auth::CredentialCache::default(),
+        audit: audit::AuditLog::start(db.clone()),
+        federation: federation::JwksCache::default(),
+        pull_cache: PullCache::from_env(),
     }))
 }
 
@@ -119,10 +123,12 @@ impl Running {
         )
     }
 
-    /// Stops accepting, lets in-flight requests finish (up to the grace period), stops workers.
+    /// Stops accepting, lets in-flight requests finish (up to the grace period), stops workers,
+    /// writes the queued audit log entries.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        self.ctx.audit.shutdown().await;
         self.ctx.db.close().await;
     }
 }

@@ -168,10 +168,14 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         Some(label) => label.0,
         None => matched.map_or("unmatched", |m| leak_route(m.as_str())),
     };
-    state.metrics.observe(
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state.metrics.observe(route, status, elapsed.as_secs_f64());
+    tracing::debug!(
         route,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
+        status,
+        micros = elapsed.as_micros() as u64,
+        "request"
     );
     response.map(|b| {
         Body::new(Counted {

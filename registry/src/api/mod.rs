@@ -2,6 +2,7 @@
 //! maps the result; errors are mapped to the surface's format in one place per surface.
 //! No SQL and no storage access here.
 
+pub mod federation;
 pub mod health;
 pub mod quay;
 pub mod v2;
@@ -37,7 +38,14 @@ pub struct RouteLabel(pub &'static str);
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(v2::router())
-        .nest("/api/v1", quay::router())
+        .nest(
+            "/api/v1",
+            quay::router().layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                quay::error::absolute_error_types,
+            )),
+        )
+        .merge(federation::router())
         .merge(health::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

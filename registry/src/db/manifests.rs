@@ -55,15 +55,15 @@ pub async fn by_digest<'c>(
     Ok(row.as_ref().map(from_row).transpose()?)
 }
 
-/// The manifest a live tag points to.
+/// The manifest a live tag points to, with the tag's expiration.
 pub async fn by_tag<'c>(
     ex: impl Exec<'c>,
     repository_id: i64,
     tag: &str,
     now_ms: i64,
-) -> DbResult<Option<ManifestRow>> {
+) -> DbResult<Option<(ManifestRow, Option<i64>)>> {
     let row = sqlx::query(&format!(
-        "SELECT {COLS} FROM tag t JOIN manifest m ON m.id = t.manifest_id \
+        "SELECT {COLS}, t.expiration_ms AS tag_expiration_ms FROM tag t JOIN manifest m ON m.id = t.manifest_id \
          WHERE t.repository_id = $1 AND t.name = $2 AND t.end_ms IS NULL \
            AND (t.expiration_ms IS NULL OR t.expiration_ms > $3)"
     ))
@@ -72,7 +72,8 @@ pub async fn by_tag<'c>(
     .bind(now_ms)
     .fetch_optional(ex)
     .await?;
-    Ok(row.as_ref().map(from_row).transpose()?)
+    row.map(|r| Ok((from_row(&r)?, r.try_get("tag_expiration_ms")?)))
+        .transpose()
 }
 
 pub struct NewManifest<'a> {

@@ -13,12 +13,18 @@
 //!   sequences that must commit together. On SQLite, write transactions are serialised in
 //!   process (see [`Db::begin`]) so they never fail with `SQLITE_BUSY` on lock upgrade.
 
+pub mod apps;
+pub mod audit;
 pub mod blobs;
 pub mod manifests;
 pub mod namespaces;
+pub mod permissions;
 pub mod repos;
+pub mod repositories;
+pub mod robots;
 pub mod settings;
 pub mod tags;
+pub mod teams;
 pub mod tokens;
 pub mod uploads;
 
@@ -107,11 +113,18 @@ impl Tx {
     }
 }
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "registry",
-    include_str!("../../migrations/0001_registry.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "registry",
+        include_str!("../../migrations/0001_registry.sql"),
+    ),
+    (
+        2,
+        "tenancy",
+        include_str!("../../migrations/0002_tenancy.sql"),
+    ),
+];
 
 impl Db {
     /// Connects to `url` (`sqlite://path` or `postgres://...`), creating an SQLite file and its
@@ -133,7 +146,8 @@ impl Db {
                 {
                     std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
                 }
-                (format!("sqlite://{path}?mode=rwc"), 8)
+                // Writers are serialised anyway; four connections serve concurrent WAL readers.
+                (format!("sqlite://{path}?mode=rwc"), 4)
             }
             Backend::Postgres => (url.to_owned(), 16),
         };
@@ -147,7 +161,8 @@ impl Db {
                     if backend == Backend::Sqlite {
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                             PRAGMA cache_size = -4096;",
                         )
                         .await?;
                     }

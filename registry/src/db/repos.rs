@@ -90,7 +90,8 @@ pub async fn lock(tx: &mut super::Tx, repository_id: i64) -> DbResult<()> {
 #[derive(Clone, Copy, Debug)]
 pub enum Viewer {
     Anonymous,
-    /// A user (by namespace id): public repositories and those in the user's namespace.
+    /// A user or robot (by account id): public repositories, those in the user's namespace, those
+    /// granted directly or through a team, and all of organizations the account administers.
     User(i64),
     /// Sees everything.
     Superuser,
@@ -110,7 +111,12 @@ pub async fn catalog_page<'c>(
     let visible = match viewer {
         Viewer::Superuser => "TRUE",
         Viewer::Anonymous => "r.visibility = 'public'",
-        Viewer::User(_) => "(r.visibility = 'public' OR r.namespace_id = $3)",
+        Viewer::User(_) => {
+            "(r.visibility = 'public' OR r.namespace_id = $3 \
+             OR r.id IN (SELECT repository_id FROM repo_user_permission WHERE account_id = $3) \
+             OR r.id IN (SELECT p.repository_id FROM repo_team_permission p JOIN team_member m ON m.team_id = p.team_id WHERE m.account_id = $3) \
+             OR r.namespace_id IN (SELECT t.org_id FROM team t JOIN team_member m ON m.team_id = t.id WHERE m.account_id = $3 AND t.role = 'admin'))"
+        }
     };
     let sql = format!(
         "SELECT {full} AS full_name FROM repository r JOIN namespace n ON n.id = r.namespace_id \

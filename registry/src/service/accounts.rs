@@ -5,9 +5,15 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ring::aead;
 
-use super::{AccountError, Ctx, Internal, UserRef, hash_secret, random_token};
+use quayside_client::types as api;
+
+use super::audit::{Caller, Event};
+use super::authz::{self, Action, Resource};
+use super::{
+    AccountError, Ctx, Internal, Principal, TenancyError, UserRef, hash_secret, random_token, views,
+};
 use crate::db;
-use crate::db::namespaces::NewUser;
+use crate::db::namespaces::{NamespaceRow, NewUser};
 
 /// Scopes of a token that may do everything its user may.
 pub const ALL_SCOPES: &str =
@@ -47,7 +53,7 @@ fn validate_password(password: &str) -> Result<(), AccountError> {
     Ok(())
 }
 
-fn validate_email(email: &str) -> Result<(), AccountError> {
+pub(crate) fn validate_email(email: &str) -> Result<(), AccountError> {
     let valid = email.split_once('@').is_some_and(|(local, domain)| {
         !local.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace)
     });
@@ -247,9 +253,295 @@ pub async fn create_access_token(
         scopes,
         ctx.now_ms(),
         None,
+        &db::tokens::TokenMeta::default(),
     )
     .await?;
     Ok(token)
+}
+
+/// The signed-in user behind a principal that may act as a user (not robots, not anonymous).
+pub fn acting_user(principal: &Principal) -> Result<&UserRef, TenancyError> {
+    match principal {
+        Principal::User(u) => Ok(u),
+        Principal::OAuth(o) => Ok(&o.user),
+        Principal::Anonymous => Err(TenancyError::Forbidden { anonymous: true }),
+        Principal::Robot(_) | Principal::Token(_) => {
+            Err(TenancyError::Forbidden { anonymous: true })
+        }
+    }
+}
+
+fn is_superuser(ctx: &Ctx, row: &NamespaceRow) -> bool {
+    row.superuser || ctx.is_config_superuser(&row.name)
+}
+
+/// `GET /api/v1/user/`.
+pub async fn current_user(ctx: &Ctx, caller: &Caller) -> Result<api::User, TenancyError> {
+    let user = acting_user(&caller.principal)?;
+    if let Some(scopes) = caller.principal.scopes()
+        && !(scopes.has(super::scopes::Scope::UserRead)
+            || scopes.has(super::scopes::Scope::UserAdmin))
+    {
+        return Err(TenancyError::Forbidden { anonymous: false });
+    }
+    let row = db::namespaces::by_id(ctx.db.pool(), user.id)
+        .await?
+        .ok_or(TenancyError::Forbidden { anonymous: true })?;
+    let mut organizations = Vec::new();
+    for org in db::namespaces::orgs_of_account(ctx.db.pool(), user.id).await? {
+        let is_admin = authz::can(
+            ctx,
+            &caller.principal,
+            Action::AdminNamespace,
+            Resource::Namespace(&org.name),
+        )
+        .await?;
+        let can_create = authz::can(
+            ctx,
+            &caller.principal,
+            Action::CreateRepo,
+            Resource::Namespace(&org.name),
+        )
+        .await?;
+        organizations.push(api::UserOrganization {
+            avatar: views::avatar(&org.name, org.email.as_deref(), "user"),
+            name: org.name,
+            can_create_repo: can_create,
+            public: false,
+            is_org_admin: Some(is_admin),
+            preferred_namespace: Some(false),
+        });
+    }
+    Ok(api::User {
+        anonymous: false,
+        avatar: views::avatar(&row.name, row.email.as_deref(), "user"),
+        username: row.name.clone(),
+        can_create_repo: true,
+        is_me: true,
+        verified: true,
+        email: row.email.clone(),
+        logins: Vec::new(),
+        invoice_email: false,
+        invoice_email_address: None,
+        preferred_namespace: false,
+        tag_expiration_s: row.tag_expiration_s,
+        prompts: Vec::new(),
+        company: None,
+        family_name: None,
+        given_name: None,
+        location: None,
+        is_free_account: true,
+        has_password_set: row.password_hash.is_some(),
+        quotas: Vec::new(),
+        quota_report: views::empty_quota_report(true),
+        organizations,
+        super_user: is_superuser(ctx, &row).then_some(true),
+    })
+}
+
+async fn require_superuser(ctx: &Ctx, caller: &Caller) -> Result<(), TenancyError> {
+    authz::require(
+        ctx,
+        &caller.principal,
+        Action::SuperUser,
+        Resource::Registry,
+    )
+    .await
+}
+
+fn superuser_view(ctx: &Ctx, row: &NamespaceRow) -> api::SuperUserUser {
+    api::SuperUserUser {
+        kind: "user".into(),
+        name: row.name.clone(),
+        username: row.name.clone(),
+        email: row.email.clone(),
+        verified: true,
+        avatar: views::avatar(&row.name, row.email.as_deref(), "user"),
+        super_user: is_superuser(ctx, row),
+        global_readonly_super_user: false,
+        enabled: row.enabled,
+        quotas: Vec::new(),
+        quota_report: views::empty_quota_report(true),
+    }
+}
+
+/// `GET /api/v1/superuser/users/`.
+pub async fn list_users(
+    ctx: &Ctx,
+    caller: &Caller,
+    include_disabled: bool,
+) -> Result<api::SuperUserUsers, TenancyError> {
+    require_superuser(ctx, caller).await?;
+    let rows = db::namespaces::list_users(ctx.db.pool(), include_disabled).await?;
+    Ok(api::SuperUserUsers {
+        users: rows.iter().map(|r| superuser_view(ctx, r)).collect(),
+    })
+}
+
+/// `GET /api/v1/superuser/users/{username}`.
+pub async fn get_user(
+    ctx: &Ctx,
+    caller: &Caller,
+    username: &str,
+) -> Result<api::SuperUserUser, TenancyError> {
+    require_superuser(ctx, caller).await?;
+    let row = user_row(ctx, username).await?;
+    Ok(superuser_view(ctx, &row))
+}
+
+async fn user_row(ctx: &Ctx, username: &str) -> Result<NamespaceRow, TenancyError> {
+    db::namespaces::by_name(ctx.db.pool(), username)
+        .await?
+        .filter(NamespaceRow::is_user)
+        .ok_or(TenancyError::NotFound)
+}
+
+/// `POST /api/v1/superuser/users/`: creates a user with a generated password.
+pub async fn create_user_by_superuser(
+    ctx: &Ctx,
+    caller: &Caller,
+    username: &str,
+    email: Option<&str>,
+) -> Result<api::CreatedUser, TenancyError> {
+    require_superuser(ctx, caller).await?;
+    let password = random_token(32);
+    create_user(ctx, username, &password, email, false).await?;
+    ctx.audit.record(
+        caller,
+        Event::namespace(
+            "user_create",
+            username,
+            serde_json::json!({ "email": email, "username": username, "superuser": caller.principal.name() }),
+        ),
+        ctx.now_ms(),
+    );
+    Ok(api::CreatedUser {
+        username: username.to_owned(),
+        email: email.map(str::to_owned),
+        encrypted_password: ctx.sealer().seal(&password),
+        password,
+    })
+}
+
+/// `POST /api/v1/user/`: self-service sign-up, when `FEATURE_USER_CREATION` allows it.
+pub async fn sign_up(
+    ctx: &Ctx,
+    caller: &Caller,
+    username: &str,
+    password: &str,
+    email: Option<&str>,
+) -> Result<api::User, TenancyError> {
+    if !ctx.config.features.user_creation {
+        return Err(TenancyError::NotFound);
+    }
+    if db::namespaces::by_name(ctx.db.pool(), username)
+        .await?
+        .is_some()
+    {
+        return Err(TenancyError::Invalid("The username already exists".into()));
+    }
+    let user = create_user(ctx, username, password, email, false).await?;
+    ctx.audit.record(
+        caller,
+        Event::namespace(
+            "user_create",
+            username,
+            serde_json::json!({ "email": email, "username": username }),
+        ),
+        ctx.now_ms(),
+    );
+    let me = Caller::new(Principal::User(user), caller.ip);
+    current_user(ctx, &me).await
+}
+
+/// `PUT /api/v1/superuser/users/{username}`: password, e-mail, enabled.
+pub async fn update_user(
+    ctx: &Ctx,
+    caller: &Caller,
+    username: &str,
+    password: Option<&str>,
+    email: Option<&str>,
+    enabled: Option<bool>,
+) -> Result<api::SuperUserUser, TenancyError> {
+    require_superuser(ctx, caller).await?;
+    let row = user_row(ctx, username).await?;
+    if is_superuser(ctx, &row) {
+        return Err(TenancyError::Invalid("Cannot update a superuser".into()));
+    }
+    let by = caller.principal.name().map(str::to_owned);
+    let now = ctx.now_ms();
+    if let Some(password) = password {
+        validate_password(password)?;
+        let hash = hash_password(password).await?;
+        db::namespaces::set_password_hash(ctx.db.pool(), row.id, &hash).await?;
+        ctx.audit.record(
+            caller,
+            Event::namespace(
+                "user_change_password",
+                username,
+                serde_json::json!({ "username": username, "superuser": by }),
+            ),
+            now,
+        );
+    }
+    if let Some(email) = email {
+        validate_email(email)?;
+        db::namespaces::set_email(ctx.db.pool(), row.id, Some(email)).await?;
+        ctx.audit.record(
+            caller,
+            Event::namespace(
+                "user_change_email",
+                username,
+                serde_json::json!({ "old_email": row.email, "email": email, "superuser": by }),
+            ),
+            now,
+        );
+    }
+    if let Some(enabled) = enabled {
+        db::namespaces::set_enabled(ctx.db.pool(), row.id, enabled).await?;
+        let kind = if enabled {
+            "user_enable"
+        } else {
+            "user_disable"
+        };
+        ctx.audit.record(
+            caller,
+            Event::namespace(
+                kind,
+                username,
+                serde_json::json!({ "username": username, "superuser": by }),
+            ),
+            now,
+        );
+    }
+    ctx.auth_cache.clear();
+    let row = user_row(ctx, username).await?;
+    Ok(superuser_view(ctx, &row))
+}
+
+/// `DELETE /api/v1/superuser/users/{username}`: the user, their robots and their namespace's
+/// repositories go.
+pub async fn delete_user(ctx: &Ctx, caller: &Caller, username: &str) -> Result<(), TenancyError> {
+    require_superuser(ctx, caller).await?;
+    let row = user_row(ctx, username).await?;
+    if is_superuser(ctx, &row) {
+        return Err(TenancyError::Invalid("Cannot delete a superuser".into()));
+    }
+    ctx.audit.record(
+        caller,
+        Event::namespace(
+            "user_delete",
+            username,
+            serde_json::json!({ "username": username }),
+        ),
+        ctx.now_ms(),
+    );
+    let mut tx = ctx.db.begin().await?;
+    db::namespaces::delete(&mut tx, row.id).await?;
+    tx.commit().await?;
+    ctx.pull_cache.invalidate();
+    ctx.auth_cache.clear();
+    Ok(())
 }
 
 impl Ctx {

@@ -1,7 +1,8 @@
 //! Authentication: turns credentials into a [`Principal`].
 //!
 //! - Basic `username:password` for users (the password or Quay's encrypted password);
-//!   `$oauthtoken:<access token>` for access tokens.
+//!   `$oauthtoken:<access token>` for access tokens; `owner+robot:<token>` for robots, where the
+//!   token is the robot's own or a short-lived one from a federated (keyless) exchange.
 //! - Bearer: a registry JWT issued by `/v2/auth`, or an access token.
 //!
 //! Successful password checks are cached briefly (argon2 is deliberately slow, and clients send
@@ -10,7 +11,10 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{Ctx, Internal, Principal, UserRef, accounts, hash_secret};
+use super::scopes::Scopes;
+use super::{
+    Ctx, Internal, OAuthRef, Principal, RobotRef, UserRef, accounts, constant_time_eq, hash_secret,
+};
 use crate::db;
 
 const CACHE_TTL_MS: i64 = 60_000;
@@ -39,6 +43,11 @@ pub enum AuthError {
     InvalidToken,
     #[error("this account is disabled")]
     Disabled,
+    /// `ROBOTS_DISALLOW` is set.
+    #[error("Robot accounts have been disabled. Please contact your administrator.")]
+    RobotsDisabled,
+    #[error("Could not find robot with username: {0} and supplied password.")]
+    InvalidRobot(String),
     #[error(transparent)]
     Internal(#[from] Internal),
 }
@@ -87,7 +96,10 @@ impl CredentialCache {
 pub async fn authenticate(ctx: &Ctx, credentials: &Credentials) -> Result<Principal, AuthError> {
     match credentials {
         Credentials::Basic { username, password } if username == "$oauthtoken" => {
-            access_token_user(ctx, password).await.map(Principal::User)
+            access_token_user(ctx, password).await.map(Principal::OAuth)
+        }
+        Credentials::Basic { username, password } if username.contains('+') => {
+            robot(ctx, username, password).await.map(Principal::Robot)
         }
         Credentials::Basic { username, password } => password_user(ctx, username, password)
             .await
@@ -97,7 +109,7 @@ pub async fn authenticate(ctx: &Ctx, credentials: &Credentials) -> Result<Princi
             .verify(token, ctx.now_ms() / 1000)
             .map(Principal::Token)
             .map_err(|_| AuthError::InvalidToken),
-        Credentials::Bearer(token) => access_token_user(ctx, token).await.map(Principal::User),
+        Credentials::Bearer(token) => access_token_user(ctx, token).await.map(Principal::OAuth),
     }
 }
 
@@ -139,18 +151,62 @@ async fn password_user(ctx: &Ctx, username: &str, password: &str) -> Result<User
     Ok(user)
 }
 
-async fn access_token_user(ctx: &Ctx, token: &str) -> Result<UserRef, AuthError> {
+async fn access_token_user(ctx: &Ctx, token: &str) -> Result<OAuthRef, AuthError> {
     let found = db::tokens::find(ctx.db.pool(), &hash_secret(token), ctx.now_ms()).await?;
-    let Some((namespace_id, _scopes)) = found else {
+    let Some(found) = found else {
         return Err(AuthError::InvalidToken);
     };
-    let row = db::namespaces::by_id(ctx.db.pool(), namespace_id)
+    let row = db::namespaces::by_id(ctx.db.pool(), found.namespace_id)
         .await?
+        .filter(|r| r.is_user())
         .ok_or(AuthError::InvalidToken)?;
     if !row.enabled {
         return Err(AuthError::Disabled);
     }
-    Ok(user_ref(ctx, &row))
+    let application = match found.application_id {
+        Some(id) => db::apps::client_id_of(ctx.db.pool(), id).await?,
+        None => None,
+    };
+    Ok(OAuthRef {
+        user: user_ref(ctx, &row),
+        scopes: Scopes::parse(&found.scopes).unwrap_or_default(),
+        token_id: found.id,
+        application,
+    })
+}
+
+/// Authenticates a robot by its token (compared in constant time) or by a short-lived token
+/// from a federated exchange.
+async fn robot(ctx: &Ctx, name: &str, secret: &str) -> Result<RobotRef, AuthError> {
+    if ctx.config.robots_disallow && !ctx.config.robots_whitelist.iter().any(|w| w == name) {
+        return Err(AuthError::RobotsDisabled);
+    }
+    let invalid = || AuthError::InvalidRobot(name.to_owned());
+    let row = db::robots::by_name(ctx.db.pool(), name)
+        .await?
+        .ok_or_else(invalid)?;
+    let owner = db::namespaces::by_id(ctx.db.pool(), row.owner_id)
+        .await?
+        .ok_or_else(invalid)?;
+    if !owner.enabled {
+        return Err(AuthError::Disabled);
+    }
+    let ok = if secret.matches('.').count() == 2 {
+        ctx.jwt
+            .verify_robot_login(secret, name, ctx.now_ms() / 1000)
+            .is_ok()
+    } else {
+        constant_time_eq(hash_secret(secret).as_bytes(), row.token_hash.as_bytes())
+    };
+    if !ok {
+        return Err(invalid());
+    }
+    ctx.audit.touch_robot(row.account_id, ctx.now_ms());
+    Ok(RobotRef {
+        id: row.account_id,
+        name: row.name,
+        owner: row.owner,
+    })
 }
 
 /// An argon2 hash of a random password, verified against when the user does not exist.

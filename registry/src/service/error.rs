@@ -33,8 +33,8 @@ pub enum RegistryError {
     ManifestTooLarge { limit: usize },
     #[error("the operation is unsupported: {0}")]
     Unsupported(String),
-    /// Authentication is required (anonymous caller).
-    #[error("authentication required")]
+    /// Authentication is required (anonymous caller, or a token without the scope).
+    #[error("access to the requested resource is not authorized")]
     Unauthorized,
     /// The caller is authenticated but may not do this.
     #[error("requested access to the resource is denied")]
@@ -78,5 +78,43 @@ pub enum AccountError {
 impl From<crate::db::DbError> for AccountError {
     fn from(e: crate::db::DbError) -> Self {
         AccountError::Internal(Internal::Db(e))
+    }
+}
+
+/// Errors of the tenancy services behind `/api/v1` (organizations, teams, robots, repositories,
+/// permissions, default permissions, applications, federation). `api::quay::error` maps them to
+/// Quay's answers.
+#[derive(Debug, thiserror::Error)]
+pub enum TenancyError {
+    /// A bad request; answered with Quay's error body (`invalid_request`, 400).
+    #[error("{0}")]
+    Invalid(String),
+    /// A refused operation that Quay answers as `{"message": ...}` with 400 (its data-model
+    /// errors, e.g. "Could not find robot with specified username").
+    #[error("{0}")]
+    Refused(String),
+    #[error("Not Found")]
+    NotFound,
+    /// Not allowed: 401 for anonymous callers, 403 for known ones.
+    #[error("Unauthorized")]
+    Forbidden { anonymous: bool },
+    #[error(transparent)]
+    Internal(#[from] Internal),
+}
+
+impl From<crate::db::DbError> for TenancyError {
+    fn from(e: crate::db::DbError) -> Self {
+        TenancyError::Internal(Internal::Db(e))
+    }
+}
+
+impl From<AccountError> for TenancyError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::NotAllowed(m) | AccountError::Conflict(m) => TenancyError::Invalid(m),
+            AccountError::Invalid { message, .. } => TenancyError::Invalid(message),
+            AccountError::NotFound(_) => TenancyError::NotFound,
+            AccountError::Internal(i) => TenancyError::Internal(i),
+        }
     }
 }

@@ -9,11 +9,15 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::{Deserialize, Serialize};
 
-use super::UserRef;
+use super::{RobotRef, UserRef};
 
 /// How long an issued registry token is valid.
 pub const TOKEN_LIFETIME_S: i64 = 3600;
 const ISSUER: &str = "quayside";
+/// Audience of the short-lived robot tokens handed out for federated (keyless) robot logins.
+const ROBOT_AUDIENCE: &str = "quayside-robot-federation";
+/// How long a federated robot token is valid.
+pub const ROBOT_TOKEN_LIFETIME_S: i64 = 3600;
 
 /// One entry of the `access` claim, as in the Docker token specification.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +40,7 @@ impl Access {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grant {
     pub user: Option<UserRef>,
+    pub robot: Option<RobotRef>,
     pub access: Vec<Access>,
     pub expires_at_s: i64,
 }
@@ -68,6 +73,17 @@ struct Context {
     user: Option<String>,
     #[serde(default)]
     superuser: bool,
+    /// A robot's owner namespace (robot tokens only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
+}
+
+/// Who a registry token is for.
+#[derive(Clone, Copy, Debug)]
+pub enum Subject<'a> {
+    Anonymous,
+    User(&'a UserRef),
+    Robot(&'a RobotRef),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -94,17 +110,28 @@ impl Keys {
         }
     }
 
-    /// Signs a token for `user` (or anonymous) granting `access`, for audience `service`.
+    /// Signs a token for `subject` granting `access`, for audience `service`.
     pub fn issue(
         &self,
-        user: Option<&UserRef>,
+        subject: Subject<'_>,
         access: Vec<Access>,
         service: &str,
         now_s: i64,
     ) -> String {
+        let (kind, uid, name, superuser, owner) = match subject {
+            Subject::Anonymous => ("anonymous", None, None, false, None),
+            Subject::User(u) => ("user", Some(u.id), Some(u.name.clone()), u.superuser, None),
+            Subject::Robot(r) => (
+                "robot",
+                Some(r.id),
+                Some(r.name.clone()),
+                false,
+                Some(r.owner.clone()),
+            ),
+        };
         let claims = Claims {
             iss: ISSUER.into(),
-            sub: user.map_or_else(String::new, |u| u.name.clone()),
+            sub: name.clone().unwrap_or_default(),
             aud: service.into(),
             exp: now_s + TOKEN_LIFETIME_S,
             nbf: now_s - 5,
@@ -112,16 +139,57 @@ impl Keys {
             jti: uuid::Uuid::new_v4().to_string(),
             access,
             context: Context {
-                kind: if user.is_some() {
-                    "user".into()
-                } else {
-                    "anonymous".into()
-                },
-                uid: user.map(|u| u.id),
-                user: user.map(|u| u.name.clone()),
-                superuser: user.is_some_and(|u| u.superuser),
+                kind: kind.into(),
+                uid,
+                user: name,
+                superuser,
+                owner,
             },
         };
+        self.sign(&claims)
+    }
+
+    /// A short-lived token a robot logs in with in place of its long-lived one (the result of a
+    /// federated, keyless token exchange).
+    pub fn issue_robot_login(&self, robot: &RobotRef, now_s: i64) -> String {
+        let claims = Claims {
+            iss: ISSUER.into(),
+            sub: robot.name.clone(),
+            aud: ROBOT_AUDIENCE.into(),
+            exp: now_s + ROBOT_TOKEN_LIFETIME_S,
+            nbf: now_s - 5,
+            iat: now_s,
+            jti: uuid::Uuid::new_v4().to_string(),
+            access: Vec::new(),
+            context: Context {
+                kind: "robot-login".into(),
+                uid: Some(robot.id),
+                user: Some(robot.name.clone()),
+                superuser: false,
+                owner: Some(robot.owner.clone()),
+            },
+        };
+        self.sign(&claims)
+    }
+
+    /// Verifies a robot login token: signature, lifetime, purpose and that it is `robot_name`'s.
+    pub fn verify_robot_login(
+        &self,
+        token: &str,
+        robot_name: &str,
+        now_s: i64,
+    ) -> Result<(), JwtError> {
+        let claims = self.verify_claims(token, now_s)?;
+        if claims.aud != ROBOT_AUDIENCE
+            || claims.context.kind != "robot-login"
+            || claims.sub != robot_name
+        {
+            return Err(JwtError::Malformed);
+        }
+        Ok(())
+    }
+
+    fn sign(&self, claims: &Claims) -> String {
         let header = B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
         // Serializing plain structs cannot fail.
         let payload = B64.encode(serde_json::to_vec(&claims).unwrap_or_default());
@@ -132,6 +200,41 @@ impl Keys {
 
     /// Verifies signature and lifetime and returns the grant.
     pub fn verify(&self, token: &str, now_s: i64) -> Result<Grant, JwtError> {
+        let claims = self.verify_claims(token, now_s)?;
+        let (user, robot) = match (
+            claims.context.kind.as_str(),
+            claims.context.uid,
+            claims.context.user,
+        ) {
+            ("user", Some(id), Some(name)) => (
+                Some(UserRef {
+                    id,
+                    name,
+                    superuser: claims.context.superuser,
+                }),
+                None,
+            ),
+            ("robot", Some(id), Some(name)) => (
+                None,
+                Some(RobotRef {
+                    id,
+                    name,
+                    owner: claims.context.owner.unwrap_or_default(),
+                }),
+            ),
+            ("anonymous", _, _) => (None, None),
+            // Robot login tokens are credentials, not registry tokens.
+            _ => return Err(JwtError::Malformed),
+        };
+        Ok(Grant {
+            user,
+            robot,
+            access: claims.access,
+            expires_at_s: claims.exp,
+        })
+    }
+
+    fn verify_claims(&self, token: &str, now_s: i64) -> Result<Claims, JwtError> {
         let (signing_input, sig) = token.rsplit_once('.').ok_or(JwtError::Malformed)?;
         let (header, payload) = signing_input.split_once('.').ok_or(JwtError::Malformed)?;
         let sig = B64.decode(sig).map_err(|_| JwtError::Malformed)?;
@@ -150,19 +253,7 @@ impl Keys {
         if now_s >= claims.exp || now_s < claims.nbf {
             return Err(JwtError::Expired);
         }
-        let user = match (claims.context.uid, claims.context.user) {
-            (Some(id), Some(name)) => Some(UserRef {
-                id,
-                name,
-                superuser: claims.context.superuser,
-            }),
-            _ => None,
-        };
-        Ok(Grant {
-            user,
-            access: claims.access,
-            expires_at_s: claims.exp,
-        })
+        Ok(claims)
     }
 }
 
@@ -186,7 +277,7 @@ mod tests {
             name: "alice/app".into(),
             actions: vec!["pull".into(), "push".into()],
         }];
-        let token = keys.issue(Some(&alice()), access.clone(), "registry", 1000);
+        let token = keys.issue(Subject::User(&alice()), access.clone(), "registry", 1000);
         let grant = keys.verify(&token, 1001).unwrap();
         assert_eq!(grant.user, Some(alice()));
         assert!(grant.allows("repository", "alice/app", "push"));
@@ -210,9 +301,31 @@ mod tests {
     #[test]
     fn anonymous_token() {
         let keys = Keys::new(b"k");
-        let t = keys.issue(None, vec![], "s", 10);
+        let t = keys.issue(Subject::Anonymous, vec![], "s", 10);
         let g = keys.verify(&t, 11).unwrap();
         assert!(g.user.is_none());
         assert!(g.access.is_empty());
+    }
+
+    #[test]
+    fn robot_tokens_and_robot_logins() {
+        let keys = Keys::new(b"k");
+        let robot = RobotRef {
+            id: 3,
+            name: "org+ci".into(),
+            owner: "org".into(),
+        };
+        let t = keys.issue(Subject::Robot(&robot), vec![], "s", 10);
+        assert_eq!(keys.verify(&t, 11).unwrap().robot, Some(robot.clone()));
+        let login = keys.issue_robot_login(&robot, 10);
+        assert!(keys.verify_robot_login(&login, "org+ci", 11).is_ok());
+        assert!(keys.verify_robot_login(&login, "org+other", 11).is_err());
+        assert_eq!(
+            keys.verify_robot_login(&login, "org+ci", 10 + ROBOT_TOKEN_LIFETIME_S),
+            Err(JwtError::Expired)
+        );
+        // A login token is not a registry token, and the other way round.
+        assert!(keys.verify(&login, 11).is_err());
+        assert!(keys.verify_robot_login(&t, "org+ci", 11).is_err());
     }
 }

@@ -1,10 +1,13 @@
 //! Manifests: push (validated against what the repository holds), pull with content
 //! negotiation, delete, and the referrers API.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use serde_json::json;
 
 use super::authz::Action;
+use super::cache::Resolved;
 use super::{Ctx, Principal, RegistryError, repos};
 use crate::db::{self, manifests::ManifestRow, tags::TagChange};
 use crate::oci::manifest::{self, MAX_MANIFEST_BYTES, OCI_INDEX};
@@ -130,6 +133,7 @@ pub async fn put(
             Err(e) => return Err(e.into()),
         }
     };
+    ctx.pull_cache.invalidate();
     Ok(Pushed {
         digest,
         subject: parsed.subject.map(|s| s.digest),
@@ -167,20 +171,42 @@ pub async fn get(
     name: &RepoName,
     reference: &str,
     accept: &[String],
-) -> Result<Served, RegistryError> {
+) -> Result<Arc<Served>, RegistryError> {
+    let reference_text_raw = reference;
     let reference = Reference::parse(reference)?;
     let repo = repos::existing(ctx, principal, Action::Pull, name).await?;
-    let row = match &reference {
-        Reference::Tag(tag) => {
-            db::manifests::by_tag(ctx.db.pool(), repo.id, tag, ctx.now_ms()).await?
+    let now = ctx.now_ms();
+    let row = match ctx.pull_cache.manifest(repo.id, reference_text_raw, now) {
+        Some(hit) => hit,
+        None => {
+            let generation = ctx.pull_cache.generation();
+            let resolved = match &reference {
+                Reference::Tag(tag) => db::manifests::by_tag(ctx.db.pool(), repo.id, tag, now)
+                    .await?
+                    .map(|(m, expires_ms)| Resolved {
+                        manifest: Arc::new(m.into()),
+                        expires_ms,
+                    }),
+                Reference::Digest(d) => {
+                    db::manifests::by_digest(ctx.db.pool(), repo.id, d.as_str())
+                        .await?
+                        .filter(|m| m.deleted_ms.is_none())
+                        .map(|m| Resolved {
+                            manifest: Arc::new(m.into()),
+                            expires_ms: None,
+                        })
+                }
+            };
+            let resolved = resolved
+                .ok_or_else(|| RegistryError::ManifestUnknown(reference_text(&reference)))?;
+            let manifest = resolved.manifest.clone();
+            ctx.pull_cache
+                .put_manifest(repo.id, reference_text_raw, resolved, now, generation);
+            manifest
         }
-        Reference::Digest(d) => db::manifests::by_digest(ctx.db.pool(), repo.id, d.as_str())
-            .await?
-            .filter(|m| m.deleted_ms.is_none()),
     };
-    let row = row.ok_or_else(|| RegistryError::ManifestUnknown(reference_text(&reference)))?;
     if acceptable(accept, &row.media_type) {
-        return Ok(row.into());
+        return Ok(row);
     }
     let kind = manifest::ManifestKind::from_media_type(&row.media_type);
     if kind.is_some_and(|k| k.is_list())
@@ -196,7 +222,7 @@ pub async fn get(
             && let Some(m) =
                 db::manifests::by_digest(ctx.db.pool(), repo.id, child.digest.as_str()).await?
         {
-            return Ok(m.into());
+            return Ok(Arc::new(m.into()));
         }
     }
     Err(RegistryError::ManifestUnknown(format!(
@@ -240,6 +266,7 @@ pub async fn delete(
             tx.commit().await?;
         }
     }
+    ctx.pull_cache.invalidate();
     Ok(())
 }
 

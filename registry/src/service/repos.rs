@@ -1,6 +1,8 @@
 //! Repositories as the registry protocol sees them: name parsing, access checks, creation on
 //! first push, tag listing and the catalog.
 
+use std::sync::Arc;
+
 use super::authz::{self, Action, Resource};
 use super::{Ctx, Principal, RegistryError};
 use crate::db::{self, repos::RepoRow};
@@ -27,7 +29,9 @@ pub async fn authorize(
     tracing::debug!(?principal, ?action, repository = %repo, "access denied");
     match principal {
         Principal::Anonymous | Principal::Token(_) => Err(RegistryError::Unauthorized),
-        Principal::User(_) => Err(RegistryError::Denied),
+        Principal::User(_) | Principal::Robot(_) | Principal::OAuth(_) => {
+            Err(RegistryError::Denied)
+        }
     }
 }
 
@@ -37,9 +41,10 @@ pub async fn existing(
     principal: &Principal,
     action: Action,
     name: &RepoName,
-) -> Result<RepoRow, RegistryError> {
+) -> Result<Arc<RepoRow>, RegistryError> {
     authorize(ctx, principal, action, name).await?;
-    db::repos::get(ctx.db.pool(), name.namespace(), name.repository())
+    ctx.pull_cache
+        .repo(&ctx.db, name, ctx.now_ms())
         .await?
         .ok_or(RegistryError::NameUnknown)
 }
@@ -57,11 +62,11 @@ pub async fn for_push(
     }
     if !authz::can(ctx, principal, Action::CreateRepo, Resource::Repo(name)).await? {
         return Err(match principal {
-            Principal::User(_) => RegistryError::Denied,
-            _ => RegistryError::Unauthorized,
+            Principal::Anonymous | Principal::Token(_) => RegistryError::Unauthorized,
+            _ => RegistryError::Denied,
         });
     }
-    create(ctx, name, "private").await
+    super::repositories::create_on_push(ctx, principal, name).await
 }
 
 /// Creates a repository (or returns it if a concurrent push created it first).
@@ -146,10 +151,10 @@ pub async fn catalog(
     if !authz::can(ctx, principal, Action::ListCatalog, Resource::Registry).await? {
         return Err(RegistryError::Unauthorized);
     }
-    let viewer = match principal.user() {
-        None => db::repos::Viewer::Anonymous,
-        Some(u) if u.superuser => db::repos::Viewer::Superuser,
-        Some(u) => db::repos::Viewer::User(u.id),
+    let viewer = match (principal.user(), principal.account()) {
+        (Some(u), _) if u.superuser => db::repos::Viewer::Superuser,
+        (_, Some(account)) => db::repos::Viewer::User(account.id),
+        (_, None) => db::repos::Viewer::Anonymous,
     };
     let limit = page_size(n)?;
     if limit == 0 {

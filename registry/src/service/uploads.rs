@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 
 use super::authz::Action;
-use super::{Ctx, Internal, Principal, RegistryError, repos};
+use super::{Clock, Ctx, Internal, Principal, RegistryError, repos};
 use crate::db;
 use crate::oci::{Algorithm, Digest, Hasher, RepoName};
 use crate::storage::{self, ByteStream, paths};
@@ -443,5 +443,9 @@ pub async fn clean_expired(ctx: &Ctx) -> Result<usize, RegistryError> {
             ctx.store.delete(&entry.key).await?;
         }
     }
+    // Partial writes a crash left in the store's own temporary area. Storage timestamps are
+    // wall-clock time, so the cutoff is computed from the system clock.
+    let wall_cutoff = super::SystemClock.now_ms() - ctx.config.upload_expiration.as_millis() as i64;
+    ctx.store.sweep_temporary(wall_cutoff).await?;
     Ok(removed)
 }

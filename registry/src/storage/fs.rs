@@ -7,14 +7,17 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
+use std::future::Future;
+
 use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
-use tokio_util::io::ReaderStream;
 
 use super::{BlobStore, ByteStream, Entry, StorageError, StorageResult};
 
-/// Read and write buffer size: large enough that each blocking-pool round trip moves a lot.
-const IO_BUFFER: usize = 1 << 20;
+/// Bytes collected before each write on the blocking pool.
+const WRITE_BUFFER: usize = 256 * 1024;
+/// Size of each chunk read for a GET. Every stream holds at most about two of these (one being
+/// read, one being written to the socket), which bounds memory under many parallel pulls.
+const READ_CHUNK: u64 = 256 * 1024;
 const TMP_DIR: &str = "_tmp";
 
 pub struct FsStore {
@@ -41,9 +44,10 @@ impl FsStore {
         let store = FsStore {
             root: root.to_owned(),
         };
-        store
-            .clean_stale_temp_files(Duration::from_secs(24 * 3600))
-            .await;
+        // Leftovers of a crash a day ago are certainly dead; the upload cleanup worker sweeps
+        // younger ones with the configured expiration.
+        let day_ago = std::time::SystemTime::now() - Duration::from_secs(24 * 3600);
+        store.sweep_temp_files(day_ago).await;
         Ok(store)
     }
 
@@ -52,23 +56,24 @@ impl FsStore {
         self.root.join(key)
     }
 
-    /// Temporary files left by a crash; others may still be in use by another replica sharing
-    /// the directory, so only old ones go.
-    async fn clean_stale_temp_files(&self, older_than: Duration) {
+    /// Removes temporary files last modified before `cutoff` (left by a crash; a write in
+    /// progress keeps its file's modification time fresh). Returns how many went.
+    async fn sweep_temp_files(&self, cutoff: std::time::SystemTime) -> usize {
         let Ok(mut dir) = tokio::fs::read_dir(self.root.join(TMP_DIR)).await else {
-            return;
+            return 0;
         };
+        let mut removed = 0;
         while let Ok(Some(entry)) = dir.next_entry().await {
             let stale = entry
                 .metadata()
                 .await
                 .and_then(|m| m.modified())
-                .map(|t| t.elapsed().unwrap_or_default() > older_than)
-                .unwrap_or(false);
-            if stale {
-                let _ = tokio::fs::remove_file(entry.path()).await;
+                .is_ok_and(|t| t < cutoff);
+            if stale && tokio::fs::remove_file(entry.path()).await.is_ok() {
+                removed += 1;
             }
         }
+        removed
     }
 
     async fn place(&self, tmp: &Path, dest: &Path) -> io::Result<()> {
@@ -86,6 +91,104 @@ impl FsStore {
     }
 }
 
+/// Runs blocking file I/O on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(io::Error::other)?
+}
+
+/// Streams `[start, end)` of a file in [`READ_CHUNK`]s read on the blocking pool, one chunk
+/// ahead: while the socket takes chunk N, chunk N+1 is being read. A blocking thread is held only
+/// for the duration of one read, never for a whole download, so slow clients cannot starve the
+/// pool; at most two chunks per stream are in memory.
+fn read_chunks(file: std::fs::File, start: u64, end: u64) -> ByteStream {
+    Box::pin(FileChunks {
+        file: Some(file),
+        seek_to: Some(start),
+        remaining: end.saturating_sub(start),
+        pending: None,
+    })
+}
+
+type ChunkRead = tokio::task::JoinHandle<io::Result<(std::fs::File, bytes::Bytes)>>;
+
+struct FileChunks {
+    /// The file, while no read is running (a read takes it to the blocking pool and back).
+    file: Option<std::fs::File>,
+    /// Where the first read starts.
+    seek_to: Option<u64>,
+    /// Bytes not yet handed to a read.
+    remaining: u64,
+    pending: Option<ChunkRead>,
+}
+
+impl FileChunks {
+    fn start_read(&mut self) {
+        let (Some(mut file), len) = (self.file.take(), READ_CHUNK.min(self.remaining)) else {
+            return;
+        };
+        if len == 0 {
+            self.file = Some(file);
+            return;
+        }
+        self.remaining -= len;
+        let seek_to = self.seek_to.take();
+        self.pending = Some(tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Seek};
+            if let Some(offset) = seek_to {
+                file.seek(io::SeekFrom::Start(offset))?;
+            }
+            let mut buf = Vec::with_capacity(len as usize);
+            // `read_to_end` fills spare capacity without zeroing it first.
+            (&mut file).take(len).read_to_end(&mut buf)?;
+            if buf.len() as u64 != len {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "blob file is shorter than recorded",
+                ));
+            }
+            Ok((file, bytes::Bytes::from(buf)))
+        }));
+    }
+}
+
+impl futures_util::Stream for FileChunks {
+    type Item = io::Result<bytes::Bytes>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.pending.is_none() {
+            self.start_read();
+        }
+        let Some(pending) = self.pending.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let result = match std::pin::Pin::new(pending).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(joined) => joined.map_err(io::Error::other).and_then(|r| r),
+        };
+        self.pending = None;
+        match result {
+            Ok((file, chunk)) => {
+                self.file = Some(file);
+                // Read ahead while this chunk goes out.
+                self.start_read();
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Err(e) => {
+                self.remaining = 0;
+                Poll::Ready(Some(Err(e)))
+            }
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl BlobStore for FsStore {
     async fn put(&self, key: &str, mut data: ByteStream) -> StorageResult<u64> {
@@ -96,18 +199,38 @@ impl BlobStore for FsStore {
                 .join(uuid::Uuid::new_v4().to_string()),
             armed: true,
         };
-        let file = tokio::fs::File::create(&tmp.path).await?;
-        let mut writer = BufWriter::with_capacity(IO_BUFFER, file);
+        // Incoming chunks are collected (not copied) into batches of about WRITE_BUFFER bytes,
+        // each written by one trip to the blocking pool; at most one batch is in memory.
+        let path = tmp.path.clone();
+        let mut file = blocking(move || std::fs::File::create(path)).await?;
+        let mut batch: Vec<bytes::Bytes> = Vec::new();
+        let mut batch_len = 0usize;
         let mut written = 0u64;
-        while let Some(chunk) = data.next().await {
-            let chunk = chunk?;
-            writer.write_all(&chunk).await?;
-            written += chunk.len() as u64;
+        loop {
+            let next = data.next().await.transpose()?;
+            let done = next.is_none();
+            if let Some(chunk) = next {
+                written += chunk.len() as u64;
+                batch_len += chunk.len();
+                batch.push(chunk);
+            }
+            if batch_len >= WRITE_BUFFER || (done && batch_len > 0) {
+                let chunks = std::mem::take(&mut batch);
+                batch_len = 0;
+                file = blocking(move || {
+                    use std::io::Write;
+                    for c in &chunks {
+                        file.write_all(c)?;
+                    }
+                    Ok(file)
+                })
+                .await?;
+            }
+            if done {
+                break;
+            }
         }
-        writer.flush().await?;
-        let file = writer.into_inner();
-        file.sync_data().await?;
-        drop(file);
+        blocking(move || file.sync_data()).await?;
         self.place(&tmp.path, &self.path(key)).await?;
         let mut tmp = tmp;
         tmp.armed = false;
@@ -115,24 +238,23 @@ impl BlobStore for FsStore {
     }
 
     async fn get(&self, key: &str, range: Option<Range<u64>>) -> StorageResult<ByteStream> {
-        let mut file = match tokio::fs::File::open(self.path(key)).await {
+        let path = self.path(key);
+        let opened = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(path)?;
+            let size = file.metadata()?.len();
+            Ok::<_, io::Error>((file, size))
+        })
+        .await
+        .map_err(io::Error::other)?;
+        let (file, size) = match opened {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(StorageError::NotFound(key.into()));
             }
             Err(e) => return Err(e.into()),
         };
-        file.set_max_buf_size(IO_BUFFER);
-        Ok(match range {
-            None => Box::pin(ReaderStream::with_capacity(file, IO_BUFFER)),
-            Some(r) => {
-                file.seek(io::SeekFrom::Start(r.start)).await?;
-                Box::pin(ReaderStream::with_capacity(
-                    file.take(r.end - r.start),
-                    IO_BUFFER,
-                ))
-            }
-        })
+        let range = range.unwrap_or(0..size);
+        Ok(read_chunks(file, range.start, range.end.min(size)))
     }
 
     async fn stat(&self, key: &str) -> StorageResult<Option<u64>> {
@@ -215,6 +337,11 @@ impl BlobStore for FsStore {
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    async fn sweep_temporary(&self, idle_before_ms: i64) -> StorageResult<usize> {
+        let cutoff = UNIX_EPOCH + Duration::from_millis(idle_before_ms.max(0) as u64);
+        Ok(self.sweep_temp_files(cutoff).await)
     }
 
     fn describe(&self) -> String {

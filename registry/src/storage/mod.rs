@@ -64,6 +64,14 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Every object whose key starts with `prefix`.
     async fn list(&self, prefix: &str) -> StorageResult<Vec<Entry>>;
 
+    /// Removes the backend's own temporary objects idle since before `idle_before_ms` (left by a
+    /// crash mid-write; an active write keeps its file's modification time fresh). Returns how
+    /// many were removed.
+    async fn sweep_temporary(&self, idle_before_ms: i64) -> StorageResult<usize> {
+        let _ = idle_before_ms;
+        Ok(0)
+    }
+
     /// Human-readable description for logs.
     fn describe(&self) -> String;
 }

@@ -7,11 +7,21 @@
 
 mod common;
 
+mod audit;
 mod auth;
+mod authz_matrix;
 mod blobs;
 mod clients;
 mod content;
+mod federation;
 mod manifests;
+mod oauth;
 mod ops;
+mod orgs;
+mod permissions;
+mod repos_api;
+mod robots;
 mod safety;
 mod storage;
+mod teams;
+mod tenancy_clients;

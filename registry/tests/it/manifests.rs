@@ -13,6 +13,7 @@ backend_tests!(
     invalid_manifests_and_names_are_refused,
     index_children_and_content_negotiation,
     artifacts_subject_and_referrers,
+    pull_cache_reads_own_writes_and_bounds_staleness,
 );
 
 async fn push_pull_delete_by_tag_and_digest(b: Backend) {
@@ -515,6 +516,70 @@ async fn artifacts_subject_and_referrers(b: Backend) {
             .await,
         StatusCode::BAD_REQUEST,
         "DIGEST_INVALID",
+    )
+    .await;
+}
+
+async fn pull_cache_reads_own_writes_and_bounds_staleness(b: Backend) {
+    let s = TestServer::start(b).await;
+    s.init_admin().await;
+    let api = s.as_admin();
+    let digest_of = |r: reqwest::Response| {
+        r.headers()["docker-content-digest"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let a = api.push_image("admin/cached", "v1").await;
+    assert_eq!(
+        digest_of(api.send(Method::GET, "/v2/admin/cached/manifests/v1").await),
+        a.digest
+    );
+    // This replica's own write is visible at once.
+    let b_img = api.push_image("admin/cached", "v1").await;
+    assert_eq!(
+        digest_of(api.send(Method::GET, "/v2/admin/cached/manifests/v1").await),
+        b_img.digest
+    );
+
+    // Another writer (another replica) moves the tag behind this process's back.
+    let ctx = s.ctx();
+    let repo = quayside::db::repos::get(ctx.db.pool(), "admin", "cached")
+        .await
+        .unwrap()
+        .unwrap();
+    let a_row = quayside::db::manifests::by_digest(ctx.db.pool(), repo.id, &a.digest)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tx = ctx.db.begin().await.unwrap();
+    quayside::db::tags::set(&mut tx, repo.id, "v1", a_row.id, ctx.now_ms())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // Within the cache's TTL the old answer may still be served; after it, never.
+    assert_eq!(
+        digest_of(api.send(Method::GET, "/v2/admin/cached/manifests/v1").await),
+        b_img.digest
+    );
+    s.clock
+        .advance_ms(quayside::service::cache::DEFAULT_TTL_MS + 1);
+    assert_eq!(
+        digest_of(api.send(Method::GET, "/v2/admin/cached/manifests/v1").await),
+        a.digest
+    );
+
+    // Deleting through the API is visible at once.
+    assert_eq!(
+        api.send(Method::DELETE, "/v2/admin/cached/manifests/v1")
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    expect_error(
+        api.send(Method::GET, "/v2/admin/cached/manifests/v1").await,
+        StatusCode::NOT_FOUND,
+        "MANIFEST_UNKNOWN",
     )
     .await;
 }

@@ -251,3 +251,146 @@ async fn shutdown_lets_in_flight_uploads_finish() {
     assert_eq!(upload.await.unwrap().unwrap(), StatusCode::CREATED);
     assert_eq!(std::fs::read(blob_path).unwrap(), data);
 }
+
+/// Starts the binary on a free port and waits for it to be healthy.
+async fn spawn_server(
+    config: &std::path::Path,
+    data: &std::path::Path,
+) -> (std::process::Child, String) {
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+        ])
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("{base}/health/instance"))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "server did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (child, base)
+}
+
+/// A server killed (SIGKILL) in the middle of writing a chunk leaves no visible blob, and the
+/// upload-cleanup worker removes what the crash left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_mid_upload_leaves_no_partial_blob() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("config.yaml");
+    // Uploads idle for any time count as abandoned, so the sweep below needs no waiting.
+    std::fs::write(&config, "QUAYSIDE_UPLOAD_EXPIRATION_S: 0\n").unwrap();
+    run_ok(
+        Command::new(BIN)
+            .args([
+                "admin",
+                "create-user",
+                "--username",
+                "crash",
+                "--password",
+                "crash-password1",
+                "--config",
+            ])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data),
+    );
+    let (mut child, base) = spawn_server(&config, &data).await;
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{base}/v2/crash/repo/blobs/uploads/"))
+        .basic_auth("crash", Some("crash-password1"))
+        .send()
+        .await
+        .unwrap();
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let blob = crate::common::oci::random_bytes(2_000_000);
+    let digest = crate::common::oci::sha256(&blob);
+
+    // Send half of a chunk and keep the connection open while the server writes it.
+    let host = base.trim_start_matches("http://").to_owned();
+    let auth = format!("Basic {}", base64_encode("crash:crash-password1"));
+    let mut stream = std::net::TcpStream::connect(&host).unwrap();
+    write!(stream, "PATCH {location} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\nContent-Length: {}\r\n\r\n", blob.len()).unwrap();
+    stream.write_all(&blob[..1_000_000]).unwrap();
+    let tmp = data.join("blobs").join("_tmp");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&tmp).unwrap().count() == 0 {
+        assert!(Instant::now() < deadline, "the chunk never reached storage");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stream);
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        1,
+        "the crash left a partial temporary file"
+    );
+
+    // After a restart nothing of the partial chunk is visible.
+    let (mut child, base) = spawn_server(&config, &data).await;
+    let r = client
+        .get(format!("{base}{location}"))
+        .basic_auth("crash", Some("crash-password1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(r.headers()["range"], "0-0");
+    let r = client
+        .head(format!("{base}/v2/crash/repo/blobs/{digest}"))
+        .basic_auth("crash", Some("crash-password1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    run_ok(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+    child.wait().unwrap();
+
+    // The cleanup worker removes the abandoned upload and the crash's leftovers.
+    let out = run_ok(
+        Command::new(BIN)
+            .args(["worker", "--only", "uploads", "--once", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data),
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed 1 abandoned uploads"));
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+}
+
+fn base64_encode(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// The sample configurations under config/registry/ stay valid.
+#[test]
+fn sample_configurations_are_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/registry");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let out = run_ok(Command::new(BIN).args(["config", "validate"]).arg(&path));
+            assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "found {checked} samples in {}", dir.display());
+}

@@ -1,11 +1,16 @@
-//! Quay's API error body, written in exactly one place:
-//! `{"status", "error_message", "error_type", "detail", "title", "type"}`.
+//! Quay's API error answers, written in exactly one place: the error body
+//! `{"status", "error_message", "error_type", "detail", "title", "type"}` (with `type` an absolute
+//! URL, completed by [`absolute_error_types`]), or `{"message": ...}` where Quay answers that way.
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::service::{AccountError, Internal};
+use crate::api::{AppState, ConnScheme, public_origin};
+use crate::service::{AccountError, Internal, TenancyError};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -14,7 +19,13 @@ pub struct ApiError {
     /// `not_found`, `internal_error`, ...
     pub error_type: &'static str,
     pub message: String,
+    /// Answer `{"message": ...}` instead of the error body.
+    pub plain: bool,
 }
+
+/// Marks a response as a Quay error body whose `type` URL is still relative.
+#[derive(Clone, Copy, Debug)]
+struct PendingErrorType;
 
 impl ApiError {
     pub fn new(
@@ -26,6 +37,7 @@ impl ApiError {
             status,
             error_type,
             message: message.into(),
+            plain: false,
         }
     }
 
@@ -33,14 +45,36 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
 
+    /// `{"message": ...}` with 400.
+    pub fn message(message: impl Into<String>) -> ApiError {
+        ApiError {
+            plain: true,
+            ..ApiError::invalid_request(message)
+        }
+    }
+
     pub fn not_found() -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not Found")
     }
 
+    /// 401: the request needs (valid) credentials.
     pub fn unauthorized() -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "Unauthorized")
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "Requires authentication",
+        )
     }
 
+    pub fn invalid_token() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "The access token provided was invalid.",
+        )
+    }
+
+    /// 403: known caller, not allowed (or the token lacks the scope).
     pub fn forbidden() -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "insufficient_scope", "Unauthorized")
     }
@@ -66,9 +100,24 @@ impl From<AccountError> for ApiError {
     }
 }
 
+impl From<TenancyError> for ApiError {
+    fn from(e: TenancyError) -> Self {
+        match e {
+            TenancyError::Invalid(m) => ApiError::invalid_request(m),
+            TenancyError::Refused(m) => ApiError::message(m),
+            TenancyError::NotFound => ApiError::not_found(),
+            TenancyError::Forbidden { anonymous: true } => ApiError::unauthorized(),
+            TenancyError::Forbidden { anonymous: false } => ApiError::forbidden(),
+            TenancyError::Internal(i) => ApiError::internal(&i),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        // The `type` URL is completed with the request's origin by `with_origin`.
+        if self.plain {
+            return (self.status, axum::Json(json!({ "message": self.message }))).into_response();
+        }
         let body = json!({
             "status": self.status.as_u16(),
             "error_message": self.message,
@@ -77,12 +126,43 @@ impl IntoResponse for ApiError {
             "title": self.error_type,
             "type": format!("/api/v1/error/{}", self.error_type),
         });
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        response.extensions_mut().insert(PendingErrorType);
+        response
     }
 }
 
-/// Quay's `type` is an absolute URL; build it from the public origin.
-pub fn error_type_url(headers: &HeaderMap, ctx: &crate::service::Ctx, error_type: &str) -> String {
-    let (scheme, host) = crate::api::public_origin(ctx, headers, None);
-    format!("{scheme}://{host}/api/v1/error/{error_type}")
+/// Middleware of the `/api/v1` surface: makes the `type` of error bodies an absolute URL on the
+/// public origin, as Quay writes it.
+pub async fn absolute_error_types(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (scheme, host) = public_origin(
+        &state.ctx,
+        request.headers(),
+        request.extensions().get::<ConnScheme>(),
+    );
+    let response = next.run(request).await;
+    if response.extensions().get::<PendingErrorType>().is_none() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let mut value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if let Some(kind) = value
+        .get("type")
+        .and_then(|t| t.as_str())
+        .map(str::to_owned)
+    {
+        value["type"] = json!(format!("{scheme}://{host}{kind}"));
+    }
+    let bytes = serde_json::to_vec(&value).unwrap_or_default();
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, bytes.len().into());
+    Response::from_parts(parts, Body::from(bytes))
 }

@@ -18,8 +18,9 @@ use futures_util::TryStreamExt;
 
 use self::error::V2Error;
 use self::route::Route;
-use super::{AppState, ConnScheme, RouteLabel, credentials, public_origin};
+use super::{AppState, ConnScheme, PeerAddr, RouteLabel, credentials, public_origin};
 use crate::oci::RepoName;
+use crate::service::audit::{Caller, Event};
 use crate::service::blobs::ByteRange;
 use crate::service::uploads::{self, MountOutcome};
 use crate::service::{Principal, RegistryError, auth, blobs, manifests, repos};
@@ -90,7 +91,8 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
         service: host,
         scope: scope_for(&parts.method, &route),
     };
-    let mut response = match handle(
+    let ip = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+    let handled = handle(
         &state,
         &parts.method,
         &parts.uri,
@@ -98,9 +100,9 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
         &route,
         body,
         &challenge,
-    )
-    .await
-    {
+        ip,
+    );
+    let mut response = match crate::service::audit::CLIENT_IP.scope(ip, handled).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -113,6 +115,26 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
     response
 }
 
+/// Queues an audit record of a pull or push (written off the request path).
+fn record(
+    state: &AppState,
+    principal: &Principal,
+    ip: Option<std::net::IpAddr>,
+    kind: &'static str,
+    name: &crate::oci::RepoName,
+    metadata: serde_json::Value,
+) {
+    let mut metadata = metadata;
+    metadata["repo"] = serde_json::json!(name.repository());
+    metadata["namespace"] = serde_json::json!(name.namespace());
+    state.ctx.audit.record(
+        &Caller::new(principal.clone(), ip),
+        Event::repo(kind, name.namespace(), name.repository(), metadata),
+        state.ctx.now_ms(),
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn handle(
     state: &AppState,
     method: &Method,
@@ -121,6 +143,7 @@ async fn handle(
     route: &Route<'_>,
     body: Body,
     challenge: &Challenge,
+    ip: Option<std::net::IpAddr>,
 ) -> Result<Response, V2Error> {
     let ctx = &*state.ctx;
     let principal = match credentials(headers) {
@@ -202,6 +225,21 @@ async fn handle(
             let served = manifests::get(ctx, &principal, need_name()?, reference, &accept)
                 .await
                 .map_err(fail)?;
+            if *method == Method::GET {
+                let key = if reference.contains(':') {
+                    "manifest_digest"
+                } else {
+                    "tag"
+                };
+                record(
+                    state,
+                    &principal,
+                    ip,
+                    "pull_repo",
+                    need_name()?,
+                    serde_json::json!({ key: reference }),
+                );
+            }
             let mut response = Response::new(if *method == Method::HEAD {
                 Body::empty()
             } else {
@@ -229,6 +267,11 @@ async fn handle(
             let pushed = manifests::put(ctx, &principal, name, reference, content_type, bytes)
                 .await
                 .map_err(fail)?;
+            let mut metadata = serde_json::json!({ "manifest_digest": pushed.digest.as_str() });
+            if !reference.contains(':') {
+                metadata["tag"] = serde_json::json!(reference);
+            }
+            record(state, &principal, ip, "push_repo", name, metadata);
             let mut response = created(&format!("/v2/{name}/manifests/{}", pushed.digest));
             let h = response.headers_mut();
             h.insert(

@@ -12,10 +12,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::error::V2Error;
-use crate::api::{AppState, credentials};
+use crate::api::{AppState, PeerAddr, credentials};
 use crate::oci::RepoName;
+use crate::service::audit::{Caller, Event};
 use crate::service::auth::{self, Credentials};
-use crate::service::jwt::{Access, TOKEN_LIFETIME_S};
+use crate::service::jwt::{Access, Subject, TOKEN_LIFETIME_S};
 use crate::service::{Ctx, Principal, authz};
 
 /// One parsed scope.
@@ -50,14 +51,51 @@ fn unauthorized(message: &str) -> Response {
     V2Error::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message).into_response()
 }
 
-async fn principal_for(ctx: &Ctx, creds: Option<Credentials>) -> Result<Principal, Response> {
+/// The namespace a login is recorded in: the user's own, or the robot's owner.
+fn login_namespace(principal: &Principal, creds: &Credentials) -> Option<String> {
+    match (principal.robot(), principal.user(), creds) {
+        (Some(r), _, _) => Some(r.owner.clone()),
+        (None, Some(u), _) => Some(u.name.clone()),
+        (None, None, Credentials::Basic { username, .. }) => Some(
+            username
+                .split_once('+')
+                .map_or(username.as_str(), |(owner, _)| owner)
+                .to_owned(),
+        ),
+        _ => None,
+    }
+}
+
+async fn principal_for(
+    ctx: &Ctx,
+    creds: Option<Credentials>,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Principal, Response> {
     match creds {
         None => Ok(Principal::Anonymous),
         Some(creds) => match auth::authenticate(ctx, &creds).await {
             Ok(Principal::Token(_)) => Err(unauthorized(
                 "present a username and password or an access token",
             )),
-            Ok(p) => Ok(p),
+            Ok(p) => {
+                let kind = match &p {
+                    Principal::Robot(_) => "robot",
+                    Principal::OAuth(_) => "oauth",
+                    _ => "user",
+                };
+                if let Some(ns) = login_namespace(&p, &creds) {
+                    ctx.audit.record(
+                        &Caller::new(p.clone(), ip),
+                        Event::namespace(
+                            "login_success",
+                            &ns,
+                            json!({ "type": "v2auth", "kind": kind }),
+                        ),
+                        ctx.now_ms(),
+                    );
+                }
+                Ok(p)
+            }
             Err(auth::AuthError::Internal(e)) => {
                 tracing::error!(error = %e, "authentication failed internally");
                 Err(V2Error::new(
@@ -67,7 +105,20 @@ async fn principal_for(ctx: &Ctx, creds: Option<Credentials>) -> Result<Principa
                 )
                 .into_response())
             }
-            Err(e) => Err(unauthorized(&e.to_string())),
+            Err(e) => {
+                if let Some(ns) = login_namespace(&Principal::Anonymous, &creds) {
+                    let username = match &creds {
+                        Credentials::Basic { username, .. } => Some(username.clone()),
+                        Credentials::Bearer(_) => None,
+                    };
+                    ctx.audit.record(
+                        &Caller::new(Principal::Anonymous, ip),
+                        Event::namespace("login_failure", &ns, json!({ "type": "v2auth", "username": username, "message": e.to_string() })),
+                        ctx.now_ms(),
+                    );
+                }
+                Err(unauthorized(&e.to_string()))
+            }
         },
     }
 }
@@ -134,7 +185,12 @@ fn token_response(
     refresh: bool,
 ) -> Response {
     let now_s = ctx.now_ms() / 1000;
-    let token = ctx.jwt.issue(principal.user(), access, service, now_s);
+    let subject = match (principal.user(), principal.robot()) {
+        (Some(u), _) => Subject::User(u),
+        (None, Some(r)) => Subject::Robot(r),
+        (None, None) => Subject::Anonymous,
+    };
+    let token = ctx.jwt.issue(subject, access, service, now_s);
     let issued_at = chrono::DateTime::from_timestamp(now_s, 0)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -154,6 +210,7 @@ fn service_name(ctx: &Ctx, headers: &HeaderMap, requested: Option<&str>) -> Stri
 /// `GET /v2/auth?service=...&scope=...`.
 pub async fn get_token(State(state): State<AppState>, request: Request) -> Response {
     let ctx = &*state.ctx;
+    let ip = request.extensions().get::<PeerAddr>().map(|p| p.0.ip());
     let params: Vec<(String, String)> =
         form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes())
             .into_owned()
@@ -162,7 +219,7 @@ pub async fn get_token(State(state): State<AppState>, request: Request) -> Respo
         Ok(c) => c,
         Err(_) => return unauthorized("malformed Authorization header"),
     };
-    let principal = match principal_for(ctx, creds).await {
+    let principal = match principal_for(ctx, creds, ip).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -190,6 +247,7 @@ pub async fn get_token(State(state): State<AppState>, request: Request) -> Respo
 pub async fn post_token(State(state): State<AppState>, request: Request) -> Response {
     let ctx = &*state.ctx;
     let headers = request.headers().clone();
+    let ip = request.extensions().get::<PeerAddr>().map(|p| p.0.ip());
     let Ok(body) = axum::body::to_bytes(request.into_body(), 64 * 1024).await else {
         return (
             StatusCode::BAD_REQUEST,
@@ -221,7 +279,7 @@ pub async fn post_token(State(state): State<AppState>, request: Request) -> Resp
         username: username.to_owned(),
         password: password.to_owned(),
     };
-    let principal = match principal_for(ctx, Some(creds)).await {
+    let principal = match principal_for(ctx, Some(creds), ip).await {
         Ok(p) => p,
         Err(r) => return r,
     };

@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod oci;
+pub mod oidc;
+pub mod quay;
 pub mod tools;
 
 use std::path::PathBuf;
@@ -209,6 +211,11 @@ impl TestServer {
         self.running = Some(running);
     }
 
+    /// Appends lines to the configuration (takes effect at the next [`TestServer::restart`]).
+    pub fn config_yaml_push(&mut self, extra: &str) {
+        self.config_yaml.push_str(extra);
+    }
+
     /// Stops the server and starts it again on the same address with the same data.
     pub async fn restart(&mut self) {
         if let Some(r) = self.running.take() {
@@ -253,6 +260,70 @@ impl TestServer {
             .await
             .expect("create user");
         (name.to_owned(), password)
+    }
+
+    /// The typed API client, authenticated with `token`.
+    pub fn api(&self, token: &str) -> quayside_client::Client {
+        quayside_client::Client::new(self.url.clone()).with_token(token)
+    }
+
+    /// Sends a JSON request to `/api/v1{path}` with a bearer token (or none) and returns the
+    /// status and the JSON body (`Null` when empty).
+    pub async fn call(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}/api/v1{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("api request");
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A user and an access token with every scope for them.
+    pub async fn user_with_token(&self, name: &str) -> (String, String, String) {
+        let (name, password) = self.user(name).await;
+        let user = quayside::service::UserRef {
+            id: quayside::db::namespaces::by_name(self.ctx().db.pool(), &name)
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            name: name.clone(),
+            superuser: false,
+        };
+        let token = quayside::service::accounts::create_access_token(
+            self.ctx(),
+            &user,
+            quayside::service::accounts::ALL_SCOPES,
+        )
+        .await
+        .expect("token");
+        (name, password, token)
+    }
+
+    /// Waits until queued audit records are written.
+    pub async fn flush_audit(&self) {
+        self.ctx().audit.flush().await;
+    }
+
+    /// Audit entries of a namespace, newest first.
+    pub async fn audit(&self, namespace: &str) -> Vec<quayside::db::audit::EntryRow> {
+        self.flush_audit().await;
+        quayside::db::audit::of_namespace(self.ctx().db.pool(), namespace, 1000)
+            .await
+            .expect("audit entries")
     }
 
     /// A registry bearer token for `scopes`, obtained the way clients do.

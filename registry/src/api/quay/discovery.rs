@@ -1,0 +1,118 @@
+//! `GET /api/v1/discovery`: a Swagger 2.0 (OpenAPI 2) document of the API in Quay's layout,
+//! generated from the same endpoint table that builds the router.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde_json::{Map, Value, json};
+
+use super::{Endpoint, endpoints};
+use crate::api::{AppState, public_origin};
+use crate::service::scopes::Scope;
+
+/// The document for endpoints `table`, served from `host` over `scheme`.
+pub fn document(table: &[Endpoint], scheme: &str, host: &str) -> Value {
+    let mut paths = Map::new();
+    for e in table {
+        let full = format!("/api/v1{}", e.path);
+        let mut parameters: Vec<Value> = e
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({ "name": name, "in": "path", "required": true, "type": "string", "description": "" }))
+            .collect();
+        for (name, kind, description) in e.query {
+            parameters.push(json!({ "name": name, "in": "query", "required": false, "type": kind, "description": description }));
+        }
+        if e.body {
+            parameters.push(json!({ "name": "body", "in": "body", "required": false, "description": "Request body contents.", "schema": { "type": "object" } }));
+        }
+        let error = json!({ "schema": { "$ref": "#/definitions/ApiError" } });
+        let mut responses = Map::new();
+        for (code, description) in [
+            ("400", "Bad Request"),
+            ("401", "Session required"),
+            ("403", "Unauthorized access"),
+            ("404", "Not found"),
+        ] {
+            let mut r = error.clone();
+            r["description"] = json!(description);
+            responses.insert(code.into(), r);
+        }
+        match e.method.as_str() {
+            "DELETE" => responses.insert("204".into(), json!({ "description": "Deleted" })),
+            "POST" => responses.insert(
+                "201".into(),
+                json!({ "description": "Successful creation" }),
+            ),
+            _ => responses.insert(
+                "200".into(),
+                json!({ "description": "Successful invocation" }),
+            ),
+        };
+        let mut operation = json!({
+            "operationId": e.operation_id,
+            "description": e.summary,
+            "tags": [e.tag],
+            "parameters": parameters,
+            "responses": responses,
+        });
+        if let Some(scope) = e.scope {
+            operation["security"] = json!([{ "oauth2_implicit": [scope.as_str()] }]);
+        }
+        let entry = paths
+            .entry(full.clone())
+            .or_insert_with(|| json!({ "x-name": e.operation_id, "x-path": full, "x-tag": e.tag }));
+        entry[e.method.as_str().to_ascii_lowercase()] = operation;
+    }
+    let mut tags: Vec<&str> = table.iter().map(|e| e.tag).collect();
+    tags.sort_unstable();
+    tags.dedup();
+    let scopes: Map<String, Value> = Scope::ALL
+        .iter()
+        .map(|s| (s.as_str().to_owned(), json!(s.description())))
+        .collect();
+    json!({
+        "swagger": "2.0",
+        "host": host,
+        "basePath": "/",
+        "schemes": [scheme],
+        "info": {
+            "version": "v1",
+            "title": "Quayside",
+            "description": "This API allows you to perform many of the operations required to work with Quay repositories, users, and organizations.",
+            "termsOfService": "",
+            "contact": {},
+        },
+        "securityDefinitions": {
+            "oauth2_implicit": {
+                "type": "oauth2",
+                "flow": "implicit",
+                "authorizationUrl": format!("{scheme}://{host}/oauth/authorize"),
+                "scopes": scopes,
+            },
+        },
+        "paths": paths,
+        "definitions": {
+            "ApiError": {
+                "type": "object",
+                "properties": {
+                    "status": { "type": "integer", "description": "Status code of the response." },
+                    "type": { "type": "string", "description": "Reference to the type of the error." },
+                    "detail": { "type": "string", "description": "Details about the specific instance of the error." },
+                    "title": { "type": "string", "description": "Unique error code to identify the type of error." },
+                    "error_message": { "type": "string", "description": "Deprecated; alias for detail" },
+                    "error_type": { "type": "string", "description": "Deprecated; alias for detail" },
+                },
+                "required": ["status", "type", "title"],
+            },
+        },
+        "tags": tags.iter().map(|t| json!({ "name": t, "description": "" })).collect::<Vec<_>>(),
+    })
+}
+
+pub async fn discovery(State(s): State<AppState>, headers: HeaderMap) -> Json<Value> {
+    let (scheme, host) = public_origin(&s.ctx, &headers, None);
+    let table: Vec<Endpoint> = endpoints().into_iter().map(|(e, _)| e).collect();
+    Json(document(&table, &scheme, &host))
+}

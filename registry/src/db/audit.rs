@@ -1,0 +1,128 @@
+//! The audit log (`log_entry`), written in batches by `service::audit`.
+
+use sqlx::Row;
+
+use super::{DbResult, Exec, Tx};
+
+/// One entry to write; ids are resolved from the names when missing.
+#[derive(Clone, Debug)]
+pub struct NewEntry {
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub repository: Option<String>,
+    pub performer_id: Option<i64>,
+    pub performer: Option<String>,
+    pub ip: Option<String>,
+    pub metadata: String,
+    pub created_ms: i64,
+}
+
+/// Writes entries in one transaction, resolving namespace and repository ids by name. Each
+/// statement is a write (ids are resolved inside it), so on SQLite the transaction takes the
+/// write lock at its first statement and waits for it instead of failing a lock upgrade.
+pub async fn insert_batch(tx: &mut Tx, entries: &[NewEntry]) -> DbResult<()> {
+    for e in entries {
+        sqlx::query(
+            "INSERT INTO log_entry (kind, account_id, namespace_name, repository_id, repository_name, performer_id, performer_name, ip, metadata, created_ms) \
+             VALUES ($1, (SELECT n.id FROM namespace n WHERE n.name = $2), $2, \
+             (SELECT r.id FROM repository r JOIN namespace n ON n.id = r.namespace_id WHERE n.name = $2 AND r.name = $3), \
+             $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&e.kind)
+        .bind(e.namespace.as_deref())
+        .bind(e.repository.as_deref())
+        .bind(e.performer_id)
+        .bind(e.performer.as_deref())
+        .bind(e.ip.as_deref())
+        .bind(&e.metadata)
+        .bind(e.created_ms)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A stored entry.
+#[derive(Clone, Debug)]
+pub struct EntryRow {
+    pub id: i64,
+    pub kind: String,
+    pub account_id: Option<i64>,
+    pub namespace: Option<String>,
+    pub repository_id: Option<i64>,
+    pub repository: Option<String>,
+    pub performer_id: Option<i64>,
+    pub performer: Option<String>,
+    pub ip: Option<String>,
+    pub metadata: String,
+    pub created_ms: i64,
+}
+
+/// Entries of a namespace, newest first (the read endpoints arrive later; tests use this).
+pub async fn of_namespace<'c>(
+    ex: impl Exec<'c>,
+    namespace: &str,
+    limit: i64,
+) -> DbResult<Vec<EntryRow>> {
+    let rows = sqlx::query(
+        "SELECT id, kind, account_id, namespace_name, repository_id, repository_name, performer_id, performer_name, ip, metadata, created_ms \
+         FROM log_entry WHERE namespace_name = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(namespace)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(EntryRow {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                account_id: r.try_get("account_id")?,
+                namespace: r.try_get("namespace_name")?,
+                repository_id: r.try_get("repository_id")?,
+                repository: r.try_get("repository_name")?,
+                performer_id: r.try_get("performer_id")?,
+                performer: r.try_get("performer_name")?,
+                ip: r.try_get("ip")?,
+                metadata: r.try_get("metadata")?,
+                created_ms: r.try_get("created_ms")?,
+            })
+        })
+        .collect()
+}
+
+/// Pull and push entries of a repository since `since_ms` (popularity).
+pub async fn action_count<'c>(
+    ex: impl Exec<'c>,
+    repository_id: i64,
+    since_ms: i64,
+) -> DbResult<i64> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM log_entry WHERE repository_id = $1 AND created_ms >= $2 AND kind IN ('pull_repo', 'push_repo')",
+    )
+    .bind(repository_id)
+    .bind(since_ms)
+    .fetch_one(ex)
+    .await?;
+    Ok(row.try_get("n")?)
+}
+
+/// Pull and push entries of a repository per day (days since the epoch) since `since_ms`.
+pub async fn daily_counts<'c>(
+    ex: impl Exec<'c>,
+    repository_id: i64,
+    since_ms: i64,
+) -> DbResult<Vec<(i64, i64)>> {
+    let rows = sqlx::query(
+        "SELECT created_ms / 86400000 AS day, COUNT(*) AS n FROM log_entry \
+         WHERE repository_id = $1 AND created_ms >= $2 AND kind IN ('pull_repo', 'push_repo') \
+         GROUP BY created_ms / 86400000",
+    )
+    .bind(repository_id)
+    .bind(since_ms)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("day")?, r.try_get("n")?)))
+        .collect()
+}

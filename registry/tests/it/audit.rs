@@ -1,0 +1,141 @@
+//! The audit log: what is recorded (Quay's kind names, performer, IP, metadata) and that queued
+//! records survive a graceful shutdown.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::common::*;
+
+backend_tests!(
+    records_survive_graceful_shutdown,
+    catalog_and_records_for_robots
+);
+
+async fn records_survive_graceful_shutdown(b: Backend) {
+    let mut s = TestServer::start(b).await;
+    let token = s.init_admin().await;
+    s.call(
+        Some(&token),
+        Method::POST,
+        "/organization/",
+        Some(json!({"name": "acme"})),
+    )
+    .await;
+    s.as_admin().push_image("acme/app", "v1").await;
+    // Pulls with a registry token: recorded without a database write on the request path.
+    let t = s
+        .token(Some((ADMIN, ADMIN_PASSWORD)), &["repository:acme/app:pull"])
+        .await;
+    for _ in 0..20 {
+        assert_eq!(
+            s.as_bearer(&t)
+                .send(Method::GET, "/v2/acme/app/manifests/v1")
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    // Stop without flushing first: shutdown writes what is queued.
+    s.restart().await;
+    let entries = quayside::db::audit::of_namespace(s.ctx().db.pool(), "acme", 1000)
+        .await
+        .unwrap();
+    let pulls: Vec<_> = entries.iter().filter(|e| e.kind == "pull_repo").collect();
+    assert_eq!(pulls.len(), 20);
+    let pull = pulls[0];
+    assert_eq!(pull.performer.as_deref(), Some(ADMIN));
+    assert_eq!(pull.ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(pull.repository.as_deref(), Some("app"));
+    assert!(pull.repository_id.is_some() && pull.account_id.is_some());
+    let metadata: Value = serde_json::from_str(&pull.metadata).unwrap();
+    assert_eq!(
+        metadata,
+        json!({"repo": "app", "namespace": "acme", "tag": "v1"})
+    );
+    let push = entries.iter().find(|e| e.kind == "push_repo").unwrap();
+    let metadata: Value = serde_json::from_str(&push.metadata).unwrap();
+    assert_eq!(metadata["tag"], "v1");
+    assert!(
+        metadata["manifest_digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    // The namespace's records outlive the repository they mention.
+    s.call(Some(&token), Method::DELETE, "/repository/acme/app", None)
+        .await;
+    let entries = s.audit("acme").await;
+    let deleted = entries.iter().find(|e| e.kind == "delete_repo").unwrap();
+    assert_eq!(deleted.repository.as_deref(), Some("app"));
+    assert!(entries.iter().filter(|e| e.kind == "pull_repo").count() == 20);
+    // Failed logins are recorded against the namespace they tried.
+    let r = s
+        .client
+        .get(format!("{}/v2/auth", s.url))
+        .basic_auth(ADMIN, Some("nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let entries = s.audit(ADMIN).await;
+    let failure = entries.iter().find(|e| e.kind == "login_failure").unwrap();
+    assert!(failure.performer.is_none());
+    assert!(
+        !failure.metadata.contains("nope"),
+        "no secret in the log: {}",
+        failure.metadata
+    );
+}
+
+async fn catalog_and_records_for_robots(b: Backend) {
+    let s = TestServer::start(b).await;
+    let token = s.init_admin().await;
+    s.call(
+        Some(&token),
+        Method::POST,
+        "/organization/",
+        Some(json!({"name": "acme"})),
+    )
+    .await;
+    s.as_admin().push_image("acme/granted", "v1").await;
+    s.as_admin().push_image("acme/hidden", "v1").await;
+    let robot = s
+        .api(&token)
+        .create_robot(Some("acme"), "lister", &Default::default())
+        .await
+        .unwrap();
+    s.api(&token)
+        .set_user_permission("acme", "granted", "acme+lister", "read")
+        .await
+        .unwrap();
+    // The catalog shows a robot (and a user) what it was granted.
+    let t = s
+        .token(
+            Some(("acme+lister", robot.token.as_deref().unwrap())),
+            &["registry:catalog:*"],
+        )
+        .await;
+    let catalog: Value = s
+        .as_bearer(&t)
+        .send(Method::GET, "/v2/_catalog")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(catalog["repositories"], json!(["acme/granted"]));
+    let (_, _, alice) = s.user_with_token("alice").await;
+    let _ = alice;
+    s.api(&token)
+        .set_user_permission("acme", "hidden", "alice", "read")
+        .await
+        .unwrap();
+    let catalog: Value = s
+        .as_basic("alice", "alice-password1")
+        .send(Method::GET, "/v2/_catalog")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(catalog["repositories"], json!(["acme/hidden"]));
+}
