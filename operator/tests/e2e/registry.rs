@@ -168,6 +168,37 @@ async fn minimal_registry_serves_rolls_scales_blocks_and_is_deleted() {
         Some("ComponentNotNeeded")
     );
 
+    // kubectl shows the printer columns.
+    let (ok, table) = kubectl(emu.kubeconfig_path(), &["get", "quayregistries", "-n", NS]);
+    assert!(ok, "{table}");
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "VERSION", "ENDPOINT", "AVAILABLE", "AGE"],
+        "{table}"
+    );
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row[..4],
+        [
+            "registry",
+            "0.1.0",
+            "https://registry-quay-app.quay.svc.cluster.local",
+            "True"
+        ],
+        "{table}"
+    );
+
     // The registry answers through its Service, with the operator's certificate.
     let addr = emu
         .wait_for_service(NS, "registry-quay-app", Some(443), Duration::from_secs(30))
