@@ -472,9 +472,12 @@ pub fn apply(
         .flat_map(|e| e.paths.iter().cloned())
         .collect();
     // Remove deeper paths first so item removals do not hide field removals.
+    // A path owned as a leaf before (an empty map such as `spec: {}`) that is now an ancestor
+    // of applied paths is still applied, not removed.
     let mut removed: Vec<&FieldPath> = previously
         .iter()
         .filter(|p| !applied_paths.contains(*p) && !others.contains(*p))
+        .filter(|p| !applied_paths.iter().any(|a| a.starts_with(p)))
         .collect();
     removed.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in removed {
@@ -608,6 +611,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(second["data"], json!({"a": "1"}));
+    }
+
+    #[test]
+    fn an_empty_map_applied_before_can_be_filled_later() {
+        let first = apply(
+            None,
+            &json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "x"}, "spec": {}}),
+            "m",
+            false,
+            "v1",
+            &LT,
+            Scope::Main(false),
+        )
+        .unwrap();
+        let second = apply(
+            Some(&first),
+            &json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "x"}, "spec": {"a": 1}}),
+            "m",
+            false,
+            "v1",
+            &LT,
+            Scope::Main(false),
+        )
+        .unwrap();
+        assert_eq!(second["spec"], json!({"a": 1}));
     }
 
     #[test]

@@ -41,7 +41,8 @@
 //!
 //! Containers: init containers run one after another to success first; then all containers run
 //! together. A container that exits is restarted per `restartPolicy` after a back-off
-//! (`CrashLoopBackOff` meanwhile, `restartCount` incremented). Probes: `httpGet` (HTTP only),
+//! (`CrashLoopBackOff` meanwhile, `restartCount` incremented). Probes: `httpGet` (`scheme:
+//! HTTPS` without certificate verification, as the kubelet does),
 //! `tcpSocket` and `exec`; readiness gates the `Ready` condition, liveness failures
 //! (`failureThreshold` in a row) kill and restart the container, a startup probe holds both
 //! back until it succeeds. Probe periods are capped by the runner's `probe_period_cap`.
@@ -753,9 +754,15 @@ async fn probe(
                     )
                 })
                 .collect();
-            super::proxy::http_get_status(port, path, &headers)
-                .await
-                .is_some_and(|s| (200..400).contains(&s))
+            let https = h["scheme"]
+                .as_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case("https"));
+            let status = if https {
+                super::proxy::https_get_status(port, path, &headers).await
+            } else {
+                super::proxy::http_get_status(port, path, &headers).await
+            };
+            status.is_some_and(|s| (200..400).contains(&s))
         } else if let Some(t) = p.get("tcpSocket").filter(|h| h.is_object()) {
             let Some(port) = resolve_port(ctx, spec, &t["port"]) else {
                 return false;

@@ -316,6 +316,39 @@ pub async fn http_get_status(port: u16, path: &str, headers: &[(String, String)]
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .ok()?;
+    get_status(stream, port, path, headers).await
+}
+
+/// Sends `GET path` over TLS to `127.0.0.1:port` without verifying the certificate (what the
+/// kubelet does for `scheme: HTTPS` probes); returns the status code.
+pub async fn https_get_status(port: u16, path: &str, headers: &[(String, String)]) -> Option<u16> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").ok()?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, stream)
+        .await
+        .ok()?;
+    get_status(tls, port, path, headers).await
+}
+
+async fn get_status<S>(
+    stream: S,
+    port: u16,
+    path: &str,
+    headers: &[(String, String)],
+) -> Option<u16>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .ok()?;
@@ -329,6 +362,56 @@ pub async fn http_get_status(port: u16, path: &str, headers: &[(String, String)]
         .await
         .ok()?;
     Some(resp.status().as_u16())
+}
+
+/// Accepts any server certificate (probes do not verify, like the kubelet's); signatures are
+/// still checked with the provider's algorithms.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// Handles `services/{name}/proxy/{rest}`.
@@ -414,6 +497,22 @@ pub async fn proxy_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn https_probes_reach_a_tls_server_without_verifying_it() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cert = crate::tls::ServerCert::generate().unwrap();
+        let router = axum::Router::new().route(
+            "/health",
+            axum::routing::get(|| async { (http::StatusCode::ACCEPTED, "ok") }),
+        );
+        let server = tokio::spawn(crate::tls::serve(listener, cert, router));
+        assert_eq!(https_get_status(port, "/health", &[]).await, Some(202));
+        // Plain HTTP to a TLS port gets no status.
+        assert_eq!(http_get_status(port, "/health", &[]).await, None);
+        server.abort();
+    }
 
     #[test]
     fn service_addresses_are_rewritten_with_boundaries() {

@@ -1,0 +1,76 @@
+//! Operator-wide settings and the shared context every reconcile receives.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+
+use crate::telemetry::Metrics;
+
+/// Default image of the registry (its tag is the version reported in `status.currentVersion`).
+pub const DEFAULT_REGISTRY_IMAGE: &str =
+    concat!("ghcr.io/quayside/quayside:", env!("CARGO_PKG_VERSION"));
+/// Default image of the managed database (the official PostgreSQL image's conventions:
+/// `POSTGRES_USER`, `POSTGRES_PASSWORD`, `POSTGRES_DB`, `PGDATA`).
+pub const DEFAULT_POSTGRES_IMAGE: &str = "docker.io/library/postgres:15";
+
+/// Settings that apply to every QuayRegistry this operator reconciles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Image of the registry, the migration Job and the mirror workers.
+    pub registry_image: String,
+    /// Image of the managed PostgreSQL.
+    pub postgres_image: String,
+    /// Base domain for derived host names (`<name>-quay-<namespace>.<base domain>`) when the
+    /// bundle sets no `SERVER_HOSTNAME`.
+    pub base_domain: Option<String>,
+    /// `spec.ingressClassName` of the Ingresses the route component makes.
+    pub ingress_class_name: Option<String>,
+    /// The cluster's DNS domain (for in-cluster Service names in the configuration).
+    pub cluster_domain: String,
+    /// Validity of operator-made serving certificates, in days.
+    pub certificate_days: i64,
+    /// Renew a serving certificate this many days before it expires.
+    pub renew_before_days: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            registry_image: DEFAULT_REGISTRY_IMAGE.into(),
+            postgres_image: DEFAULT_POSTGRES_IMAGE.into(),
+            base_domain: None,
+            ingress_class_name: None,
+            cluster_domain: "cluster.local".into(),
+            certificate_days: 365,
+            renew_before_days: 30,
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    /// Consecutive failures per object (`namespace/name`), for the retry back-off.
+    pub failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, settings: Settings, metrics: Arc<Metrics>) -> Arc<Self> {
+        let reporter = Reporter {
+            controller: "quayside-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Arc::new(Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            settings,
+            metrics,
+            failures: Mutex::new(HashMap::new()),
+        })
+    }
+}

@@ -1,0 +1,667 @@
+//! Status: the QuayRegistry's conditions, version and endpoint, from the state read at the
+//! start of the reconcile and what build decided. No API calls.
+//!
+//! Rules:
+//! - `Available`: the registry serves requests (a ready registry pod, and the managed database
+//!   and storage it needs). It stays `True` while a new configuration rolls out or while the
+//!   rollout is blocked and the old pods still serve.
+//! - `ComponentsCreated`: every desired object is in place (`False` with
+//!   `ComponentCreationFailed`, or `MigrationsInProgress`/`MigrationsFailed`/`WaitingForDatabase`
+//!   while the registry Deployment waits for its migration Job).
+//! - `RolloutBlocked`: `True` with the reason of [`super::validate::Blocked`] or
+//!   `MigrationsFailed`; `False` (`RolloutAllowed`) otherwise.
+//! - `Component<Kind>Ready` for every kind; unmanaged ones are `True` with
+//!   `ComponentNotManaged`, `redis` and `clairpostgres` `True` with `ComponentNotNeeded`.
+//! - `currentVersion` moves when the registry Deployment has fully rolled out the desired
+//!   image; `lastTransitionTime` only moves when a condition's status changes, so an idle
+//!   registry's status never changes.
+
+use k8s_openapi::api::apps::v1::Deployment;
+
+use super::build::{Desired, Expectation, MigrationState};
+use super::material::Material;
+use super::names::CONFIG_HASH_ANNOTATION;
+use super::observed::Observed;
+use super::validate::{Blocked, Plan, TlsSource};
+use crate::conditions::{Computed, merge};
+use crate::crd::{ComponentKind, QuayRegistry, QuayRegistryStatus};
+
+/// What the reconcile decided.
+pub enum Outcome<'a> {
+    Blocked(&'a Blocked),
+    Planned {
+        plan: &'a Plan,
+        material: &'a Material,
+        desired: &'a Desired,
+        /// The error of the apply step, if it failed.
+        apply_error: Option<String>,
+    },
+}
+
+/// Whether a Deployment has fully rolled out what is expected; `Err` says why not.
+pub fn rolled_out(d: Option<&Deployment>, e: &Expectation) -> Result<String, String> {
+    let d = d.ok_or_else(|| format!("Deployment {} does not exist yet", e.name))?;
+    let template = Some(&d.spec.template);
+    let hash = template
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get(CONFIG_HASH_ANNOTATION));
+    let image = template
+        .and_then(|t| t.spec.as_ref())
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.image.as_deref());
+    if hash != Some(&e.config_hash) || image != Some(e.image.as_str()) {
+        return Err(format!(
+            "Deployment {} is being updated to the new configuration",
+            e.name
+        ));
+    }
+    let status = d.status.clone().unwrap_or_default();
+    let generation = d.metadata.generation.unwrap_or(0);
+    if status.observed_generation.unwrap_or(0) < generation {
+        return Err(format!("Deployment {} rollout has not started yet", e.name));
+    }
+    let wanted = e.replicas.unwrap_or_else(|| d.spec.replicas.unwrap_or(1));
+    let updated = status.updated_replicas.unwrap_or(0);
+    let ready = status.ready_replicas.unwrap_or(0);
+    let total = status.replicas.unwrap_or(0);
+    if wanted == 0 {
+        return Err(format!("Deployment {} is scaled to zero", e.name));
+    }
+    if updated < wanted || ready < wanted || total > updated {
+        return Err(format!(
+            "Deployment {}: {ready}/{wanted} pods ready, {updated} updated",
+            e.name
+        ));
+    }
+    Ok(format!(
+        "Deployment {}: {ready}/{wanted} pods ready",
+        e.name
+    ))
+}
+
+/// The registry serves: a ready registry pod of any version.
+fn serving(observed: &Observed, registry: &QuayRegistry) -> bool {
+    let ns = registry.metadata.namespace.clone().unwrap_or_default();
+    let names = super::names::Names::new(&registry.metadata.name.clone().unwrap_or_default());
+    observed
+        .deployment(&ns, &names.quay_app())
+        .and_then(|d| d.status)
+        .is_some_and(|s| s.ready_replicas.unwrap_or(0) >= 1)
+}
+
+/// Computes the status to write.
+pub fn compute(
+    registry: &QuayRegistry,
+    observed: &Observed,
+    outcome: Outcome<'_>,
+    now: &str,
+) -> QuayRegistryStatus {
+    let previous = registry.status.clone().unwrap_or_default();
+    let generation = registry.metadata.generation;
+    match outcome {
+        Outcome::Blocked(blocked) => {
+            let available = serving(observed, registry);
+            let mut computed = vec![
+                Computed::new(
+                    "Available",
+                    available,
+                    if available {
+                        "HealthChecksPassing"
+                    } else {
+                        "RolloutBlocked"
+                    },
+                    if available {
+                        "the registry runs its previous configuration".to_owned()
+                    } else {
+                        format!("rollout blocked: {}", blocked.message)
+                    },
+                ),
+                previous_or(
+                    &previous,
+                    "ComponentsCreated",
+                    Computed::new(
+                        "ComponentsCreated",
+                        false,
+                        "RolloutBlocked",
+                        &blocked.message,
+                    ),
+                ),
+                Computed::new("RolloutBlocked", true, blocked.reason, &blocked.message),
+            ];
+            for kind in ComponentKind::ALL {
+                let t = kind.condition_type();
+                computed.push(previous_or(
+                    &previous,
+                    t,
+                    Computed::new(
+                        t,
+                        false,
+                        "RolloutBlocked",
+                        "not reconciled while the rollout is blocked",
+                    ),
+                ));
+            }
+            QuayRegistryStatus {
+                observed_generation: generation,
+                current_version: previous.current_version,
+                registry_endpoint: previous.registry_endpoint,
+                conditions: merge(&previous.conditions, computed, now, generation),
+            }
+        }
+        Outcome::Planned {
+            plan,
+            material,
+            desired,
+            apply_error,
+        } => {
+            let ns = plan.namespace.as_str();
+            let names = plan.names();
+            let quay_deployment = observed.deployment(ns, &names.quay_app());
+            let quay_ready = rolled_out(quay_deployment.as_ref(), &desired.quay);
+            let db_ready = !plan.is_managed(ComponentKind::Postgres) || desired.database_ready;
+            let storage = storage_state(plan, observed);
+            let mut components = Vec::new();
+            for kind in ComponentKind::ALL {
+                components.push(component(
+                    kind,
+                    plan,
+                    material,
+                    desired,
+                    observed,
+                    &quay_ready,
+                    &storage,
+                ));
+            }
+
+            let mut missing = Vec::new();
+            if !serving(observed, registry) {
+                missing.push("no registry pod is ready".to_owned());
+            }
+            if !db_ready {
+                missing.push("the database is not ready".to_owned());
+            }
+            if let Err(e) = &storage {
+                missing.push(e.clone());
+            }
+            let available = missing.is_empty();
+            let blocked_migration = match &desired.migration {
+                MigrationState::Failed(m) => Some(m.clone()),
+                _ => None,
+            };
+            let created = match (&apply_error, &desired.migration) {
+                (Some(e), _) => {
+                    Computed::new("ComponentsCreated", false, "ComponentCreationFailed", e)
+                }
+                (None, MigrationState::Failed(m)) => {
+                    Computed::new("ComponentsCreated", false, "MigrationsFailed", m)
+                }
+                (None, MigrationState::Running) => Computed::new(
+                    "ComponentsCreated",
+                    false,
+                    "MigrationsInProgress",
+                    format!(
+                        "the registry rollout waits for migration Job {}",
+                        desired.migration_job
+                    ),
+                ),
+                (None, MigrationState::WaitingForDatabase) => Computed::new(
+                    "ComponentsCreated",
+                    false,
+                    "WaitingForDatabase",
+                    "migrations start once the database is ready",
+                ),
+                (None, MigrationState::Succeeded) => Computed::new(
+                    "ComponentsCreated",
+                    true,
+                    "ComponentsCreationSuccess",
+                    "all desired objects are in place",
+                ),
+            };
+            let mut computed = vec![
+                Computed::new(
+                    "Available",
+                    available,
+                    if available {
+                        "HealthChecksPassing"
+                    } else {
+                        "ComponentNotReady"
+                    },
+                    if available {
+                        format!("the registry serves at {}", desired.endpoint)
+                    } else {
+                        missing.join("; ")
+                    },
+                ),
+                created,
+                match blocked_migration {
+                    Some(m) => Computed::new("RolloutBlocked", true, "MigrationsFailed", m),
+                    None => Computed::new("RolloutBlocked", false, "RolloutAllowed", ""),
+                },
+            ];
+            computed.extend(components);
+            let current_version = if quay_ready.is_ok() {
+                Some(desired.version.clone())
+            } else {
+                previous.current_version.clone()
+            };
+            QuayRegistryStatus {
+                observed_generation: generation,
+                current_version,
+                registry_endpoint: Some(desired.endpoint.clone()),
+                conditions: merge(&previous.conditions, computed, now, generation),
+            }
+        }
+    }
+}
+
+fn previous_or(previous: &QuayRegistryStatus, type_: &str, default: Computed) -> Computed {
+    previous
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map_or(default, |c| Computed {
+            type_: c.type_.clone(),
+            status: c.status == "True",
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+        })
+}
+
+fn storage_state(plan: &Plan, observed: &Observed) -> Result<String, String> {
+    if !plan.is_managed(ComponentKind::Objectstorage) {
+        return Ok(String::new());
+    }
+    let name = plan.names().datastorage();
+    match observed
+        .pvc(&plan.namespace, &name)
+        .and_then(|p| p.status)
+        .and_then(|s| s.phase)
+    {
+        Some(p) if p == "Bound" => Ok(format!("PersistentVolumeClaim {name} is bound")),
+        Some(p) => Err(format!("PersistentVolumeClaim {name} is {p}")),
+        None => Err(format!("PersistentVolumeClaim {name} does not exist yet")),
+    }
+}
+
+fn component(
+    kind: ComponentKind,
+    plan: &Plan,
+    material: &Material,
+    desired: &Desired,
+    observed: &Observed,
+    quay_ready: &Result<String, String>,
+    storage: &Result<String, String>,
+) -> Computed {
+    let t = kind.condition_type();
+    let note = plan.notes.get(&kind);
+    let with_note = |m: String| match note {
+        Some(n) if m.is_empty() => n.clone(),
+        Some(n) => format!("{m}; {n}"),
+        None => m,
+    };
+    let ok = |reason: &str, m: String| Computed::new(t, true, reason, with_note(m));
+    let not = |reason: &str, m: String| Computed::new(t, false, reason, with_note(m));
+    match kind {
+        ComponentKind::Redis => return ok("ComponentNotNeeded", "Quayside needs no Redis".into()),
+        ComponentKind::Clairpostgres => {
+            return ok(
+                "ComponentNotNeeded",
+                "Quayside needs no separate scanner database".into(),
+            );
+        }
+        _ => {}
+    }
+    if !plan.is_managed(kind) {
+        let m = match (kind, &plan.tls) {
+            (ComponentKind::Tls, TlsSource::Secret { name, .. }) => {
+                format!("the certificate comes from Secret {name}")
+            }
+            (ComponentKind::Tls, TlsSource::Bundle { .. }) => {
+                "the certificate comes from the config bundle".into()
+            }
+            (ComponentKind::Tls, _) => "no certificate: the registry serves plain HTTP".into(),
+            _ => "configured by the config bundle".into(),
+        };
+        return ok("ComponentNotManaged", m);
+    }
+    let ns = plan.namespace.as_str();
+    let names = plan.names();
+    let migration_wait = |what: &str| match &desired.migration {
+        MigrationState::Failed(m) => Some(not("MigrationsFailed", m.clone())),
+        MigrationState::Running => Some(not(
+            "MigrationsInProgress",
+            format!("{what} waits for migration Job {}", desired.migration_job),
+        )),
+        MigrationState::WaitingForDatabase => Some(not(
+            "WaitingForDatabase",
+            format!("{what} waits for the database"),
+        )),
+        MigrationState::Succeeded => None,
+    };
+    match kind {
+        ComponentKind::Quay => {
+            if let Some(c) = migration_wait("the registry") {
+                return c;
+            }
+            match quay_ready {
+                Ok(m) => ok("ComponentReady", m.clone()),
+                Err(m) => not("ComponentNotReady", m.clone()),
+            }
+        }
+        ComponentKind::Mirror => {
+            if let Some(c) = migration_wait("the mirror workers") {
+                return c;
+            }
+            let Some(e) = &desired.mirror else {
+                return not("ComponentNotReady", "no mirror Deployment".into());
+            };
+            match rolled_out(observed.deployment(ns, &names.mirror()).as_ref(), e) {
+                Ok(m) => ok("ComponentReady", m),
+                Err(m) => not("ComponentNotReady", m),
+            }
+        }
+        ComponentKind::Postgres => {
+            let sts = observed.statefulset(ns, &names.database());
+            if desired.database_ready {
+                ok(
+                    "ComponentReady",
+                    format!("StatefulSet {} is ready", names.database()),
+                )
+            } else if sts.is_none() {
+                not(
+                    "ComponentNotReady",
+                    format!("StatefulSet {} does not exist yet", names.database()),
+                )
+            } else {
+                not(
+                    "ComponentNotReady",
+                    format!("StatefulSet {}: 0/1 pods ready", names.database()),
+                )
+            }
+        }
+        ComponentKind::Objectstorage => match storage {
+            Ok(m) => ok("ComponentReady", m.clone()),
+            Err(m) if m.ends_with("Pending") => not("PVCPending", m.clone()),
+            Err(m) => not("ComponentNotReady", m.clone()),
+        },
+        ComponentKind::Tls => match &material.serving {
+            Some(s) => ok(
+                "ComponentReady",
+                format!(
+                    "operator-made certificate in Secret {}, valid until {}",
+                    names.tls(),
+                    s.not_after
+                ),
+            ),
+            None => not("ComponentNotReady", "no certificate was made".into()),
+        },
+        ComponentKind::Route => {
+            let what = if plan.routes_api { "Route" } else { "Ingress" };
+            let host = plan
+                .host
+                .as_deref()
+                .map(super::config::host_only)
+                .map_or_else(|| "any host".to_owned(), str::to_owned);
+            ok(
+                "ComponentReady",
+                format!("{what} {} routes {host} to the registry", names.route()),
+            )
+        }
+        ComponentKind::Horizontalpodautoscaler => ok(
+            "ComponentReady",
+            "HorizontalPodAutoscalers scale the registry and mirror Deployments".into(),
+        ),
+        ComponentKind::Builder => ok(
+            "ComponentReady",
+            format!(
+                "build ServiceAccount, Role and RoleBinding {} in namespace {}",
+                names.builder(),
+                plan.builder_namespace
+            ),
+        ),
+        ComponentKind::Monitoring => ok(
+            "ComponentReady",
+            format!(
+                "ServiceMonitor {} and PrometheusRule {}",
+                names.metrics(),
+                names.alerts()
+            ),
+        ),
+        ComponentKind::Clair => not("ComponentNotSupported", String::new()),
+        ComponentKind::Redis | ComponentKind::Clairpostgres => {
+            ok("ComponentNotNeeded", String::new())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::Condition;
+    use crate::quay::build::build;
+    use crate::quay::fixtures::*;
+    use crate::quay::kinds;
+    use crate::quay::material::prepare;
+    use crate::quay::validate::validate;
+    use chrono::Utc;
+    use serde_json::json;
+
+    struct Run {
+        plan: Plan,
+        material: Material,
+        desired: Desired,
+    }
+
+    fn run(registry: &QuayRegistry, observed: &Observed) -> Run {
+        let s = settings();
+        let plan = validate(registry, observed, &s).expect("valid");
+        let material = prepare(&plan, observed, &s, Utc::now()).expect("material");
+        let desired = build(&plan, &material, observed, &s).expect("build");
+        Run {
+            plan,
+            material,
+            desired,
+        }
+    }
+
+    fn compute_for(
+        registry: &QuayRegistry,
+        observed: &Observed,
+        r: &Run,
+        now: &str,
+    ) -> QuayRegistryStatus {
+        compute(
+            registry,
+            observed,
+            Outcome::Planned {
+                plan: &r.plan,
+                material: &r.material,
+                desired: &r.desired,
+                apply_error: None,
+            },
+            now,
+        )
+    }
+
+    fn cond<'a>(s: &'a QuayRegistryStatus, t: &str) -> &'a Condition {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == t)
+            .unwrap_or_else(|| panic!("no {t}"))
+    }
+
+    /// Everything applied, the database ready, migrations done, the Deployments rolled out and
+    /// the claim bound.
+    fn running(registry: &QuayRegistry) -> (Observed, Run) {
+        running_from(registry, Observed::empty())
+    }
+
+    fn running_from(registry: &QuayRegistry, mut observed: Observed) -> (Observed, Run) {
+        let first = run(registry, &observed);
+        apply_to(&mut observed, &first.desired);
+        database_and_migrations_done(&mut observed, &first.desired.migration_job);
+        let second = run(registry, &observed);
+        apply_to(&mut observed, &second.desired);
+        database_and_migrations_done(&mut observed, &second.desired.migration_job);
+        for (key, obj) in observed.owned.iter_mut() {
+            if key.kind == "Deployment" {
+                obj.metadata.generation = Some(1);
+                obj.data["status"] = json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1});
+            }
+            if key.kind == "PersistentVolumeClaim" {
+                obj.data["status"] = json!({"phase": "Bound"});
+            }
+        }
+        let r = run(registry, &observed);
+        (observed, r)
+    }
+
+    #[test]
+    fn a_fresh_registry_waits_for_its_database() {
+        let registry = cr(MINIMAL);
+        let r = run(&registry, &Observed::empty());
+        let s = compute_for(&registry, &Observed::empty(), &r, "t1");
+        assert_eq!(s.observed_generation, Some(1));
+        assert_eq!(s.current_version, None);
+        assert_eq!(
+            s.registry_endpoint.as_deref(),
+            Some("https://registry-quay-app.quay.svc.cluster.local")
+        );
+        let types: Vec<&str> = s.conditions.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(
+            &types[..4],
+            [
+                "Available",
+                "ComponentsCreated",
+                "RolloutBlocked",
+                "ComponentQuayReady"
+            ]
+        );
+        assert_eq!(types.len(), 15);
+        assert_eq!(cond(&s, "Available").status, "False");
+        assert_eq!(cond(&s, "ComponentsCreated").reason, "WaitingForDatabase");
+        assert_eq!(cond(&s, "RolloutBlocked").status, "False");
+        assert_eq!(cond(&s, "ComponentQuayReady").reason, "WaitingForDatabase");
+        assert_eq!(
+            cond(&s, "ComponentObjectStorageReady").reason,
+            "ComponentNotReady"
+        );
+        assert_eq!(cond(&s, "ComponentTLSReady").status, "True");
+        assert_eq!(
+            cond(&s, "ComponentClairReady").reason,
+            "ComponentNotManaged"
+        );
+        assert_eq!(cond(&s, "ComponentRedisReady").reason, "ComponentNotNeeded");
+    }
+
+    #[test]
+    fn a_rolled_out_registry_is_available_and_its_status_is_stable() {
+        let mut registry = cr(MINIMAL);
+        let (observed, r) = running(&registry);
+        let s = compute_for(&registry, &observed, &r, "t1");
+        assert_eq!(
+            cond(&s, "Available").status,
+            "True",
+            "{:?}",
+            cond(&s, "Available")
+        );
+        assert_eq!(
+            cond(&s, "ComponentQuayReady").status,
+            "True",
+            "{:?}",
+            cond(&s, "ComponentQuayReady")
+        );
+        assert_eq!(
+            cond(&s, "ComponentsCreated").reason,
+            "ComponentsCreationSuccess"
+        );
+        assert_eq!(s.current_version.as_deref(), Some("1.2.3"));
+        // Later, nothing changed: the very same status (so nothing is written).
+        registry.status = Some(s.clone());
+        assert_eq!(compute_for(&registry, &observed, &r, "t2"), s);
+    }
+
+    #[test]
+    fn a_new_configuration_keeps_available_and_the_version_while_it_rolls() {
+        let mut registry = cr("spec:\n  configBundleSecret: bundle\n");
+        let (mut observed, steady) =
+            running_from(&registry, observed_with_bundle("FEATURE_X: true\n"));
+        registry.status = Some(compute_for(&registry, &observed, &steady, "t1"));
+        assert_eq!(
+            cond(registry.status.as_ref().unwrap(), "ComponentQuayReady").status,
+            "True"
+        );
+
+        observed.bundle = observed_with_bundle("FEATURE_X: false\n").bundle;
+        let changed = run(&registry, &observed);
+        let s = compute_for(&registry, &observed, &changed, "t2");
+        assert_eq!(cond(&s, "Available").status, "True");
+        assert_eq!(cond(&s, "Available").last_transition_time, "t1");
+        assert_eq!(
+            cond(&s, "ComponentQuayReady").reason,
+            "MigrationsInProgress"
+        );
+        assert_eq!(cond(&s, "ComponentQuayReady").last_transition_time, "t2");
+        assert_eq!(s.current_version.as_deref(), Some("1.2.3"));
+    }
+
+    #[test]
+    fn a_failed_migration_blocks_the_rollout() {
+        let registry = cr(MINIMAL);
+        let (mut observed, r) = running(&registry);
+        put(
+            &mut observed,
+            &kinds::job(),
+            &r.desired.migration_job,
+            json!({"spec": {"template": {}}, "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "too many failures"}]}}),
+        );
+        let r = run(&registry, &observed);
+        let s = compute_for(&registry, &observed, &r, "t1");
+        assert_eq!(cond(&s, "RolloutBlocked").status, "True");
+        assert_eq!(cond(&s, "RolloutBlocked").reason, "MigrationsFailed");
+        assert!(
+            cond(&s, "RolloutBlocked")
+                .message
+                .contains("delete the Job to retry")
+        );
+        assert_eq!(cond(&s, "ComponentsCreated").reason, "MigrationsFailed");
+        assert_eq!(
+            cond(&s, "Available").status,
+            "True",
+            "the old pods still serve"
+        );
+    }
+
+    #[test]
+    fn a_blocked_rollout_keeps_the_previous_conditions_and_says_why() {
+        let mut registry = cr(MINIMAL);
+        let (observed, r) = running(&registry);
+        let before = compute_for(&registry, &observed, &r, "t1");
+        registry.status = Some(before.clone());
+        registry.metadata.generation = Some(2);
+        let blocked = Blocked {
+            reason: "ComponentOverrideInvalid",
+            message: "cannot set overrides on unmanaged component mirror".into(),
+        };
+        let s = compute(&registry, &observed, Outcome::Blocked(&blocked), "t2");
+        assert_eq!(s.observed_generation, Some(2));
+        assert_eq!(cond(&s, "RolloutBlocked").status, "True");
+        assert_eq!(
+            cond(&s, "RolloutBlocked").reason,
+            "ComponentOverrideInvalid"
+        );
+        assert_eq!(cond(&s, "RolloutBlocked").last_transition_time, "t2");
+        assert_eq!(cond(&s, "Available").status, "True");
+        assert_eq!(cond(&s, "Available").last_transition_time, "t1");
+        assert_eq!(
+            cond(&s, "ComponentQuayReady"),
+            &Condition {
+                observed_generation: Some(2),
+                ..cond(&before, "ComponentQuayReady").clone()
+            }
+        );
+        assert_eq!(s.current_version, before.current_version);
+        assert_eq!(s.registry_endpoint, before.registry_endpoint);
+    }
+}

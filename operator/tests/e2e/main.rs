@@ -1,0 +1,9 @@
+//! End-to-end tests of quayside-operator against the Kubernetes API emulator
+//! (`tests/kube-emulator`), with the real registry binary, PostgreSQL, kubectl, skopeo and Helm.
+
+mod apis;
+mod full;
+mod harness;
+mod helm;
+mod leader;
+mod registry;
