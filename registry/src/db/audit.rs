@@ -1,5 +1,7 @@
 //! The audit log (`log_entry`), written in batches by `service::audit`.
 
+use std::collections::HashMap;
+
 use sqlx::Row;
 
 use super::{DbResult, Exec, Tx};
@@ -17,27 +19,80 @@ pub struct NewEntry {
     pub created_ms: i64,
 }
 
-/// Writes entries in one transaction, resolving namespace and repository ids by name. Each
-/// statement is a write (ids are resolved inside it), so on SQLite the transaction takes the
-/// write lock at its first statement and waits for it instead of failing a lock upgrade.
+/// Rows per INSERT statement (10 parameters each, well within both databases' limits).
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// Writes entries inside the caller's transaction: the namespace and repository ids are
+/// resolved once per distinct name in the batch, then rows go in with multi-row INSERTs of
+/// [`ROWS_PER_STATEMENT`] (a statement per row could not keep up with `pull_repo` records at
+/// tens of thousands of pulls a second).
 pub async fn insert_batch(tx: &mut Tx, entries: &[NewEntry]) -> DbResult<()> {
+    type Ids = (Option<i64>, Option<i64>);
+    let mut ids: HashMap<(Option<&str>, Option<&str>), Ids> = HashMap::new();
     for e in entries {
-        sqlx::query(
-            "INSERT INTO log_entry (kind, account_id, namespace_name, repository_id, repository_name, performer_id, performer_name, ip, metadata, created_ms) \
-             VALUES ($1, (SELECT n.id FROM namespace n WHERE n.name = $2), $2, \
-             (SELECT r.id FROM repository r JOIN namespace n ON n.id = r.namespace_id WHERE n.name = $2 AND r.name = $3), \
-             $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&e.kind)
-        .bind(e.namespace.as_deref())
-        .bind(e.repository.as_deref())
-        .bind(e.performer_id)
-        .bind(e.performer.as_deref())
-        .bind(e.ip.as_deref())
-        .bind(&e.metadata)
-        .bind(e.created_ms)
-        .execute(&mut **tx)
-        .await?;
+        let key = (e.namespace.as_deref(), e.repository.as_deref());
+        if ids.contains_key(&key) {
+            continue;
+        }
+        let account = match key.0 {
+            Some(ns) => sqlx::query("SELECT id FROM namespace WHERE name = $1")
+                .bind(ns)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|r| r.try_get::<i64, _>("id"))
+                .transpose()?,
+            None => None,
+        };
+        let repository = match key {
+            (Some(ns), Some(repo)) => sqlx::query(
+                "SELECT r.id FROM repository r JOIN namespace n ON n.id = r.namespace_id \
+                 WHERE n.name = $1 AND r.name = $2",
+            )
+            .bind(ns)
+            .bind(repo)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| r.try_get::<i64, _>("id"))
+            .transpose()?,
+            _ => None,
+        };
+        ids.insert(key, (account, repository));
+    }
+    for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::from(
+            "INSERT INTO log_entry (kind, account_id, namespace_name, repository_id, repository_name, \
+             performer_id, performer_name, ip, metadata, created_ms) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            let params: Vec<String> = (1..=10).map(|k| format!("${}", i * 10 + k)).collect();
+            sql.push('(');
+            sql.push_str(&params.join(", "));
+            sql.push(')');
+        }
+        // Only the full-size statement is worth keeping prepared: caching every partial size
+        // (per connection) costs memory for statements used once.
+        let mut q = sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_STATEMENT);
+        for e in chunk {
+            let (account, repository) = ids
+                .get(&(e.namespace.as_deref(), e.repository.as_deref()))
+                .copied()
+                .unwrap_or_default();
+            q = q
+                .bind(&e.kind)
+                .bind(account)
+                .bind(e.namespace.as_deref())
+                .bind(repository)
+                .bind(e.repository.as_deref())
+                .bind(e.performer_id)
+                .bind(e.performer.as_deref())
+                .bind(e.ip.as_deref())
+                .bind(&e.metadata)
+                .bind(e.created_ms);
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(())
 }

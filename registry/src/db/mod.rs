@@ -165,7 +165,7 @@ impl Db {
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                              PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                             PRAGMA cache_size = -4096;",
+                             PRAGMA cache_size = -1024;",
                         )
                         .await?;
                     }

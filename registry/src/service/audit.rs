@@ -2,8 +2,12 @@
 //! log kind names (`create_repo`, `push_repo`, `org_add_team_member`, ...), the performer, the
 //! client's IP and JSON metadata.
 //!
-//! Records are queued and written in batches by one background task so the `/v2` hot path never
-//! waits for the database; [`AuditLog::flush`] waits until everything queued is stored, and
+//! Records are queued and written in batches (multi-row inserts) by one background task so the
+//! `/v2` hot path does not wait for the database. The queue is bounded ([`QUEUE`]): when pulls
+//! arrive faster than the database takes their records, [`AuditLog::record_pressed`] (used by
+//! `/v2`) waits for room, slowing pulls down instead of growing memory or dropping records;
+//! other callers never wait (their records are rare and queued on a task when the queue is
+//! full). [`AuditLog::flush`] waits until everything queued is stored, and
 //! [`AuditLog::shutdown`] (called on graceful shutdown) flushes and stops the writer, so nothing
 //! is lost.
 
@@ -29,7 +33,9 @@ pub fn current_ip() -> Option<IpAddr> {
 }
 
 /// Most records written in one transaction.
-const BATCH: usize = 500;
+const BATCH: usize = 2000;
+/// Most messages waiting for the writer (a few MiB of records).
+pub const QUEUE: usize = 8192;
 
 /// Who did something, and from where.
 #[derive(Clone, Debug)]
@@ -83,14 +89,14 @@ enum Msg {
 }
 
 pub struct AuditLog {
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: mpsc::Sender<Msg>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl AuditLog {
     /// Starts the writer task.
     pub fn start(db: Db) -> AuditLog {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(writer(db, rx));
         AuditLog {
             tx,
@@ -98,47 +104,49 @@ impl AuditLog {
         }
     }
 
-    /// Queues a record of `event` performed by `caller` at `now_ms`.
+    /// Queues a record of `event` performed by `caller` at `now_ms`, without waiting.
     pub fn record(&self, caller: &Caller, event: Event, now_ms: i64) {
-        let mut metadata = match event.metadata {
-            Value::Object(m) => Value::Object(m),
-            Value::Null => json!({}),
-            other => json!({ "value": other }),
-        };
-        if let Principal::OAuth(o) = &caller.principal {
-            metadata["oauth_token_id"] = json!(o.token_id);
-            if let Some(app) = &o.application {
-                metadata["oauth_token_application_id"] = json!(app);
+        let kind = event.kind;
+        match self.tx.try_send(Msg::Entry(entry(caller, event, now_ms))) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                // Rare (the queue is full of pull records): hand the record to a task that
+                // waits for room.
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    if tx.send(msg).await.is_err() {
+                        tracing::error!(kind, "audit log writer has stopped; entry lost");
+                    }
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!(kind, "audit log writer has stopped; entry lost");
             }
         }
-        let account = caller.principal.account();
-        let entry = db::audit::NewEntry {
-            kind: event.kind.to_owned(),
-            namespace: event.namespace,
-            repository: event.repository,
-            performer_id: account.as_ref().map(|a| a.id),
-            performer: account.map(|a| a.name),
-            ip: caller.ip.map(|ip| ip.to_string()),
-            metadata: metadata.to_string(),
-            created_ms: now_ms,
-        };
-        if self.tx.send(Msg::Entry(entry)).is_err() {
-            tracing::error!(
-                kind = event.kind,
-                "audit log writer has stopped; entry lost"
-            );
+    }
+
+    /// Queues a record, waiting for room when the queue is full (back-pressure for `/v2`).
+    pub async fn record_pressed(&self, caller: &Caller, event: Event, now_ms: i64) {
+        let kind = event.kind;
+        if self
+            .tx
+            .send(Msg::Entry(entry(caller, event, now_ms)))
+            .await
+            .is_err()
+        {
+            tracing::error!(kind, "audit log writer has stopped; entry lost");
         }
     }
 
     /// Records that a robot was used (its `last_accessed`).
     pub fn touch_robot(&self, account_id: i64, now_ms: i64) {
-        let _ = self.tx.send(Msg::TouchRobot { account_id, now_ms });
+        let _ = self.tx.try_send(Msg::TouchRobot { account_id, now_ms });
     }
 
     /// Waits until everything queued so far is written.
     pub async fn flush(&self) {
         let (ack, done) = oneshot::channel();
-        if self.tx.send(Msg::Flush(ack)).is_ok() {
+        if self.tx.send(Msg::Flush(ack)).await.is_ok() {
             let _ = done.await;
         }
     }
@@ -146,7 +154,7 @@ impl AuditLog {
     /// Writes everything queued and stops the writer.
     pub async fn shutdown(&self) {
         let (ack, done) = oneshot::channel();
-        if self.tx.send(Msg::Stop(ack)).is_ok() {
+        if self.tx.send(Msg::Stop(ack)).await.is_ok() {
             let _ = done.await;
         }
         let task = self.task.lock().ok().and_then(|mut t| t.take());
@@ -156,7 +164,33 @@ impl AuditLog {
     }
 }
 
-async fn writer(db: Db, mut rx: mpsc::UnboundedReceiver<Msg>) {
+/// The row for one record.
+fn entry(caller: &Caller, event: Event, now_ms: i64) -> db::audit::NewEntry {
+    let mut metadata = match event.metadata {
+        Value::Object(m) => Value::Object(m),
+        Value::Null => json!({}),
+        other => json!({ "value": other }),
+    };
+    if let Principal::OAuth(o) = &caller.principal {
+        metadata["oauth_token_id"] = json!(o.token_id);
+        if let Some(app) = &o.application {
+            metadata["oauth_token_application_id"] = json!(app);
+        }
+    }
+    let account = caller.principal.account();
+    db::audit::NewEntry {
+        kind: event.kind.to_owned(),
+        namespace: event.namespace,
+        repository: event.repository,
+        performer_id: account.as_ref().map(|a| a.id),
+        performer: account.map(|a| a.name),
+        ip: caller.ip.map(|ip| ip.to_string()),
+        metadata: metadata.to_string(),
+        created_ms: now_ms,
+    }
+}
+
+async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>) {
     let mut entries = Vec::new();
     let mut touches = Vec::new();
     let mut acks = Vec::new();

@@ -90,25 +90,23 @@ struct Claims {
 }
 
 /// Issuers' signing keys, fetched over HTTP and cached.
+#[derive(Default)]
 pub struct JwksCache {
-    http: reqwest::Client,
+    /// Built on first use: its TLS root store costs memory that most installations never need.
+    http: std::sync::OnceLock<reqwest::Client>,
     keys: Mutex<HashMap<String, (i64, Vec<Jwk>)>>,
 }
 
-impl Default for JwksCache {
-    fn default() -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
-        JwksCache {
-            http,
-            keys: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
 impl JwksCache {
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default()
+        })
+    }
+
     async fn fetch(&self, issuer: &str) -> Result<Vec<Jwk>, FederationError> {
         let url = format!(
             "{}/.well-known/openid-configuration",
@@ -120,7 +118,7 @@ impl JwksCache {
             ))
         };
         let discovery: Discovery = self
-            .http
+            .http()
             .get(&url)
             .send()
             .await
@@ -130,7 +128,7 @@ impl JwksCache {
             .await
             .map_err(unreachable)?;
         let jwks: Jwks = self
-            .http
+            .http()
             .get(&discovery.jwks_uri)
             .send()
             .await

@@ -15,13 +15,19 @@ use super::{BlobStore, ByteStream, Entry, StorageError, StorageResult};
 
 /// Bytes collected before each write on the blocking pool.
 const WRITE_BUFFER: usize = 256 * 1024;
-/// Size of each chunk read for a GET. Every stream holds at most about two of these (one being
-/// read, one being written to the socket), which bounds memory under many parallel pulls.
-const READ_CHUNK: u64 = 256 * 1024;
+/// Memory shared by the chunks of all blob reads in flight. Every stream holds about two chunks
+/// (one being read, one being written to the socket), so a chunk is
+/// `READ_BUDGET / (2 × active streams)`, clamped: one download reads big chunks (fast), forty
+/// parallel downloads share the budget (bounded memory).
+const READ_BUDGET: u64 = 8 << 20;
+const MIN_READ_CHUNK: u64 = 64 << 10;
+const MAX_READ_CHUNK: u64 = 512 << 10;
 const TMP_DIR: &str = "_tmp";
 
 pub struct FsStore {
     root: PathBuf,
+    /// Blob reads in flight (see [`READ_BUDGET`]).
+    active_reads: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Removes a temporary file unless disarmed (covers errors and futures dropped mid-write).
@@ -43,6 +49,7 @@ impl FsStore {
         tokio::fs::create_dir_all(root.join(TMP_DIR)).await?;
         let store = FsStore {
             root: root.to_owned(),
+            active_reads: Default::default(),
         };
         // Leftovers of a crash a day ago are certainly dead; the upload cleanup worker sweeps
         // younger ones with the configured expiration.
@@ -100,16 +107,24 @@ async fn blocking<T: Send + 'static>(
         .map_err(io::Error::other)?
 }
 
-/// Streams `[start, end)` of a file in [`READ_CHUNK`]s read on the blocking pool, one chunk
+/// Streams `[start, end)` of a file in chunks (sized by [`READ_BUDGET`]) read on the blocking
+/// pool, one chunk
 /// ahead: while the socket takes chunk N, chunk N+1 is being read. A blocking thread is held only
 /// for the duration of one read, never for a whole download, so slow clients cannot starve the
 /// pool; at most two chunks per stream are in memory.
-fn read_chunks(file: std::fs::File, start: u64, end: u64) -> ByteStream {
+fn read_chunks(
+    file: std::fs::File,
+    start: u64,
+    end: u64,
+    active: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> ByteStream {
+    active.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Box::pin(FileChunks {
         file: Some(file),
         seek_to: Some(start),
         remaining: end.saturating_sub(start),
         pending: None,
+        active,
     })
 }
 
@@ -123,11 +138,26 @@ struct FileChunks {
     /// Bytes not yet handed to a read.
     remaining: u64,
     pending: Option<ChunkRead>,
+    /// The store's count of reads in flight, decremented when this stream goes.
+    active: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Drop for FileChunks {
+    fn drop(&mut self) {
+        self.active
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The chunk size when `active` reads share [`READ_BUDGET`].
+fn chunk_size(active: u64) -> u64 {
+    (READ_BUDGET / (2 * active.max(1))).clamp(MIN_READ_CHUNK, MAX_READ_CHUNK)
 }
 
 impl FileChunks {
     fn start_read(&mut self) {
-        let (Some(mut file), len) = (self.file.take(), READ_CHUNK.min(self.remaining)) else {
+        let chunk = chunk_size(self.active.load(std::sync::atomic::Ordering::Relaxed));
+        let (Some(mut file), len) = (self.file.take(), chunk.min(self.remaining)) else {
             return;
         };
         if len == 0 {
@@ -254,7 +284,12 @@ impl BlobStore for FsStore {
             Err(e) => return Err(e.into()),
         };
         let range = range.unwrap_or(0..size);
-        Ok(read_chunks(file, range.start, range.end.min(size)))
+        Ok(read_chunks(
+            file,
+            range.start,
+            range.end.min(size),
+            self.active_reads.clone(),
+        ))
     }
 
     async fn stat(&self, key: &str) -> StorageResult<Option<u64>> {
@@ -346,5 +381,19 @@ impl BlobStore for FsStore {
 
     fn describe(&self) -> String {
         format!("filesystem at {}", self.root.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_shrink_as_parallel_reads_grow() {
+        assert_eq!(chunk_size(0), MAX_READ_CHUNK);
+        assert_eq!(chunk_size(1), MAX_READ_CHUNK);
+        assert_eq!(chunk_size(16), 256 << 10);
+        assert_eq!(chunk_size(40), (8 << 20) / 80);
+        assert_eq!(chunk_size(1000), MIN_READ_CHUNK);
     }
 }

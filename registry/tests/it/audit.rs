@@ -9,7 +9,8 @@ use crate::common::*;
 
 backend_tests!(
     records_survive_graceful_shutdown,
-    catalog_and_records_for_robots
+    catalog_and_records_for_robots,
+    a_burst_larger_than_the_queue_is_stored_whole
 );
 
 async fn records_survive_graceful_shutdown(b: Backend) {
@@ -138,4 +139,42 @@ async fn catalog_and_records_for_robots(b: Backend) {
         .await
         .unwrap();
     assert_eq!(catalog["repositories"], json!(["acme/hidden"]));
+}
+
+/// More records than the queue holds, produced faster than they can be written: producers wait
+/// for room (back-pressure) and every record is stored, in multi-row inserts.
+async fn a_burst_larger_than_the_queue_is_stored_whole(b: Backend) {
+    use quayside::service::audit::{Caller, Event, QUEUE};
+    let s = TestServer::start(b).await;
+    s.init_admin().await;
+    s.as_admin().push_image("admin/burst", "v1").await;
+    let ctx = s.ctx();
+    let caller = Caller::new(quayside::service::Principal::Anonymous, None);
+    let total = QUEUE * 2 + 123;
+    let producers = (0..4).map(|p| {
+        let caller = caller.clone();
+        async move {
+            for i in (p..total).step_by(4) {
+                let event = Event::repo(
+                    "pull_repo",
+                    "admin",
+                    "burst",
+                    json!({ "tag": format!("t{i}") }),
+                );
+                ctx.audit.record_pressed(&caller, event, ctx.now_ms()).await;
+            }
+        }
+    });
+    futures_util::future::join_all(producers).await;
+    ctx.audit.flush().await;
+    let row = sqlx::query("SELECT COUNT(*) AS n, COUNT(DISTINCT metadata) AS d FROM log_entry WHERE kind = 'pull_repo' AND repository_id IS NOT NULL")
+        .fetch_one(ctx.db.pool())
+        .await
+        .unwrap();
+    let (n, d): (i64, i64) = (sqlx::Row::get(&row, "n"), sqlx::Row::get(&row, "d"));
+    assert_eq!(n as usize, total);
+    assert_eq!(
+        d as usize, total,
+        "each record stored once, with its own metadata"
+    );
 }

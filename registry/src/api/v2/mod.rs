@@ -116,7 +116,9 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
 }
 
 /// Queues an audit record of a pull or push (written off the request path).
-fn record(
+/// Records a pull or push, waiting for room in the audit queue (back-pressure rather than
+/// unbounded memory when pulls outpace the database).
+async fn record(
     state: &AppState,
     principal: &Principal,
     ip: Option<std::net::IpAddr>,
@@ -127,11 +129,15 @@ fn record(
     let mut metadata = metadata;
     metadata["repo"] = serde_json::json!(name.repository());
     metadata["namespace"] = serde_json::json!(name.namespace());
-    state.ctx.audit.record(
-        &Caller::new(principal.clone(), ip),
-        Event::repo(kind, name.namespace(), name.repository(), metadata),
-        state.ctx.now_ms(),
-    );
+    state
+        .ctx
+        .audit
+        .record_pressed(
+            &Caller::new(principal.clone(), ip),
+            Event::repo(kind, name.namespace(), name.repository(), metadata),
+            state.ctx.now_ms(),
+        )
+        .await;
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -238,7 +244,8 @@ async fn handle(
                     "pull_repo",
                     need_name()?,
                     serde_json::json!({ key: reference }),
-                );
+                )
+                .await;
             }
             let mut response = Response::new(if *method == Method::HEAD {
                 Body::empty()
@@ -271,7 +278,7 @@ async fn handle(
             if !reference.contains(':') {
                 metadata["tag"] = serde_json::json!(reference);
             }
-            record(state, &principal, ip, "push_repo", name, metadata);
+            record(state, &principal, ip, "push_repo", name, metadata).await;
             let mut response = created(&format!("/v2/{name}/manifests/{}", pushed.digest));
             let h = response.headers_mut();
             h.insert(
@@ -296,7 +303,8 @@ async fn handle(
                     "delete_tag",
                     name,
                     serde_json::json!({ "tag": tag, "digest": reference }),
-                );
+                )
+                .await;
             }
             Ok(StatusCode::ACCEPTED.into_response())
         }
