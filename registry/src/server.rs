@@ -219,6 +219,7 @@ pub async fn serve(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(PeerAddr(peer));
                 request.extensions_mut().insert(scheme);
+                api::prepare(&mut request);
                 router.clone().oneshot(request)
             },
         );

@@ -54,6 +54,25 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Rewrites a request before routing: nested repository names under `/api/v1/repository/` become
+/// one path segment (see [`quay::paths`]).
+pub fn prepare<B>(request: &mut axum::http::Request<B>) {
+    let Some(path) = quay::paths::one_segment_repository(request.uri().path()) else {
+        return;
+    };
+    let path_and_query = match request.uri().query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let mut parts = request.uri().clone().into_parts();
+    if let Ok(pq) = path_and_query.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+}
+
 /// An `Authorization` header that is neither valid Basic nor Bearer.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed Authorization header")]

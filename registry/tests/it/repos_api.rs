@@ -12,7 +12,8 @@ backend_tests!(
     repositories_like_quay,
     listing_filters_and_pages,
     visibility_and_anonymous_access,
-    pushes_create_private_repositories
+    pushes_create_private_repositories,
+    nested_repository_names_through_the_api
 );
 
 async fn setup(s: &TestServer) -> String {
@@ -561,4 +562,60 @@ async fn pushes_create_private_repositories(b: Backend) {
         serde_json::from_str::<Value>(&created.metadata).unwrap()["repo"],
         "pushed"
     );
+}
+
+/// A repository pushed with a nested name (`admin/team/app`) is addressed by the API the way
+/// Quay addresses it: the name runs up to the sub-resource.
+async fn nested_repository_names_through_the_api(b: Backend) {
+    let s = TestServer::start(b).await;
+    let token = s.init_admin().await;
+    let image = s.as_admin().push_image("admin/team/app", "v1").await;
+    let (status, repo) = s
+        .call(
+            Some(&token),
+            Method::GET,
+            "/repository/admin/team/app?includeTags=true",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{repo}");
+    assert_eq!(repo["namespace"], "admin");
+    assert_eq!(repo["name"], "team/app");
+    assert_eq!(repo["tags"]["v1"]["manifest_digest"], image.digest.as_str());
+    let (status, tags) = s
+        .call(
+            Some(&token),
+            Method::GET,
+            "/repository/admin/team/app/tag/",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tags}");
+    assert_eq!(tags["tags"][0]["name"], "v1");
+    let (status, _) = s
+        .call(
+            Some(&token),
+            Method::POST,
+            "/repository/admin/team/app/changevisibility",
+            Some(serde_json::json!({"visibility": "public"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Public now: anonymous pulls of the nested name work.
+    assert_eq!(
+        s.anonymous()
+            .send(Method::GET, "/v2/admin/team/app/manifests/v1")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let (status, _) = s
+        .call(
+            Some(&token),
+            Method::GET,
+            "/repository/admin/team/other",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -13,6 +13,7 @@
 pub mod discovery;
 pub mod error;
 pub mod orgs;
+pub mod paths;
 pub mod repos;
 pub mod robots;
 pub mod tags;
