@@ -13,7 +13,8 @@ backend_tests!(
     user_creation_switch_and_deletion,
     organization_lifecycle,
     organization_visibility_for_members_and_strangers,
-    names_are_shared_and_validated
+    names_are_shared_and_validated,
+    features_not_served_yet_answer_not_implemented
 );
 
 async fn current_user_and_superuser_panel(b: Backend) {
@@ -650,4 +651,61 @@ async fn names_are_shared_and_validated(b: Backend) {
         .call(Some(&token), Method::GET, "/organization/alice", None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Quay endpoints of features Quayside does not serve yet answer 501 in Quay's error body, while
+/// unknown paths keep Quay's 404.
+async fn features_not_served_yet_answer_not_implemented(b: Backend) {
+    let s = TestServer::start(b).await;
+    let token = s.init_admin().await;
+    let (status, _) = s
+        .call(
+            Some(&token),
+            Method::POST,
+            "/organization/",
+            Some(json!({"name": "testorg", "email": "testorg@example.com"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    for (method, path, feature) in [
+        (
+            Method::GET,
+            "/organization/testorg/quota",
+            "Quota management",
+        ),
+        (
+            Method::POST,
+            "/organization/testorg/proxycache",
+            "Proxy cache",
+        ),
+        (Method::GET, "/organization/testorg/logs", "Usage logs"),
+        (Method::GET, "/repository/testorg/hello/build/", "Builds"),
+        (
+            Method::GET,
+            "/repository/testorg/hello/mirror",
+            "Repository mirroring",
+        ),
+        (Method::GET, "/user/aggregatelogs", "Usage logs"),
+    ] {
+        let (status, body) = s.call(Some(&token), method, path, Some(json!({}))).await;
+        assert_quay_error(
+            status,
+            &body,
+            StatusCode::NOT_IMPLEMENTED,
+            "not_implemented",
+            &format!("{feature} is not implemented in this version of Quayside"),
+        );
+    }
+    // A name that happens to spell a feature is still just an unknown path.
+    for path in ["/organization/quota/nothing", "/nothing/here"] {
+        let (status, body) = s.call(Some(&token), Method::GET, path, None).await;
+        assert_quay_error(
+            status,
+            &body,
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Not Found",
+        );
+    }
 }
