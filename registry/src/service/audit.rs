@@ -36,6 +36,10 @@ pub fn current_ip() -> Option<IpAddr> {
 const BATCH: usize = 2000;
 /// Most messages waiting for the writer (a few MiB of records).
 pub const QUEUE: usize = 8192;
+/// How long the writer lets records gather when a batch is small but more are arriving.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+/// A batch this large means records are streaming in (a lone API change writes at once).
+const LINGER_FROM: usize = 8;
 
 /// Who did something, and from where.
 #[derive(Clone, Debug)]
@@ -197,6 +201,7 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>) {
     let mut stop = None;
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
+        let mut lingered = false;
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Entry(e) => entries.push(e),
@@ -210,6 +215,13 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>) {
             if entries.len() < BATCH && stop.is_none() {
                 next = rx.try_recv().ok();
             }
+            if next.is_none() && !lingered && lingering(&entries, &acks, stop.is_some()) {
+                // A steady stream of pulls: let records gather for a moment (once per batch)
+                // so that one transaction, and one wake-up of this task, carries many of them.
+                lingered = true;
+                tokio::time::sleep(LINGER).await;
+                next = rx.try_recv().ok();
+            }
         }
         write(&db, &mut entries, &mut touches).await;
         for ack in acks.drain(..) {
@@ -219,6 +231,16 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>) {
             break;
         }
     }
+}
+
+/// Whether the writer should wait for more records before writing: only while records
+/// stream in (the batch is under way but small) and nobody is waiting on a flush or stop.
+fn lingering(
+    entries: &[db::audit::NewEntry],
+    acks: &[oneshot::Sender<()>],
+    stopping: bool,
+) -> bool {
+    !stopping && acks.is_empty() && entries.len() >= LINGER_FROM && entries.len() < BATCH / 4
 }
 
 async fn write(db: &Db, entries: &mut Vec<db::audit::NewEntry>, touches: &mut Vec<(i64, i64)>) {
