@@ -658,15 +658,7 @@ async fn names_are_shared_and_validated(b: Backend) {
 async fn features_not_served_yet_answer_not_implemented(b: Backend) {
     let s = TestServer::start(b).await;
     let token = s.init_admin().await;
-    let (status, _) = s
-        .call(
-            Some(&token),
-            Method::POST,
-            "/organization/",
-            Some(json!({"name": "testorg", "email": "testorg@example.com"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    s.create_org(&token, "testorg").await;
 
     for (method, path, feature) in [
         (

@@ -20,15 +20,7 @@ backend_tests!(
 
 async fn org_with_admin(s: &TestServer) -> String {
     let token = s.init_admin().await;
-    let (status, _) = s
-        .call(
-            Some(&token),
-            Method::POST,
-            "/organization/",
-            Some(json!({"name": "acme", "email": "acme@example.com"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    s.create_org(&token, "acme").await;
     token
 }
 

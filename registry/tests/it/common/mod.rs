@@ -16,7 +16,7 @@ use quayside::config::{Config, Overrides};
 use quayside::server::{Running, StartOptions};
 use quayside::service::clock::ManualClock;
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub const ADMIN: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "admin-password1";
@@ -290,6 +290,19 @@ impl TestServer {
         let status = r.status();
         let text = r.text().await.unwrap_or_default();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Creates organization `name`, owned by the token's user.
+    pub async fn create_org(&self, token: &str, name: &str) {
+        let (status, body) = self
+            .call(
+                Some(token),
+                Method::POST,
+                "/organization/",
+                Some(json!({ "name": name, "email": format!("{name}@example.com") })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
     }
 
     /// A user and an access token with every scope for them.

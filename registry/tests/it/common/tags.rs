@@ -11,15 +11,7 @@ pub const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// Creates organization `name` (owned by the token's user) with a time machine window.
 pub async fn org(s: &TestServer, token: &str, name: &str, window_s: i64) {
-    let (status, body) = s
-        .call(
-            Some(token),
-            Method::POST,
-            "/organization/",
-            Some(json!({ "name": name })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    s.create_org(token, name).await;
     let (status, body) = s
         .call(
             Some(token),
