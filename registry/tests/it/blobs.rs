@@ -180,6 +180,7 @@ async fn chunked_upload_with_out_of_order_chunk(b: Backend) {
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     assert_eq!(r.headers()["range"], "0-99999");
     assert_eq!(r.headers()["location"], location.as_str());
+    assert!(r.headers().get("connection").is_none(), "kept alive");
 
     // A chunk that does not start where the upload ends: 416 with the current range.
     let r = patch(Some("50000-149999".into()), data[50_000..150_000].to_vec())
@@ -187,6 +188,9 @@ async fn chunked_upload_with_out_of_order_chunk(b: Backend) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(r.headers()["range"], "0-99999");
+    // The refused chunk may be unread, so the connection closes and the answer says so (a
+    // client reusing it would send the next request into a closing socket).
+    assert_eq!(r.headers()["connection"], "close");
 
     let r = api.send(Method::GET, &location).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
@@ -203,6 +207,7 @@ async fn chunked_upload_with_out_of_order_chunk(b: Backend) {
     )
     .await
     .unwrap();
+    assert_eq!(r.headers()["connection"], "close");
     expect_error(r, StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID").await;
 
     let r = api
