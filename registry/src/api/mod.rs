@@ -47,11 +47,37 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(federation::router())
         .merge(health::router())
+        .layer(axum::middleware::from_fn(close_after_refused_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::telemetry::track,
         ))
         .with_state(state)
+}
+
+/// A refusal of a request that carries a body answers `Connection: close`: the body may be
+/// partly unread (an upload chunk refused on its headers alone), and then the server closes the
+/// connection after the answer. Said in the answer, clients do not reuse a closing socket for
+/// their next request.
+async fn close_after_refused_body(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let headers = request.headers();
+    let carries_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0");
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if carries_body && (status.is_client_error() || status.is_server_error()) {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// Rewrites a request before routing: nested repository names under `/api/v1/repository/` become

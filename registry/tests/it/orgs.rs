@@ -689,6 +689,26 @@ async fn features_not_served_yet_answer_not_implemented(b: Backend) {
             &format!("{feature} is not implemented in this version of Quayside"),
         );
     }
+    // A refused request with a body closes its connection, and says so.
+    let r = s
+        .as_bearer(&token)
+        .request(Method::POST, "/api/v1/organization/testorg/proxycache")
+        .json(&json!({"upstream_registry": "quay.io"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(r.headers()["connection"], "close");
+    let r = s
+        .as_bearer(&token)
+        .send(Method::GET, "/api/v1/organization/testorg/quota")
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_IMPLEMENTED);
+    assert!(
+        r.headers().get("connection").is_none(),
+        "no body: kept alive"
+    );
+
     // A name that happens to spell a feature is still just an unknown path.
     for path in ["/organization/quota/nothing", "/nothing/here"] {
         let (status, body) = s.call(Some(&token), Method::GET, path, None).await;

@@ -92,7 +92,6 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
         scope: scope_for(&parts.method, &route),
     };
     let ip = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
-    let carries_body = carries_body(&parts.headers);
     let handled = handle(
         &state,
         &parts.method,
@@ -107,29 +106,13 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
-    let refused = response.status().is_client_error() || response.status().is_server_error();
     let headers = response.headers_mut();
     headers.insert(
         "Docker-Distribution-API-Version",
         HeaderValue::from_static(API_VERSION),
     );
-    if carries_body && refused {
-        // The request's body may be partly unread (a chunk refused on its headers alone), and
-        // the connection then closes after this answer: say so, or a client that reuses the
-        // connection sends its next request into a closing socket.
-        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
     response.extensions_mut().insert(RouteLabel(route.label()));
     response
-}
-
-/// Whether a request comes with a body (which a refusal may leave unread).
-fn carries_body(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::TRANSFER_ENCODING)
-        || headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim() != "0")
 }
 
 /// Records a pull or push, waiting for room in the audit queue (back-pressure rather than
