@@ -165,18 +165,7 @@ async fn full_sample_uses_s3_the_users_certificate_and_the_overrides() {
     put_tls_secret(&client, &cert1, &key1).await;
 
     let sample = repo().join("config/samples/quayregistry-full.yaml");
-    let (ok, out) = kubectl(
-        emu.kubeconfig_path(),
-        &[
-            "apply",
-            "--server-side",
-            "-n",
-            NS,
-            "-f",
-            &sample.display().to_string(),
-        ],
-    );
-    assert!(ok, "{out}");
+    apply_server_side(emu.kubeconfig_path(), NS, &sample);
     wait_condition(
         &client,
         NS,

@@ -312,6 +312,27 @@ pub async fn create_namespace(client: &Client, name: &str) {
 }
 
 /// Runs kubectl with a kubeconfig; `(success, stdout + stderr)`.
+/// `kubectl apply --server-side -n <ns> -f <file>`, which must succeed.
+#[track_caller]
+pub fn apply_server_side(kubeconfig: &Path, ns: &str, file: &Path) {
+    let (ok, out) = kubectl(
+        kubeconfig,
+        &[
+            "apply",
+            "--server-side",
+            "-n",
+            ns,
+            "-f",
+            &file.display().to_string(),
+        ],
+    );
+    assert!(
+        ok,
+        "kubectl apply --server-side -f {}: {out}",
+        file.display()
+    );
+}
+
 pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new("kubectl")
         .arg("--kubeconfig")

@@ -168,18 +168,7 @@ async fn install_and_reconcile(namespaces: &[&str]) {
 
     // A QuayRegistry becomes Available: the chart's RBAC covers the operator's work.
     let sample = repo().join("config/samples/quayregistry-minimal.yaml");
-    let (ok, out) = kubectl(
-        emu.kubeconfig_path(),
-        &[
-            "apply",
-            "--server-side",
-            "-n",
-            "quay",
-            "-f",
-            &sample.display().to_string(),
-        ],
-    );
-    assert!(ok, "{out}");
+    apply_server_side(emu.kubeconfig_path(), "quay", &sample);
     wait_condition(
         &client,
         "quay",

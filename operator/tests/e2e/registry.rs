@@ -109,18 +109,7 @@ async fn minimal_registry_serves_rolls_scales_blocks_and_is_deleted() {
 
     // kubectl apply --server-side of the minimal sample: Available within a bounded wait.
     let sample = repo().join("config/samples/quayregistry-minimal.yaml");
-    let (ok, out) = kubectl(
-        emu.kubeconfig_path(),
-        &[
-            "apply",
-            "--server-side",
-            "-n",
-            NS,
-            "-f",
-            &sample.display().to_string(),
-        ],
-    );
-    assert!(ok, "{out}");
+    apply_server_side(emu.kubeconfig_path(), NS, &sample);
     wait_condition(
         &client,
         NS,
@@ -293,18 +282,7 @@ async fn minimal_registry_serves_rolls_scales_blocks_and_is_deleted() {
         "apiVersion: quayside.dev/v1alpha1\nkind: QuayRegistry\nmetadata:\n  name: registry\nspec:\n  components:\n    - kind: horizontalpodautoscaler\n      managed: false\n    - kind: quay\n      overrides:\n        replicas: 2\n",
     )
     .unwrap();
-    let (ok, out) = kubectl(
-        emu.kubeconfig_path(),
-        &[
-            "apply",
-            "--server-side",
-            "-n",
-            NS,
-            "-f",
-            &scaled.display().to_string(),
-        ],
-    );
-    assert!(ok, "{out}");
+    apply_server_side(emu.kubeconfig_path(), NS, &scaled);
     let pods = wait_for(Duration::from_secs(90), "two registry pods", || async {
         let d = quay_deployment(&client).await;
         let ready = d.status.and_then(|s| s.ready_replicas).unwrap_or(0);

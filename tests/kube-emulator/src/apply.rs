@@ -576,6 +576,11 @@ mod tests {
 
     const LT: ListTypes<'static> = ListTypes::builtin();
 
+    /// Applies `obj` as field manager `m` (not forced) over `prev`.
+    fn apply_as_m(prev: Option<&Value>, obj: &Value) -> Value {
+        apply(prev, obj, "m", false, "v1", &LT, Scope::Main(false)).unwrap()
+    }
+
     #[test]
     fn fields_v1_round_trip() {
         let obj = json!({"metadata": {"name": "x", "labels": {"a": "1"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
@@ -590,51 +595,21 @@ mod tests {
 
     #[test]
     fn apply_removes_fields_the_manager_dropped() {
-        let first = apply(
-            None,
-            &cm(json!({"a": "1", "b": "2"})),
-            "m",
-            false,
-            "v1",
-            &LT,
-            Scope::Main(false),
-        )
-        .unwrap();
-        let second = apply(
-            Some(&first),
-            &cm(json!({"a": "1"})),
-            "m",
-            false,
-            "v1",
-            &LT,
-            Scope::Main(false),
-        )
-        .unwrap();
+        let first = apply_as_m(None, &cm(json!({"a": "1", "b": "2"})));
+        let second = apply_as_m(Some(&first), &cm(json!({"a": "1"})));
         assert_eq!(second["data"], json!({"a": "1"}));
     }
 
     #[test]
     fn an_empty_map_applied_before_can_be_filled_later() {
-        let first = apply(
+        let first = apply_as_m(
             None,
             &json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "x"}, "spec": {}}),
-            "m",
-            false,
-            "v1",
-            &LT,
-            Scope::Main(false),
-        )
-        .unwrap();
-        let second = apply(
+        );
+        let second = apply_as_m(
             Some(&first),
             &json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "x"}, "spec": {"a": 1}}),
-            "m",
-            false,
-            "v1",
-            &LT,
-            Scope::Main(false),
-        )
-        .unwrap();
+        );
         assert_eq!(second["spec"], json!({"a": 1}));
     }
 
