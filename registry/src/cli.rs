@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Overrides};
 use crate::server::{self, StartOptions};
-use crate::service::{SystemClock, accounts};
+use crate::service::{SystemClock, tenancy::accounts};
 use crate::telemetry::{self, LogFormat};
 use crate::workers;
 
@@ -181,7 +181,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gc { common, now: _ } => {
             let config = common.load(None)?;
             let ctx = server::build_context(config, Arc::new(SystemClock)).await?;
-            let report = crate::service::gc::collect(&ctx, true)
+            let report = crate::service::content::gc::collect(&ctx, true)
                 .await
                 .context("garbage collection failed")?;
             println!("garbage collection: {report}");

@@ -18,8 +18,11 @@ use tower::ServiceExt;
 use crate::api::{self, AppState, ConnScheme, PeerAddr};
 use crate::config::{Config, TlsFiles};
 use crate::db::{self, Db};
-use crate::service::cache::PullCache;
-use crate::service::{Clock, Ctx, SystemClock, accounts, audit, auth, federation, jwt, uploads};
+use crate::service::content::pull_cache::PullCache;
+use crate::service::{
+    Clock, Ctx, SystemClock, access::auth, access::jwt, access::passwords, content::uploads,
+    operations::audit, tenancy::federation,
+};
 use crate::telemetry::Metrics;
 use crate::{storage, workers};
 
@@ -44,7 +47,7 @@ pub async fn build_context(config: Config, clock: Arc<dyn Clock>) -> anyhow::Res
             let mut fresh = [0u8; 32];
             getrandom::getrandom(&mut fresh).context("no system randomness")?;
             let candidate = base64::engine::general_purpose::STANDARD.encode(fresh);
-            db::settings::get_or_insert(db.pool(), "secret_key", &candidate)
+            db::operations::settings::get_or_insert(db.pool(), "secret_key", &candidate)
                 .await?
                 .into_bytes()
         }
@@ -52,7 +55,7 @@ pub async fn build_context(config: Config, clock: Arc<dyn Clock>) -> anyhow::Res
     tracing::info!(database = %redact_url(&config.database_url), storage = %store.describe(), "services ready");
     Ok(Arc::new(Ctx {
         jwt: jwt::Keys::new(&secret),
-        sealer: accounts::PasswordSealer::new(&secret),
+        sealer: passwords::PasswordSealer::new(&secret),
         config,
         db: db.clone(),
         store,

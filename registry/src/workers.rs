@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::db;
-use crate::service::{Ctx, gc, tags, uploads};
+use crate::service::{Ctx, content::gc, content::tags, content::uploads};
 
 /// A periodic worker.
 #[derive(Clone, Copy, Debug)]
@@ -44,7 +44,7 @@ pub const ALL: &[Worker] = &[
         name: "expiration",
         interval: Duration::from_secs(30),
     },
-    // Garbage collection (see `service::gc`).
+    // Garbage collection (see `service::content::gc`).
     Worker {
         name: "gc",
         interval: Duration::from_secs(30),
@@ -106,7 +106,7 @@ pub fn spawn(
                     let interval = worker.interval_for(&ctx);
                     let lease_until = now + 2 * interval.as_millis() as i64;
                     let lease = format!("worker:{}", worker.name);
-                    match db::settings::acquire_lease(ctx.db.pool(), &lease, &holder, now, lease_until).await {
+                    match db::operations::settings::acquire_lease(ctx.db.pool(), &lease, &holder, now, lease_until).await {
                         Ok(true) => match run_once(&ctx, worker.name).await {
                             Ok(summary) => tracing::debug!(worker = worker.name, %summary, "worker pass done"),
                             Err(e) => tracing::warn!(worker = worker.name, error = %e, "worker pass failed"),

@@ -11,8 +11,8 @@ use quayside_client::types::RobotToken;
 use serde_json::json;
 
 use super::{AppState, PeerAddr, RouteLabel, credentials};
-use crate::service::auth::Credentials;
-use crate::service::federation::{self, FederationError};
+use crate::service::access::auth::Credentials;
+use crate::service::tenancy::federation::{self, FederationError};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/oauth2/federation/robot/token", get(robot_token))

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, header};
 use base64::Engine;
 
 use crate::service::Ctx;
-use crate::service::auth::Credentials;
+use crate::service::access::auth::Credentials;
 use crate::telemetry::Metrics;
 
 #[derive(Clone)]

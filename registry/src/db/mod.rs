@@ -12,23 +12,23 @@
 //! - Functions take any executor ([`Exec`]): the pool for single statements, a [`Tx`] for
 //!   sequences that must commit together. On SQLite, write transactions are serialised in
 //!   process (see [`Db::begin`]) so they never fail with `SQLITE_BUSY` on lock upgrade.
+//!
+//! Layout: the query modules are grouped as the services are (`crate::service`), one module per
+//! table family, so the queries behind `service::content::tags` are in [`content::tags`]:
+//! - [`tenancy`]: namespaces (users, organizations, robots), teams, permissions, applications and
+//!   their access tokens.
+//! - [`content`]: repositories and what they hold (manifests, tags, labels, blobs, uploads) and
+//!   the garbage collector's graph queries.
+//! - [`operations`]: the audit log, installation-wide settings and worker leases.
+//!
+//! This root holds the connection ([`Db`], [`Tx`], [`Exec`]), the migrations, and the few helpers
+//! the groups share ([`Backend`] branches, `collate_c`, `get_bool`). Query modules import only
+//! this root and, within a group, modules listed before them in the group's doc; no group
+//! imports another.
 
-pub mod apps;
-pub mod audit;
-pub mod blobs;
-pub mod gc;
-pub mod labels;
-pub mod manifests;
-pub mod namespaces;
-pub mod permissions;
-pub mod repos;
-pub mod repositories;
-pub mod robots;
-pub mod settings;
-pub mod tags;
-pub mod teams;
-pub mod tokens;
-pub mod uploads;
+pub mod content;
+pub mod operations;
+pub mod tenancy;
 
 use std::borrow::Cow;
 use std::str::FromStr;

@@ -1,43 +1,63 @@
-//! Domain logic. Services take a [`Principal`] and plain values, decide with [`authz::can`], and
-//! use `db` and `storage`. No HTTP types here: the `api` layer maps results and errors to each
-//! surface's format.
+//! Domain logic. Services take a [`Principal`] and plain values, decide with
+//! [`access::authz::can`], and use `db` and `storage`. No HTTP types here: the `api` layer maps
+//! results and errors to each surface's format.
+//!
+//! # Map
+//!
+//! A behaviour is two hops away: its group, then the module named after its concept.
+//!
+//! - The kernel, here: [`Ctx`] (what every service is handed), [`Principal`] ([`principal`]),
+//!   OAuth [`scopes`], the [`clock`], the [`error`] types, small shared [`views`], test [`pause`]
+//!   points, and secret helpers ([`random_token`], [`hash_secret`], [`constant_time_eq`]).
+//! - [`access`]: who is calling and what they may do: credentials ([`access::auth`]), registry
+//!   tokens ([`access::jwt`]), password hashing ([`access::passwords`]), decisions
+//!   ([`access::authz`]).
+//! - [`operations`]: what the installation records and sends: the audit log, mail. Home of
+//!   notifications and usage logs.
+//! - [`content`]: repositories and what they hold: manifests, tags, labels, blobs, uploads, the
+//!   pull cache, garbage collection. Home of quota, proxy cache, mirroring, builds and scanning.
+//! - [`tenancy`]: accounts, organizations, teams, robots, permissions, OAuth applications, robot
+//!   federation.
+//!
+//! Background jobs are functions of the group they belong to (`content::gc::worker_pass`,
+//! `content::tags::expire`, `content::uploads::clean_expired`); `crate::workers` schedules them.
+//!
+//! # Dependency order
+//!
+//! kernel ← [`access`] ← [`operations`] ← [`content`] ← [`tenancy`]: a module imports only from
+//! the kernel, from groups to its left, and from modules its own group's doc lists before it.
+//! Content never asks about organizations, teams or robots (authorization decides access, and
+//! the database applies permission prototypes); tenancy looks repositories up (permissions on
+//! a repository). The one reference up is [`Ctx`], the composition root: it holds each group's
+//! state (`ctx.pull_cache`, `ctx.audit`, ...), which is how a service reaches a lower group's
+//! state, never a higher one's.
 
-pub mod accounts;
-pub mod apps;
-pub mod audit;
-pub mod auth;
-pub mod authz;
-pub mod blobs;
-pub mod cache;
+pub mod access;
 pub mod clock;
+pub mod content;
 pub mod error;
-pub mod federation;
-pub mod gc;
-pub mod jwt;
-pub mod labels;
-pub mod mail;
-pub mod manifests;
-pub mod orgs;
+#[cfg(test)]
+mod layering;
+pub mod operations;
 pub mod pause;
-pub mod permissions;
-pub mod repos;
-pub mod repositories;
-pub mod robots;
+pub mod principal;
 pub mod scopes;
-pub mod tags;
-pub mod teams;
-pub mod uploads;
+pub mod tenancy;
 pub mod views;
 
 use std::sync::Arc;
 
-pub use authz::{Action, Resource};
 pub use clock::{Clock, SystemClock};
 pub use error::{AccountError, RegistryError, TenancyError};
+pub use principal::{Access, Account, Grant, OAuthRef, Principal, RobotRef, UserRef};
 
 use crate::config::Config;
 use crate::db::Db;
 use crate::storage::BlobStore;
+use access::{auth, jwt, passwords};
+use content::{pull_cache, uploads};
+use operations::audit;
+use tenancy::federation;
 
 /// Everything the services share. Built once at startup; cheap to clone through `Arc`.
 pub struct Ctx {
@@ -48,11 +68,11 @@ pub struct Ctx {
     pub jwt: jwt::Keys,
     pub uploads: uploads::UploadState,
     pub auth_cache: auth::CredentialCache,
-    pub sealer: accounts::PasswordSealer,
+    pub sealer: passwords::PasswordSealer,
     pub audit: audit::AuditLog,
     pub federation: federation::JwksCache,
     /// Read-through cache of the pull path; writes call `pull_cache.invalidate()`.
-    pub pull_cache: cache::PullCache,
+    pub pull_cache: pull_cache::PullCache,
     /// Pause points for tests that interleave concurrent operations.
     pub pauses: pause::PausePoints,
 }
@@ -60,109 +80,6 @@ pub struct Ctx {
 impl Ctx {
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
-    }
-}
-
-/// Who is making a request.
-#[derive(Clone, Debug)]
-pub enum Principal {
-    Anonymous,
-    /// A signed-in user (basic auth with a password).
-    User(UserRef),
-    /// A robot account (`owner+name` with its token, or a federated robot token).
-    Robot(RobotRef),
-    /// A user acting through an OAuth access token, limited to the token's scopes.
-    OAuth(OAuthRef),
-    /// A `/v2` bearer token: the access it grants was decided when it was issued.
-    Token(jwt::Grant),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UserRef {
-    pub id: i64,
-    pub name: String,
-    pub superuser: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RobotRef {
-    /// The robot's account id.
-    pub id: i64,
-    /// `owner+shortname`.
-    pub name: String,
-    pub owner: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OAuthRef {
-    pub user: UserRef,
-    pub scopes: scopes::Scopes,
-    pub token_id: i64,
-    /// The client id of the application the token was minted for, if any.
-    pub application: Option<String>,
-}
-
-/// The account (user or robot) behind a principal, for decisions and audit records.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Account {
-    pub id: i64,
-    pub name: String,
-}
-
-impl Principal {
-    pub fn is_anonymous(&self) -> bool {
-        match self {
-            Principal::Anonymous => true,
-            Principal::User(_) | Principal::Robot(_) | Principal::OAuth(_) => false,
-            Principal::Token(g) => g.user.is_none() && g.robot.is_none(),
-        }
-    }
-
-    /// The user behind the principal, if any.
-    pub fn user(&self) -> Option<&UserRef> {
-        match self {
-            Principal::Anonymous | Principal::Robot(_) => None,
-            Principal::User(u) => Some(u),
-            Principal::OAuth(o) => Some(&o.user),
-            Principal::Token(g) => g.user.as_ref(),
-        }
-    }
-
-    pub fn robot(&self) -> Option<&RobotRef> {
-        match self {
-            Principal::Robot(r) => Some(r),
-            Principal::Token(g) => g.robot.as_ref(),
-            _ => None,
-        }
-    }
-
-    /// The account acting: a user or a robot.
-    pub fn account(&self) -> Option<Account> {
-        if let Some(u) = self.user() {
-            return Some(Account {
-                id: u.id,
-                name: u.name.clone(),
-            });
-        }
-        self.robot().map(|r| Account {
-            id: r.id,
-            name: r.name.clone(),
-        })
-    }
-
-    pub fn name(&self) -> Option<&str> {
-        match self.user() {
-            Some(u) => Some(u.name.as_str()),
-            None => self.robot().map(|r| r.name.as_str()),
-        }
-    }
-
-    /// The OAuth scopes limiting this principal; `None` when it is not limited by scopes.
-    pub fn scopes(&self) -> Option<scopes::Scopes> {
-        match self {
-            Principal::OAuth(o) => Some(o.scopes),
-            _ => None,
-        }
     }
 }
 

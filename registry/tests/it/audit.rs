@@ -39,7 +39,7 @@ async fn records_survive_graceful_shutdown(b: Backend) {
     }
     // Stop without flushing first: shutdown writes what is queued.
     s.restart().await;
-    let entries = quayside::db::audit::of_namespace(s.ctx().db.pool(), "acme", 1000)
+    let entries = quayside::db::operations::audit::of_namespace(s.ctx().db.pool(), "acme", 1000)
         .await
         .unwrap();
     let pulls: Vec<_> = entries.iter().filter(|e| e.kind == "pull_repo").collect();
@@ -144,7 +144,7 @@ async fn catalog_and_records_for_robots(b: Backend) {
 /// More records than the queue holds, produced faster than they can be written: producers wait
 /// for room (back-pressure) and every record is stored, in multi-row inserts.
 async fn a_burst_larger_than_the_queue_is_stored_whole(b: Backend) {
-    use quayside::service::audit::{Caller, Event, QUEUE};
+    use quayside::service::operations::audit::{Caller, Event, QUEUE};
     let s = TestServer::start(b).await;
     s.init_admin().await;
     s.as_admin().push_image("admin/burst", "v1").await;

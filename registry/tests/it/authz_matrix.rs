@@ -4,7 +4,7 @@
 //! repository, manage the organization), on a private and a public repository.
 
 use quayside::oci::RepoName;
-use quayside::service::authz::{Action, Resource, can};
+use quayside::service::access::authz::{Action, Resource, can};
 use quayside::service::scopes::Scopes;
 use quayside::service::{OAuthRef, Principal, RobotRef, UserRef};
 use reqwest::Method;
@@ -16,7 +16,7 @@ use crate::common::*;
 backend_tests!(every_principal_kind_role_and_action);
 
 async fn user_ref(s: &TestServer, name: &str) -> UserRef {
-    let row = quayside::db::namespaces::by_name(s.ctx().db.pool(), name)
+    let row = quayside::db::tenancy::namespaces::by_name(s.ctx().db.pool(), name)
         .await
         .unwrap()
         .unwrap();
@@ -28,7 +28,7 @@ async fn user_ref(s: &TestServer, name: &str) -> UserRef {
 }
 
 async fn robot_ref(s: &TestServer, name: &str) -> RobotRef {
-    let row = quayside::db::robots::by_name(s.ctx().db.pool(), name)
+    let row = quayside::db::tenancy::robots::by_name(s.ctx().db.pool(), name)
         .await
         .unwrap()
         .unwrap();

@@ -132,14 +132,14 @@ async fn expired_tags_stop_being_served_before_the_worker_runs(b: Backend) {
         .await
         .unwrap();
     assert_eq!(summary, "ended 1 expired tags");
-    let repo_row = quayside::db::repos::get(s.ctx().db.pool(), "admin", "app")
+    let repo_row = quayside::db::content::repositories::get(s.ctx().db.pool(), "admin", "app")
         .await
         .unwrap()
         .unwrap();
-    let rows = quayside::db::tags::history(
+    let rows = quayside::db::content::tags::history(
         s.ctx().db.pool(),
         repo_row.id,
-        quayside::db::tags::HistoryFilter {
+        quayside::db::content::tags::HistoryFilter {
             name: Some("v1"),
             live_only: false,
         },

@@ -16,7 +16,7 @@ use crate::common::oci::*;
 use crate::common::tags::*;
 use crate::common::tools::*;
 use crate::common::*;
-use quayside::service::{Clock, gc};
+use quayside::service::{Clock, content::gc};
 
 backend_tests!(
     unreferenced_blobs_go_after_the_window_shared_ones_stay,
@@ -38,7 +38,7 @@ fn ctx(s: &TestServer) -> Arc<quayside::service::Ctx> {
 }
 
 async fn repo_id(s: &TestServer, namespace: &str, name: &str) -> i64 {
-    quayside::db::repos::get(s.ctx().db.pool(), namespace, name)
+    quayside::db::content::repositories::get(s.ctx().db.pool(), namespace, name)
         .await
         .unwrap()
         .unwrap()
@@ -177,7 +177,7 @@ async fn untagged_manifests_children_and_referrers(b: Backend) {
         assert!(v2_digest(&s, repo, digest).await.is_some(), "{digest}");
     }
     // Held children and referrers do not make the repository a candidate pass after pass.
-    let candidates = quayside::db::gc::repos_with_manifest_candidates(
+    let candidates = quayside::db::content::gc::repos_with_manifest_candidates(
         s.ctx().db.pool(),
         s.clock.now_ms(),
         GRACE_MS,
@@ -463,10 +463,14 @@ async fn race_manifest_push_while_gc_removes_its_blob_links(b: Backend) {
     }
     s.clock.advance_ms(GRACE_MS + 1000);
     let id = repo_id(&s, "admin", "c").await;
-    let marked =
-        quayside::db::gc::repos_with_stale_links(ctx.db.pool(), s.clock.now_ms() - GRACE_MS, 0, 10)
-            .await
-            .unwrap();
+    let marked = quayside::db::content::gc::repos_with_stale_links(
+        ctx.db.pool(),
+        s.clock.now_ms() - GRACE_MS,
+        0,
+        10,
+    )
+    .await
+    .unwrap();
     assert_eq!(marked, [id]);
     let r = s
         .as_admin()

@@ -52,7 +52,7 @@ async fn manifest_view_matches_quay(b: Backend) {
     assert_eq!(layers[1]["command"], json!(["LABEL a=b"]));
     assert_eq!(
         layers[1]["blob_digest"],
-        quayside::service::manifests::EMPTY_LAYER_DIGEST
+        quayside::service::content::manifests::EMPTY_LAYER_DIGEST
     );
 
     // An image without history: one bare entry per layer.
@@ -206,7 +206,7 @@ async fn labels_imported_added_and_deleted(b: Backend) {
             "invalid_request",
             &format!(
                 "Label is of an invalid format or missing please use {} format for labels",
-                quayside::service::labels::KEY_FORMAT
+                quayside::service::content::labels::KEY_FORMAT
             ),
         );
     }

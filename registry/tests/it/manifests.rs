@@ -544,16 +544,16 @@ async fn pull_cache_reads_own_writes_and_bounds_staleness(b: Backend) {
 
     // Another writer (another replica) moves the tag behind this process's back.
     let ctx = s.ctx();
-    let repo = quayside::db::repos::get(ctx.db.pool(), "admin", "cached")
+    let repo = quayside::db::content::repositories::get(ctx.db.pool(), "admin", "cached")
         .await
         .unwrap()
         .unwrap();
-    let a_row = quayside::db::manifests::by_digest(ctx.db.pool(), repo.id, &a.digest)
+    let a_row = quayside::db::content::manifests::by_digest(ctx.db.pool(), repo.id, &a.digest)
         .await
         .unwrap()
         .unwrap();
     let mut tx = ctx.db.begin().await.unwrap();
-    quayside::db::tags::set(&mut tx, repo.id, "v1", a_row.id, ctx.now_ms())
+    quayside::db::content::tags::set(&mut tx, repo.id, "v1", a_row.id, ctx.now_ms())
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -563,7 +563,7 @@ async fn pull_cache_reads_own_writes_and_bounds_staleness(b: Backend) {
         b_img.digest
     );
     s.clock
-        .advance_ms(quayside::service::cache::DEFAULT_TTL_MS + 1);
+        .advance_ms(quayside::service::content::pull_cache::DEFAULT_TTL_MS + 1);
     assert_eq!(
         digest_of(api.send(Method::GET, "/v2/admin/cached/manifests/v1").await),
         a.digest

@@ -121,7 +121,7 @@ async fn applications_and_their_tokens(b: Backend) {
         )
         .await;
     assert!(listed["tokens"][0].get("token").is_none(), "{listed}");
-    let stored = quayside::db::tokens::find(
+    let stored = quayside::db::tenancy::tokens::find(
         s.ctx().db.pool(),
         &quayside::service::hash_secret(&secret),
         s.ctx().now_ms(),

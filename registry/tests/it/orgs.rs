@@ -265,7 +265,7 @@ async fn user_creation_switch_and_deletion(b: Backend) {
         StatusCode::NOT_FOUND
     );
     assert!(
-        quayside::db::robots::by_name(s.ctx().db.pool(), "dave+bot")
+        quayside::db::tenancy::robots::by_name(s.ctx().db.pool(), "dave+bot")
             .await
             .unwrap()
             .is_none()

@@ -598,7 +598,7 @@ async fn robots_log_in_with_their_token(b: Backend) {
         serde_json::from_str::<Value>(&pull.metadata).unwrap()["tag"],
         "v1"
     );
-    let robot_row = quayside::db::robots::by_name(s.ctx().db.pool(), "testorg+reader")
+    let robot_row = quayside::db::tenancy::robots::by_name(s.ctx().db.pool(), "testorg+reader")
         .await
         .unwrap()
         .unwrap();

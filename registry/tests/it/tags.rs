@@ -313,7 +313,7 @@ async fn create_and_move_tags_through_the_api(b: Backend) {
         &body,
         StatusCode::BAD_REQUEST,
         "invalid_request",
-        quayside::service::tags::TAG_ERROR,
+        quayside::service::content::tags::TAG_ERROR,
     );
     let (_, _, stranger) = s.user_with_token("stranger").await;
     let (status, _) = s

@@ -30,10 +30,10 @@ use serde::de::DeserializeOwned;
 
 use self::error::ApiError;
 use super::{AppState, PeerAddr, credentials};
-use crate::service::audit::Caller;
-use crate::service::auth::{self, AuthError};
+use crate::service::access::auth::{self, AuthError};
+use crate::service::operations::audit::Caller;
 use crate::service::scopes::Scope;
-use crate::service::{Principal, accounts};
+use crate::service::{Principal, tenancy::accounts};
 
 /// One endpoint of the API.
 pub struct Endpoint {

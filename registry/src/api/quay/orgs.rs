@@ -8,7 +8,7 @@ use quayside_client::types as api;
 use super::error::ApiError;
 use super::{Auth, Body, Query, created, no_content};
 use crate::api::AppState;
-use crate::service::{apps, orgs, permissions, teams};
+use crate::service::{tenancy::apps, tenancy::orgs, tenancy::permissions, tenancy::teams};
 
 pub async fn create(
     State(s): State<AppState>,

@@ -9,7 +9,7 @@ use quayside_client::types as api;
 use super::error::ApiError;
 use super::{Auth, Body, Query, no_content};
 use crate::api::AppState;
-use crate::service::{permissions, repositories};
+use crate::service::{content::repositories, tenancy::permissions};
 
 pub async fn create(
     State(s): State<AppState>,

@@ -10,11 +10,11 @@ use quayside_client::types as api;
 use super::error::ApiError;
 use super::{Auth, Body, OptionalBody, Query, no_content};
 use crate::api::AppState;
-use crate::service::robots::{self, Owner};
+use crate::service::tenancy::robots::{self, Owner};
 
 async fn list(
     s: &AppState,
-    c: &crate::service::audit::Caller,
+    c: &crate::service::operations::audit::Caller,
     owner: Owner<'_>,
     q: &Query,
 ) -> Result<Json<api::Robots>, ApiError> {
@@ -28,7 +28,7 @@ async fn list(
 
 async fn create(
     s: &AppState,
-    c: &crate::service::audit::Caller,
+    c: &crate::service::operations::audit::Caller,
     owner: Owner<'_>,
     name: &str,
     body: Option<api::CreateRobotRequest>,

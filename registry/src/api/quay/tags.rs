@@ -11,9 +11,9 @@ use quayside_client::tags as api;
 use super::error::ApiError;
 use super::{Auth, Body, Entry, Query, ep, no_content};
 use crate::api::AppState;
-use crate::service::labels::{self, NewLabel};
+use crate::service::content::labels::{self, NewLabel};
 use crate::service::scopes::Scope::{RepoRead, RepoWrite, UserAdmin};
-use crate::service::{accounts, manifests, tags};
+use crate::service::{content::manifests, content::tags, tenancy::accounts};
 
 const TAG_QUERY: &[(&str, &str, &str)] = &[
     ("onlyActiveTags", "boolean", "Filter to only active tags."),
@@ -165,7 +165,7 @@ pub async fn change_user(
         let seconds = value.as_i64().ok_or_else(|| {
             ApiError::invalid_request("tag_expiration_s: must be an integer number of seconds")
         })?;
-        tags::set_user_window(&s.ctx, &c, seconds).await?;
+        accounts::set_user_window(&s.ctx, &c, seconds).await?;
     }
     Ok(Json(accounts::current_user(&s.ctx, &c).await?))
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::{Auth, Body, Query, no_content};
 use crate::api::AppState;
-use crate::service::{AccountError, accounts, repositories, teams};
+use crate::service::{AccountError, content::repositories, tenancy::accounts, tenancy::teams};
 
 #[derive(Deserialize)]
 pub struct InitializeRequest {

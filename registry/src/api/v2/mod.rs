@@ -20,10 +20,13 @@ use self::error::V2Error;
 use self::route::Route;
 use super::{AppState, ConnScheme, PeerAddr, RouteLabel, credentials, public_origin};
 use crate::oci::RepoName;
-use crate::service::audit::{Caller, Event};
-use crate::service::blobs::ByteRange;
-use crate::service::uploads::{self, MountOutcome};
-use crate::service::{Principal, RegistryError, auth, blobs, manifests, repos};
+use crate::service::content::blobs::ByteRange;
+use crate::service::content::uploads::{self, MountOutcome};
+use crate::service::operations::audit::{Caller, Event};
+use crate::service::{
+    Principal, RegistryError, access::auth, content::blobs, content::manifests,
+    content::repositories,
+};
 use crate::storage::ByteStream;
 
 const API_VERSION: &str = "registry/2.0";
@@ -102,7 +105,10 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
         &challenge,
         ip,
     );
-    let mut response = match crate::service::audit::CLIENT_IP.scope(ip, handled).await {
+    let mut response = match crate::service::operations::audit::CLIENT_IP
+        .scope(ip, handled)
+        .await
+    {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -164,7 +170,7 @@ async fn handle(
     let fail = |e: RegistryError| V2Error::from_registry(e, || challenge.header());
     let query = Query::parse(uri.query());
     let name = match route.name() {
-        Some(n) => Some(repos::parse_name(n).map_err(fail)?),
+        Some(n) => Some(repositories::parse_name(n).map_err(fail)?),
         None => None,
     };
     let name = name.as_ref();
@@ -186,7 +192,7 @@ async fn handle(
             Ok((StatusCode::OK, axum::Json(serde_json::json!({}))).into_response())
         }
         (Route::Catalog, &Method::GET) => {
-            let page = repos::catalog(
+            let page = repositories::catalog(
                 ctx,
                 &principal,
                 query.int("n").map_err(fail)?,
@@ -204,7 +210,7 @@ async fn handle(
         }
         (Route::Tags { .. }, &Method::GET) => {
             let name = need_name()?;
-            let page = repos::list_tags(
+            let page = repositories::list_tags(
                 ctx,
                 &principal,
                 name,

@@ -1,5 +1,5 @@
 //! The Docker token server at `/v2/auth`: authenticates the caller (or not), decides for every
-//! requested scope which actions [`authz`](crate::service::authz) allows, and returns a signed
+//! requested scope which actions [`authz`](crate::service::access::authz) allows, and returns a signed
 //! token carrying exactly those in its `access` claim.
 //!
 //! Scopes follow the Docker token specification: `scope` may repeat and may hold several
@@ -14,10 +14,11 @@ use serde_json::json;
 use super::error::V2Error;
 use crate::api::{AppState, PeerAddr, credentials};
 use crate::oci::RepoName;
-use crate::service::audit::{Caller, Event};
-use crate::service::auth::{self, Credentials};
-use crate::service::jwt::{Access, Subject, TOKEN_LIFETIME_S};
-use crate::service::{Ctx, Principal, authz};
+use crate::service::Access;
+use crate::service::access::auth::{self, Credentials};
+use crate::service::access::jwt::{Subject, TOKEN_LIFETIME_S};
+use crate::service::operations::audit::{Caller, Event};
+use crate::service::{Ctx, Principal, access::authz};
 
 /// One parsed scope.
 #[derive(Debug, PartialEq, Eq)]

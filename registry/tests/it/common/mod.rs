@@ -257,9 +257,15 @@ impl TestServer {
     pub async fn user(&self, name: &str) -> (String, String) {
         let password = format!("{name}-password1");
         let email = format!("{name}@example.com");
-        quayside::service::accounts::create_user(self.ctx(), name, &password, Some(&email), false)
-            .await
-            .expect("create user");
+        quayside::service::tenancy::accounts::create_user(
+            self.ctx(),
+            name,
+            &password,
+            Some(&email),
+            false,
+        )
+        .await
+        .expect("create user");
         (name.to_owned(), password)
     }
 
@@ -309,7 +315,7 @@ impl TestServer {
     pub async fn user_with_token(&self, name: &str) -> (String, String, String) {
         let (name, password) = self.user(name).await;
         let user = quayside::service::UserRef {
-            id: quayside::db::namespaces::by_name(self.ctx().db.pool(), &name)
+            id: quayside::db::tenancy::namespaces::by_name(self.ctx().db.pool(), &name)
                 .await
                 .unwrap()
                 .unwrap()
@@ -317,10 +323,10 @@ impl TestServer {
             name: name.clone(),
             superuser: false,
         };
-        let token = quayside::service::accounts::create_access_token(
+        let token = quayside::service::tenancy::accounts::create_access_token(
             self.ctx(),
             &user,
-            quayside::service::accounts::ALL_SCOPES,
+            quayside::service::tenancy::accounts::ALL_SCOPES,
         )
         .await
         .expect("token");
@@ -333,9 +339,9 @@ impl TestServer {
     }
 
     /// Audit entries of a namespace, newest first.
-    pub async fn audit(&self, namespace: &str) -> Vec<quayside::db::audit::EntryRow> {
+    pub async fn audit(&self, namespace: &str) -> Vec<quayside::db::operations::audit::EntryRow> {
         self.flush_audit().await;
-        quayside::db::audit::of_namespace(self.ctx().db.pool(), namespace, 1000)
+        quayside::db::operations::audit::of_namespace(self.ctx().db.pool(), namespace, 1000)
             .await
             .expect("audit entries")
     }

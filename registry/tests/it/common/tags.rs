@@ -48,8 +48,8 @@ pub fn lifetimes<'a>(history: &'a Value, name: &str) -> Vec<&'a Value> {
 }
 
 /// Runs one garbage collection (with the orphan sweep) on the server's context and clock.
-pub async fn gc_now(s: &TestServer) -> quayside::service::gc::Report {
-    quayside::service::gc::collect(s.ctx(), true)
+pub async fn gc_now(s: &TestServer) -> quayside::service::content::gc::Report {
+    quayside::service::content::gc::collect(s.ctx(), true)
         .await
         .expect("garbage collection")
 }

@@ -1,0 +1,14 @@
+//! Queries of content: repositories and what they hold.
+//!
+//! Order (a module uses only the root and modules listed before it): [`repositories`] (the row
+//! the others hang off, and its write lock), [`manifests`], [`tags`] (lifetimes pointing at
+//! manifests), [`labels`], [`blobs`], [`uploads`], then [`gc`] (the collector's graph, which reads
+//! tag retention from [`tags`]).
+
+pub mod blobs;
+pub mod gc;
+pub mod labels;
+pub mod manifests;
+pub mod repositories;
+pub mod tags;
+pub mod uploads;

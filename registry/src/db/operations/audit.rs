@@ -1,0 +1,190 @@
+//! The audit log (`log_entry`), written in batches by `service::operations::audit`.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use crate::db::{Backend, DbResult, Exec, Tx};
+
+/// One entry to write; ids are resolved from the names when missing.
+#[derive(Clone, Debug)]
+pub struct NewEntry {
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub repository: Option<String>,
+    pub performer_id: Option<i64>,
+    pub performer: Option<String>,
+    pub ip: Option<String>,
+    pub metadata: String,
+    pub created_ms: i64,
+}
+
+/// Rows per INSERT statement (10 parameters each, well within both databases' limits).
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// Writes entries inside the caller's transaction: the namespace and repository ids are
+/// resolved once per distinct name in the batch, then rows go in with multi-row INSERTs of
+/// [`ROWS_PER_STATEMENT`] (a statement per row could not keep up with `pull_repo` records at
+/// tens of thousands of pulls a second).
+pub async fn insert_batch(tx: &mut Tx, entries: &[NewEntry]) -> DbResult<()> {
+    type Ids = (Option<i64>, Option<i64>);
+    let backend = tx.backend();
+    let mut ids: HashMap<(Option<&str>, Option<&str>), Ids> = HashMap::new();
+    for e in entries {
+        let key = (e.namespace.as_deref(), e.repository.as_deref());
+        if ids.contains_key(&key) {
+            continue;
+        }
+        let account = match key.0 {
+            Some(ns) => sqlx::query("SELECT id FROM namespace WHERE name = $1")
+                .bind(ns)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|r| r.try_get::<i64, _>("id"))
+                .transpose()?,
+            None => None,
+        };
+        let repository = match key {
+            (Some(ns), Some(repo)) => sqlx::query(
+                "SELECT r.id FROM repository r JOIN namespace n ON n.id = r.namespace_id \
+                 WHERE n.name = $1 AND r.name = $2",
+            )
+            .bind(ns)
+            .bind(repo)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| r.try_get::<i64, _>("id"))
+            .transpose()?,
+            _ => None,
+        };
+        ids.insert(key, (account, repository));
+    }
+    for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::from(
+            "INSERT INTO log_entry (kind, account_id, namespace_name, repository_id, repository_name, \
+             performer_id, performer_name, ip, metadata, created_ms) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            let params: Vec<String> = match backend {
+                // SQLite looks a named parameter up by a linear scan of the statement's names,
+                // once per parameter bound: with `$N` a 1,000-parameter INSERT costs a million
+                // steps. Anonymous `?` parameters are bound in order with no lookup.
+                Backend::Sqlite => vec!["?".to_owned(); 10],
+                Backend::Postgres => (1..=10).map(|k| format!("${}", i * 10 + k)).collect(),
+            };
+            sql.push('(');
+            sql.push_str(&params.join(", "));
+            sql.push(')');
+        }
+        // Only the full-size statement is worth keeping prepared: caching every partial size
+        // (per connection) costs memory for statements used once.
+        let mut q = sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_STATEMENT);
+        for e in chunk {
+            let (account, repository) = ids
+                .get(&(e.namespace.as_deref(), e.repository.as_deref()))
+                .copied()
+                .unwrap_or_default();
+            q = q
+                .bind(&e.kind)
+                .bind(account)
+                .bind(e.namespace.as_deref())
+                .bind(repository)
+                .bind(e.repository.as_deref())
+                .bind(e.performer_id)
+                .bind(e.performer.as_deref())
+                .bind(e.ip.as_deref())
+                .bind(&e.metadata)
+                .bind(e.created_ms);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// A stored entry.
+#[derive(Clone, Debug)]
+pub struct EntryRow {
+    pub id: i64,
+    pub kind: String,
+    pub account_id: Option<i64>,
+    pub namespace: Option<String>,
+    pub repository_id: Option<i64>,
+    pub repository: Option<String>,
+    pub performer_id: Option<i64>,
+    pub performer: Option<String>,
+    pub ip: Option<String>,
+    pub metadata: String,
+    pub created_ms: i64,
+}
+
+/// Entries of a namespace, newest first (the read endpoints arrive later; tests use this).
+pub async fn of_namespace<'c>(
+    ex: impl Exec<'c>,
+    namespace: &str,
+    limit: i64,
+) -> DbResult<Vec<EntryRow>> {
+    let rows = sqlx::query(
+        "SELECT id, kind, account_id, namespace_name, repository_id, repository_name, performer_id, performer_name, ip, metadata, created_ms \
+         FROM log_entry WHERE namespace_name = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(namespace)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(EntryRow {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                account_id: r.try_get("account_id")?,
+                namespace: r.try_get("namespace_name")?,
+                repository_id: r.try_get("repository_id")?,
+                repository: r.try_get("repository_name")?,
+                performer_id: r.try_get("performer_id")?,
+                performer: r.try_get("performer_name")?,
+                ip: r.try_get("ip")?,
+                metadata: r.try_get("metadata")?,
+                created_ms: r.try_get("created_ms")?,
+            })
+        })
+        .collect()
+}
+
+/// Pull and push entries of a repository since `since_ms` (popularity).
+pub async fn action_count<'c>(
+    ex: impl Exec<'c>,
+    repository_id: i64,
+    since_ms: i64,
+) -> DbResult<i64> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM log_entry WHERE repository_id = $1 AND created_ms >= $2 AND kind IN ('pull_repo', 'push_repo')",
+    )
+    .bind(repository_id)
+    .bind(since_ms)
+    .fetch_one(ex)
+    .await?;
+    Ok(row.try_get("n")?)
+}
+
+/// Pull and push entries of a repository per day (days since the epoch) since `since_ms`.
+pub async fn daily_counts<'c>(
+    ex: impl Exec<'c>,
+    repository_id: i64,
+    since_ms: i64,
+) -> DbResult<Vec<(i64, i64)>> {
+    let rows = sqlx::query(
+        "SELECT created_ms / 86400000 AS day, COUNT(*) AS n FROM log_entry \
+         WHERE repository_id = $1 AND created_ms >= $2 AND kind IN ('pull_repo', 'push_repo') \
+         GROUP BY created_ms / 86400000",
+    )
+    .bind(repository_id)
+    .bind(since_ms)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("day")?, r.try_get("n")?)))
+        .collect()
+}

@@ -1,0 +1,13 @@
+//! Queries of tenancy: who the accounts are and how they relate.
+//!
+//! Order (a module uses only the root and modules listed before it): [`namespaces`] (users,
+//! organizations and robots share one table), [`teams`], [`robots`], [`permissions`] (repository
+//! permissions and default-permission prototypes), [`apps`] (OAuth applications), [`tokens`]
+//! (access tokens, stored as hashes).
+
+pub mod apps;
+pub mod namespaces;
+pub mod permissions;
+pub mod robots;
+pub mod teams;
+pub mod tokens;

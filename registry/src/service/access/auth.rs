@@ -1,0 +1,214 @@
+//! Authentication: turns credentials into a [`Principal`].
+//!
+//! - Basic `username:password` for users (the password or Quay's encrypted password);
+//!   `$oauthtoken:<access token>` for access tokens; `owner+robot:<token>` for robots, where the
+//!   token is the robot's own or a short-lived one from a federated (keyless) exchange.
+//! - Bearer: a registry JWT issued by `/v2/auth`, or an access token.
+//!
+//! Successful password checks are cached briefly (argon2 is deliberately slow, and clients send
+//! basic credentials with every token request).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::db;
+use crate::service::scopes::Scopes;
+use crate::service::{
+    Ctx, Internal, OAuthRef, Principal, RobotRef, UserRef, access::passwords, constant_time_eq,
+    hash_secret,
+};
+
+const CACHE_TTL_MS: i64 = 60_000;
+const CACHE_MAX: usize = 10_000;
+
+#[derive(Clone)]
+pub enum Credentials {
+    Basic { username: String, password: String },
+    Bearer(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
+            Credentials::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    #[error("invalid or expired token")]
+    InvalidToken,
+    #[error("this account is disabled")]
+    Disabled,
+    /// `ROBOTS_DISALLOW` is set.
+    #[error("Robot accounts have been disabled. Please contact your administrator.")]
+    RobotsDisabled,
+    #[error("Could not find robot with username: {0} and supplied password.")]
+    InvalidRobot(String),
+    #[error(transparent)]
+    Internal(#[from] Internal),
+}
+
+impl From<crate::db::DbError> for AuthError {
+    fn from(e: crate::db::DbError) -> Self {
+        AuthError::Internal(Internal::Db(e))
+    }
+}
+
+/// Recently verified basic credentials, keyed by a hash of `username\0password`.
+#[derive(Default)]
+pub struct CredentialCache {
+    entries: Mutex<HashMap<String, (UserRef, i64)>>,
+}
+
+impl CredentialCache {
+    fn get(&self, key: &str, now_ms: i64) -> Option<UserRef> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(key)
+            .filter(|(_, exp)| *exp > now_ms)
+            .map(|(u, _)| u.clone())
+    }
+
+    fn put(&self, key: String, user: UserRef, now_ms: i64) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CACHE_MAX {
+                entries.retain(|_, (_, exp)| *exp > now_ms);
+                if entries.len() >= CACHE_MAX {
+                    entries.clear();
+                }
+            }
+            entries.insert(key, (user, now_ms + CACHE_TTL_MS));
+        }
+    }
+
+    /// Forgets everything (after a password change or a user is disabled).
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+}
+
+pub async fn authenticate(ctx: &Ctx, credentials: &Credentials) -> Result<Principal, AuthError> {
+    match credentials {
+        Credentials::Basic { username, password } if username == "$oauthtoken" => {
+            access_token_user(ctx, password).await.map(Principal::OAuth)
+        }
+        Credentials::Basic { username, password } if username.contains('+') => {
+            robot(ctx, username, password).await.map(Principal::Robot)
+        }
+        Credentials::Basic { username, password } => password_user(ctx, username, password)
+            .await
+            .map(Principal::User),
+        Credentials::Bearer(token) if token.matches('.').count() == 2 => ctx
+            .jwt
+            .verify(token, ctx.now_ms() / 1000)
+            .map(Principal::Token)
+            .map_err(|_| AuthError::InvalidToken),
+        Credentials::Bearer(token) => access_token_user(ctx, token).await.map(Principal::OAuth),
+    }
+}
+
+fn user_ref(ctx: &Ctx, row: &db::tenancy::namespaces::NamespaceRow) -> UserRef {
+    UserRef {
+        id: row.id,
+        name: row.name.clone(),
+        superuser: row.superuser || ctx.is_config_superuser(&row.name),
+    }
+}
+
+async fn password_user(ctx: &Ctx, username: &str, password: &str) -> Result<UserRef, AuthError> {
+    let now = ctx.now_ms();
+    let cache_key = hash_secret(&format!("{username}\0{password}"));
+    if let Some(user) = ctx.auth_cache.get(&cache_key, now) {
+        return Ok(user);
+    }
+    let row = db::tenancy::namespaces::by_name(ctx.db.pool(), username).await?;
+    let Some(row) = row.filter(|r| r.is_user()) else {
+        // Spend the same time as a real check so user names cannot be probed by timing.
+        let _ = passwords::verify_password(password, DUMMY_HASH).await;
+        return Err(AuthError::InvalidCredentials);
+    };
+    let Some(hash) = row.password_hash.as_deref() else {
+        return Err(AuthError::InvalidCredentials);
+    };
+    let mut ok = passwords::verify_password(password, hash).await?;
+    if !ok && let Some(unsealed) = ctx.sealer().open(password) {
+        ok = passwords::verify_password(&unsealed, hash).await?;
+    }
+    if !ok {
+        return Err(AuthError::InvalidCredentials);
+    }
+    if !row.enabled {
+        return Err(AuthError::Disabled);
+    }
+    let user = user_ref(ctx, &row);
+    ctx.auth_cache.put(cache_key, user.clone(), now);
+    Ok(user)
+}
+
+async fn access_token_user(ctx: &Ctx, token: &str) -> Result<OAuthRef, AuthError> {
+    let found = db::tenancy::tokens::find(ctx.db.pool(), &hash_secret(token), ctx.now_ms()).await?;
+    let Some(found) = found else {
+        return Err(AuthError::InvalidToken);
+    };
+    let row = db::tenancy::namespaces::by_id(ctx.db.pool(), found.namespace_id)
+        .await?
+        .filter(|r| r.is_user())
+        .ok_or(AuthError::InvalidToken)?;
+    if !row.enabled {
+        return Err(AuthError::Disabled);
+    }
+    let application = match found.application_id {
+        Some(id) => db::tenancy::apps::client_id_of(ctx.db.pool(), id).await?,
+        None => None,
+    };
+    Ok(OAuthRef {
+        user: user_ref(ctx, &row),
+        scopes: Scopes::parse(&found.scopes).unwrap_or_default(),
+        token_id: found.id,
+        application,
+    })
+}
+
+/// Authenticates a robot by its token (compared in constant time) or by a short-lived token
+/// from a federated exchange.
+async fn robot(ctx: &Ctx, name: &str, secret: &str) -> Result<RobotRef, AuthError> {
+    if ctx.config.robots_disallow && !ctx.config.robots_whitelist.iter().any(|w| w == name) {
+        return Err(AuthError::RobotsDisabled);
+    }
+    let invalid = || AuthError::InvalidRobot(name.to_owned());
+    let row = db::tenancy::robots::by_name(ctx.db.pool(), name)
+        .await?
+        .ok_or_else(invalid)?;
+    let owner = db::tenancy::namespaces::by_id(ctx.db.pool(), row.owner_id)
+        .await?
+        .ok_or_else(invalid)?;
+    if !owner.enabled {
+        return Err(AuthError::Disabled);
+    }
+    let ok = if secret.matches('.').count() == 2 {
+        ctx.jwt
+            .verify_robot_login(secret, name, ctx.now_ms() / 1000)
+            .is_ok()
+    } else {
+        constant_time_eq(hash_secret(secret).as_bytes(), row.token_hash.as_bytes())
+    };
+    if !ok {
+        return Err(invalid());
+    }
+    ctx.audit.touch_robot(row.account_id, ctx.now_ms());
+    Ok(RobotRef {
+        id: row.account_id,
+        name: row.name,
+        owner: row.owner,
+    })
+}
+
+/// An argon2 hash of a random password, verified against when the user does not exist.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0qUQdtOjMDsGwi0jPCiAbs8Trm/zU+zLKmWe+JgjdXo";

@@ -1,0 +1,29 @@
+//! Content: repositories and what they hold (manifests, tags, labels, blobs, uploads), the pull
+//! cache in front of them, and garbage collection.
+//!
+//! Rule: every operation starts from [`repositories`] (a name resolved under an access check),
+//! and every write invalidates the [`pull_cache`]. Content never asks about organizations, teams
+//! or robots: [`crate::service::access::authz`] decides access, and the database applies
+//! permission prototypes when a repository is created.
+//!
+//! Order (a module imports only the kernel, `access`, `operations` and modules listed before it):
+//! 1. [`pull_cache`]: the read-through cache of repository rows and resolved manifests.
+//! 2. [`repositories`]: names, checked lookups, creation (also on first push), listings, the
+//!    REST answer.
+//! 3. [`blobs`], [`uploads`]: blob reads and the upload sessions that write them.
+//! 4. [`tags`]: tag lifetimes, history, restore, expiration.
+//! 5. [`labels`]: manifest labels, including the ones a push imports.
+//! 6. [`manifests`]: push (importing labels, pointing tags), pull, delete, referrers, describe.
+//! 7. [`gc`]: garbage collection of what nothing references (ends expired tags first).
+//!
+//! Quota, proxy cache, mirroring, builds and scanning join this group as modules of their own,
+//! placed in this order by what they use.
+
+pub mod blobs;
+pub mod gc;
+pub mod labels;
+pub mod manifests;
+pub mod pull_cache;
+pub mod repositories;
+pub mod tags;
+pub mod uploads;

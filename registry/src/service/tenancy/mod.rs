@@ -1,0 +1,24 @@
+//! Tenancy: the accounts of an installation and how they relate: users, organizations, teams,
+//! robots, repository permissions and prototypes, OAuth applications, robot federation.
+//!
+//! Rule: tenancy changes who may do what; whether an action is allowed is still decided by
+//! [`crate::service::access::authz`]. Tenancy sits above content: it may look a repository up
+//! (permissions on a repository), while content never imports tenancy.
+//!
+//! Order (a module imports only the kernel, `access`, `operations`, `content` and modules listed
+//! before it):
+//! 1. [`accounts`]: users, sign-up, superusers, the user's settings, access tokens.
+//! 2. [`orgs`] — organizations.
+//! 3. [`teams`]: teams, members and invitations.
+//! 4. [`robots`]: robot accounts and their tokens.
+//! 5. [`permissions`]: repository permissions and default-permission prototypes.
+//! 6. [`apps`]: OAuth applications and the tokens they mint.
+//! 7. [`federation`]: keyless robot logins (OIDC tokens exchanged for robot tokens).
+
+pub mod accounts;
+pub mod apps;
+pub mod federation;
+pub mod orgs;
+pub mod permissions;
+pub mod robots;
+pub mod teams;
