@@ -18,13 +18,14 @@ use futures_util::TryStreamExt;
 
 use self::error::V2Error;
 use self::route::Route;
-use super::{AppState, ConnScheme, PeerAddr, RouteLabel, credentials, public_origin};
+use super::{AppState, ConnScheme, PeerAddr, credentials, public_origin};
 use crate::oci::RepoName;
 use crate::service::audit::{Caller, Event};
 use crate::service::blobs::ByteRange;
 use crate::service::uploads::{self, MountOutcome};
 use crate::service::{Principal, RegistryError, auth, blobs, manifests, repos};
 use crate::storage::ByteStream;
+use crate::telemetry::RouteLabel;
 
 const API_VERSION: &str = "registry/2.0";
 
