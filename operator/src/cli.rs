@@ -7,13 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use futures_util::future::join_all;
 use tokio::sync::watch;
 
-use crate::context::{Context, DEFAULT_POSTGRES_IMAGE, DEFAULT_REGISTRY_IMAGE, Settings};
-use crate::leader::{Elector, LeaseConfig};
-use crate::server::{self, Health};
-use crate::telemetry::{self, LogFormat, Metrics};
+use crate::runtime::context::{Context, DEFAULT_POSTGRES_IMAGE, DEFAULT_REGISTRY_IMAGE, Settings};
+use crate::runtime::leader::{Elector, LeaseConfig};
+use crate::runtime::server::{self, Health};
+use crate::runtime::telemetry::{self, LogFormat, Metrics};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -174,28 +173,6 @@ fn shutdown_signal() -> watch::Receiver<bool> {
     rx
 }
 
-/// Runs the controllers (one per watched namespace) until `stop` turns true.
-pub async fn run_controllers(
-    ctx: Arc<Context>,
-    namespaces: &[String],
-    stop: watch::Receiver<bool>,
-) {
-    let until = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
-        vec![None]
-    } else {
-        namespaces.iter().cloned().map(Some).collect()
-    };
-    join_all(
-        scopes
-            .into_iter()
-            .map(|ns| crate::quay::run_controller(ctx.clone(), ns, until(stop.clone()))),
-    )
-    .await;
-}
-
 async fn run_manager(args: RunArgs) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
     let metrics = Arc::new(Metrics::default());
@@ -249,7 +226,7 @@ async fn run_manager(args: RunArgs) -> anyhow::Result<()> {
         let controllers = tokio::spawn({
             let ctx = ctx.clone();
             let namespaces = args.namespaces.clone();
-            async move { run_controllers(ctx, &namespaces, stop_rx).await }
+            async move { crate::controllers::run_all(ctx, &namespaces, stop_rx).await }
         });
         lost = elector.hold(&mut shutdown).await;
         metrics.set_leader(false);
@@ -264,7 +241,7 @@ async fn run_manager(args: RunArgs) -> anyhow::Result<()> {
                 let _ = stop_tx.send(true);
             })
         };
-        run_controllers(ctx, &args.namespaces, stop_rx).await;
+        crate::controllers::run_all(ctx, &args.namespaces, stop_rx).await;
         forward.abort();
     }
     if lost {

@@ -18,8 +18,12 @@ use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
-use crate::api::{AppState, RouteLabel};
 use crate::service::Ctx;
+
+/// A bounded route label a handler attaches to its response, for metrics. It lives here, below
+/// the HTTP surfaces, so that telemetry never depends on the api layer that records it.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteLabel(pub &'static str);
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -154,13 +158,13 @@ impl Metrics {
 }
 
 /// Middleware: counts bytes both ways and records each request under its route label.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let matched = request.extensions().get::<MatchedPath>().cloned();
     let request = request.map(|b| {
         Body::new(Counted {
             inner: b,
-            counter: state.metrics.bytes_in.clone(),
+            counter: metrics.bytes_in.clone(),
         })
     });
     let response = next.run(request).await;
@@ -170,7 +174,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     };
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    state.metrics.observe(route, status, elapsed.as_secs_f64());
+    metrics.observe(route, status, elapsed.as_secs_f64());
     tracing::debug!(
         route,
         status,
@@ -180,7 +184,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     response.map(|b| {
         Body::new(Counted {
             inner: b,
-            counter: state.metrics.bytes_out.clone(),
+            counter: metrics.bytes_out.clone(),
         })
     })
 }

@@ -10,8 +10,8 @@ use k8s_openapi::api::rbac::v1::Role;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::{Client, ResourceExt};
 use kube_emulator::Emulator;
+use quayside_operator::controllers::quayregistry::kinds;
 use quayside_operator::crd::QuayRegistry;
-use quayside_operator::quay::kinds;
 
 use crate::harness::*;
 

@@ -19,9 +19,9 @@ use kube::api::{Api, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, ResourceExt};
 use kube_emulator::{Emulator, Mapping};
-use quayside_operator::context::{Context, Settings};
 use quayside_operator::crd::QuayRegistry;
-use quayside_operator::telemetry::Metrics;
+use quayside_operator::runtime::context::{Context, Settings};
+use quayside_operator::runtime::telemetry::Metrics;
 use tokio::sync::watch;
 
 pub const REGISTRY_IMAGE: &str = "quay.io/quayside/quayside:0.1.0";
@@ -263,7 +263,7 @@ impl Operator {
         let (stop, rx) = watch::channel(false);
         let c = ctx.clone();
         let task = tokio::spawn(async move {
-            quayside_operator::cli::run_controllers(c, &[], rx).await;
+            quayside_operator::controllers::run_all(c, &[], rx).await;
         });
         Operator {
             ctx,

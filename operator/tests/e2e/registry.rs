@@ -9,9 +9,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
+use quayside_operator::controllers::quayregistry::kinds;
+use quayside_operator::controllers::quayregistry::observed::Capabilities;
 use quayside_operator::crd::QuayRegistry;
-use quayside_operator::quay::kinds;
-use quayside_operator::quay::observed::Capabilities;
 
 use crate::harness::*;
 
@@ -261,9 +261,10 @@ async fn minimal_registry_serves_rolls_scales_blocks_and_is_deleted() {
     )
     .await;
     let current = api.get("registry").await.unwrap();
-    let report = quayside_operator::quay::reconcile_once(&current, &operator.ctx)
-        .await
-        .expect("reconcile");
+    let report =
+        quayside_operator::controllers::quayregistry::reconcile_once(&current, &operator.ctx)
+            .await
+            .expect("reconcile");
     assert_eq!(
         (report.written, report.deleted, report.status_written),
         (0, 0, false),

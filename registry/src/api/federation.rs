@@ -10,9 +10,10 @@ use axum::routing::get;
 use quayside_client::types::RobotToken;
 use serde_json::json;
 
-use super::{AppState, PeerAddr, RouteLabel, credentials};
+use super::{AppState, PeerAddr, credentials};
 use crate::service::access::auth::Credentials;
 use crate::service::tenancy::federation::{self, FederationError};
+use crate::telemetry::RouteLabel;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/oauth2/federation/robot/token", get(robot_token))

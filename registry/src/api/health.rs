@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use super::{AppState, RouteLabel};
+use super::AppState;
+use crate::telemetry::RouteLabel;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -31,10 +31,6 @@ pub struct ConnScheme(pub &'static str);
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub std::net::SocketAddr);
 
-/// A bounded route label a handler attaches to its response, for metrics.
-#[derive(Clone, Copy, Debug)]
-pub struct RouteLabel(pub &'static str);
-
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(v2::router())
@@ -49,7 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .layer(axum::middleware::from_fn(close_after_refused_body))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.metrics.clone(),
             crate::telemetry::track,
         ))
         .with_state(state)

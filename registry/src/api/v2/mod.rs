@@ -18,7 +18,7 @@ use futures_util::TryStreamExt;
 
 use self::error::V2Error;
 use self::route::Route;
-use super::{AppState, ConnScheme, PeerAddr, RouteLabel, credentials, public_origin};
+use super::{AppState, ConnScheme, PeerAddr, credentials, public_origin};
 use crate::oci::RepoName;
 use crate::service::content::blobs::ByteRange;
 use crate::service::content::uploads::{self, MountOutcome};
@@ -28,6 +28,7 @@ use crate::service::{
     content::repositories,
 };
 use crate::storage::ByteStream;
+use crate::telemetry::RouteLabel;
 
 const API_VERSION: &str = "registry/2.0";
 

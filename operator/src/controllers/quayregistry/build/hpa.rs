@@ -8,8 +8,8 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 
 use super::{ApplyMode, Builder};
+use crate::controllers::quayregistry::kinds;
 use crate::crd::ComponentKind;
-use crate::quay::kinds;
 
 impl Builder<'_> {
     /// The HPAs of the registry and (when managed) the mirror.

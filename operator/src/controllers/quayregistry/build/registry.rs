@@ -19,11 +19,11 @@ use super::pod::{PodParts, default_security_context, env_var, requests};
 use super::{
     ApplyMode, Builder, CONFIG_DIR, DATASTORAGE_DIR, Expectation, SCRATCH_DIR, image_version,
 };
+use crate::controllers::quayregistry::config::CONFIG_FILE;
+use crate::controllers::quayregistry::kinds;
+use crate::controllers::quayregistry::names::CONFIG_HASH_ANNOTATION;
+use crate::controllers::quayregistry::validate::TlsSource;
 use crate::crd::ComponentKind;
-use crate::quay::config::CONFIG_FILE;
-use crate::quay::kinds;
-use crate::quay::names::CONFIG_HASH_ANNOTATION;
-use crate::quay::validate::TlsSource;
 
 /// Where the registry listens: HTTPS on 8443 (Service port 443) when it has a certificate,
 /// HTTP on 8080 (Service port 80) otherwise.
@@ -326,11 +326,11 @@ fn health_probe(listener: &Listener, period: i32, failures: i32) -> Probe {
 mod tests {
     use serde_json::json;
 
-    use crate::quay::build::MigrationState;
-    use crate::quay::build::tests::{config_yaml, run_ready};
-    use crate::quay::fixtures::*;
-    use crate::quay::names::CONFIG_HASH_ANNOTATION;
-    use crate::quay::observed::Observed;
+    use crate::controllers::quayregistry::build::MigrationState;
+    use crate::controllers::quayregistry::build::tests::{config_yaml, run_ready};
+    use crate::controllers::quayregistry::fixtures::*;
+    use crate::controllers::quayregistry::names::CONFIG_HASH_ANNOTATION;
+    use crate::controllers::quayregistry::observed::Observed;
 
     #[test]
     fn after_migrations_the_registry_runs_with_https_probes_and_its_config_hash() {

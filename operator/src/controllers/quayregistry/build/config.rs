@@ -3,7 +3,7 @@
 //! the bundle's `config.yaml` merged with what managed components supply, the bundle's other
 //! files and the TLS pair. Its digest is the configuration hash that rolls the pods.
 //!
-//! Parsing the user's bundle is [`crate::quay::config`]'s job; this module only writes.
+//! Parsing the user's bundle is [`crate::controllers::quayregistry::config`]'s job; this module only writes.
 
 use std::collections::BTreeMap;
 
@@ -12,11 +12,13 @@ use k8s_openapi::api::core::v1::Secret;
 use serde_yaml::Mapping;
 
 use super::{ApplyMode, Builder, DB_NAME, DB_USER, digest};
+use crate::controllers::quayregistry::config::{CONFIG_FILE, SSL_CERT, SSL_KEY, TlsPair};
+use crate::controllers::quayregistry::kinds;
+use crate::controllers::quayregistry::material::{
+    DATABASE_SECRET_KEY, DB_PASSWORD, Material, SECRET_KEY,
+};
+use crate::controllers::quayregistry::validate::Plan;
 use crate::crd::ComponentKind;
-use crate::quay::config::{CONFIG_FILE, SSL_CERT, SSL_KEY, TlsPair};
-use crate::quay::kinds;
-use crate::quay::material::{DATABASE_SECRET_KEY, DB_PASSWORD, Material, SECRET_KEY};
-use crate::quay::validate::Plan;
 
 impl Builder<'_> {
     /// The bundle the operator owns when none is named (created once, then the user's).
@@ -191,10 +193,10 @@ fn executors(plan: &Plan) -> serde_yaml::Value {
 
 #[cfg(test)]
 mod tests {
-    use crate::quay::build::tests::{config_yaml, run};
-    use crate::quay::fixtures::*;
-    use crate::quay::material::{DB_PASSWORD, SECRET_KEY};
-    use crate::quay::observed::Observed;
+    use crate::controllers::quayregistry::build::tests::{config_yaml, run};
+    use crate::controllers::quayregistry::fixtures::*;
+    use crate::controllers::quayregistry::material::{DB_PASSWORD, SECRET_KEY};
+    use crate::controllers::quayregistry::observed::Observed;
 
     #[test]
     fn generated_configuration_merges_managed_components() {

@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::{ApplyMode, Builder};
+use crate::controllers::quayregistry::kinds;
 use crate::crd::ComponentKind;
-use crate::quay::kinds;
 
 impl Builder<'_> {
     /// The object storage claim (50Gi unless overridden).

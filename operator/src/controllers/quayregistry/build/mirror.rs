@@ -3,9 +3,9 @@
 
 use super::pod::env_var;
 use super::{ApplyMode, Builder, CONFIG_DIR, Expectation, image_version};
+use crate::controllers::quayregistry::config::CONFIG_FILE;
+use crate::controllers::quayregistry::kinds;
 use crate::crd::ComponentKind;
-use crate::quay::config::CONFIG_FILE;
-use crate::quay::kinds;
 
 impl Builder<'_> {
     /// The mirror Deployment, or while `hold`, the live one kept as it is. Returns what it

@@ -19,8 +19,8 @@ use serde_yaml::Value;
 use super::config::{self, Bundle};
 use super::names::Names;
 use super::observed::{Observed, SecretObs};
-use crate::context::Settings;
 use crate::crd::{ComponentKind, Overrides, QuayRegistry};
+use crate::runtime::context::Settings;
 
 /// Why the rollout cannot proceed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -450,7 +450,7 @@ fn is_dns_label(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quay::fixtures::*;
+    use crate::controllers::quayregistry::fixtures::*;
 
     #[track_caller]
     fn blocked(registry: &str, observed: &Observed) -> Blocked {

@@ -8,11 +8,11 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 
 use super::{ApplyMode, Builder};
-use crate::quay::config::TlsPair;
-use crate::quay::kinds;
-use crate::quay::material::{Ca, Serving};
-use crate::quay::names::{CERT_SUBJECT_ANNOTATION, NOT_AFTER_ANNOTATION};
-use crate::quay::validate::TlsSource;
+use crate::controllers::quayregistry::config::TlsPair;
+use crate::controllers::quayregistry::kinds;
+use crate::controllers::quayregistry::material::{Ca, Serving};
+use crate::controllers::quayregistry::names::{CERT_SUBJECT_ANNOTATION, NOT_AFTER_ANNOTATION};
+use crate::controllers::quayregistry::validate::TlsSource;
 
 impl Builder<'_> {
     /// The TLS Secrets the operator manages, and the certificate (chain) and key the registry

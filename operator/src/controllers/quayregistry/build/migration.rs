@@ -9,10 +9,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::pod::env_var;
 use super::{ApplyMode, Builder, CONFIG_DIR, MigrationState, digest, image_version};
+use crate::controllers::quayregistry::config::CONFIG_FILE;
+use crate::controllers::quayregistry::kinds;
+use crate::controllers::quayregistry::observed::Observed;
 use crate::crd::ComponentKind;
-use crate::quay::config::CONFIG_FILE;
-use crate::quay::kinds;
-use crate::quay::observed::Observed;
 
 impl Builder<'_> {
     /// The migration Job for (image, configuration), once the database is ready. Returns the
@@ -114,13 +114,13 @@ mod tests {
     use chrono::Utc;
     use serde_json::json;
 
-    use crate::quay::build::tests::{run, run_ready};
-    use crate::quay::build::{MigrationState, build};
-    use crate::quay::fixtures::*;
-    use crate::quay::kinds;
-    use crate::quay::material::prepare;
-    use crate::quay::observed::{ObjKey, Observed};
-    use crate::quay::validate::validate;
+    use crate::controllers::quayregistry::build::tests::{run, run_ready};
+    use crate::controllers::quayregistry::build::{MigrationState, build};
+    use crate::controllers::quayregistry::fixtures::*;
+    use crate::controllers::quayregistry::kinds;
+    use crate::controllers::quayregistry::material::prepare;
+    use crate::controllers::quayregistry::observed::{ObjKey, Observed};
+    use crate::controllers::quayregistry::validate::validate;
 
     #[test]
     fn a_new_image_holds_the_running_deployments_until_its_migration_succeeds() {

@@ -6,8 +6,8 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 
 use super::{ApplyMode, Builder};
+use crate::controllers::quayregistry::kinds;
 use crate::crd::ComponentKind;
-use crate::quay::kinds;
 
 impl Builder<'_> {
     /// The builder's ServiceAccount, Role and RoleBinding.
@@ -62,8 +62,8 @@ impl Builder<'_> {
 mod tests {
     use serde_json::json;
 
-    use crate::quay::build::tests::{config_yaml, run};
-    use crate::quay::fixtures::*;
+    use crate::controllers::quayregistry::build::tests::{config_yaml, run};
+    use crate::controllers::quayregistry::fixtures::*;
 
     #[test]
     fn a_builder_namespace_elsewhere_gets_labelled_objects_without_owner_references() {

@@ -3,13 +3,13 @@
 //! same objects, byte for byte (which is what makes an idle reconcile write nothing).
 //!
 //! Rules:
-//! - Every object is labelled ([`Names::labels`](crate::quay::names::Names::labels)) and, in
+//! - Every object is labelled ([`Names::labels`](crate::controllers::quayregistry::names::Names::labels)) and, in
 //!   the registry's namespace, owned by the QuayRegistry (controller owner reference), so
 //!   deleting the QuayRegistry deletes it.
 //! - The registry reads `/conf/stack/config.yaml` from `<name>-quay-config`: the bundle's
 //!   `config.yaml` merged with what managed components supply, the bundle's other files, and
 //!   `ssl.cert`/`ssl.key` from the TLS source. The pod template carries a digest of that Secret
-//!   ([`CONFIG_HASH_ANNOTATION`](crate::quay::names::CONFIG_HASH_ANNOTATION)), so any change
+//!   ([`CONFIG_HASH_ANNOTATION`](crate::controllers::quayregistry::names::CONFIG_HASH_ANNOTATION)), so any change
 //!   of configuration or certificate rolls the pods.
 //! - Managed object storage is the registry's local blob store on a PersistentVolumeClaim
 //!   mounted at `/datastorage` and passed as `--data-dir` (the registry keeps blobs under
@@ -57,8 +57,8 @@ use super::material::Material;
 use super::names::APPLIED_HASH_ANNOTATION;
 use super::observed::{ObjKey, Observed};
 use super::validate::Plan;
-use crate::context::Settings;
 use crate::crd::ComponentKind;
+use crate::runtime::context::Settings;
 use registry::Listener;
 
 /// Where the config Secret is mounted.
@@ -331,10 +331,10 @@ impl Builder<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quay::fixtures::*;
-    use crate::quay::material::prepare;
-    use crate::quay::observed::SecretObs;
-    use crate::quay::validate::validate;
+    use crate::controllers::quayregistry::fixtures::*;
+    use crate::controllers::quayregistry::material::prepare;
+    use crate::controllers::quayregistry::observed::SecretObs;
+    use crate::controllers::quayregistry::validate::validate;
     use chrono::Utc;
 
     pub(super) fn run(

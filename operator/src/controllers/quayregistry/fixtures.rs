@@ -10,8 +10,8 @@ use super::config::CONFIG_FILE;
 use super::material::Material;
 use super::observed::Observed;
 use super::validate::Plan;
-use crate::context::Settings;
 use crate::crd::QuayRegistry;
+use crate::runtime::context::Settings;
 
 /// A QuayRegistry with no spec at all.
 pub const MINIMAL: &str = "spec: {}\n";

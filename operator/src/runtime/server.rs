@@ -11,7 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::telemetry::Metrics;
+use crate::runtime::telemetry::Metrics;
 
 /// Shared state of the endpoints.
 #[derive(Clone)]

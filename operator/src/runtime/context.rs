@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
-use crate::telemetry::Metrics;
+use crate::runtime::telemetry::Metrics;
 
 /// Default image of the registry (its tag is the version reported in `status.currentVersion`).
 pub const DEFAULT_REGISTRY_IMAGE: &str =

@@ -1,7 +1,7 @@
 //! The QuayRegistry controller: read → validate → build → apply → status.
 //!
 //! Rules:
-//! - [`observed::read`] makes the only reads, [`apply::apply`](crate::apply::apply) and
+//! - [`observed::read`] makes the only reads, [`apply::apply`](crate::runtime::apply::apply) and
 //!   [`write_status`] the only writes; [`validate`], [`material`], [`build`] and [`status`]
 //!   make no API calls and are unit-tested from YAML fixtures.
 //! - A blocked rollout (invalid spec or bundle) writes only the status (and an event when it
@@ -38,9 +38,9 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use crate::apply;
-use crate::context::Context;
 use crate::crd::{ComponentKind, QuayRegistry, QuayRegistryStatus};
+use crate::runtime::apply;
+use crate::runtime::context::Context;
 use names::{BUILDER_NAMESPACE_ANNOTATION, FIELD_MANAGER, FINALIZER, Names, REGISTRY_LABEL};
 
 /// Errors of one reconcile (all transient: retried with back-off).
@@ -477,7 +477,7 @@ pub async fn run_controller(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quay::fixtures::*;
+    use crate::controllers::quayregistry::fixtures::*;
 
     #[test]
     fn secrets_map_to_the_registries_that_use_them() {

@@ -23,8 +23,8 @@ use super::material::Material;
 use super::names::CONFIG_HASH_ANNOTATION;
 use super::observed::Observed;
 use super::validate::{Blocked, Plan, TlsSource};
-use crate::conditions::{Computed, merge};
 use crate::crd::{ComponentKind, QuayRegistry, QuayRegistryStatus};
+use crate::runtime::conditions::{Computed, merge};
 
 /// What the reconcile decided.
 pub enum Outcome<'a> {
@@ -438,12 +438,12 @@ fn component(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controllers::quayregistry::build::build;
+    use crate::controllers::quayregistry::fixtures::*;
+    use crate::controllers::quayregistry::kinds;
+    use crate::controllers::quayregistry::material::prepare;
+    use crate::controllers::quayregistry::validate::validate;
     use crate::crd::Condition;
-    use crate::quay::build::build;
-    use crate::quay::fixtures::*;
-    use crate::quay::kinds;
-    use crate::quay::material::prepare;
-    use crate::quay::validate::validate;
     use chrono::Utc;
     use serde_json::json;
 

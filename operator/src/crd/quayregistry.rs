@@ -4,7 +4,7 @@
 //! - The spec accepts the shape of Red Hat's quay-operator (`configBundleSecret`,
 //!   `components: [{kind, managed, overrides, secretRef}]`), so an existing manifest migrates by
 //!   changing `apiVersion`. The operator never writes the spec back: defaults for missing
-//!   components are computed on every reconcile (see [`crate::quay::validate`]).
+//!   components are computed on every reconcile (see [`crate::controllers::quayregistry::validate`]).
 //! - Field names are camelCase, every field has a doc comment (it becomes the schema
 //!   description), optional fields are skipped when empty.
 //! - The schema carries the rules the API server can check on its own (enum of kinds, one entry

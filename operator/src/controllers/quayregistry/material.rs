@@ -22,7 +22,7 @@ use super::names::{CERT_SUBJECT_ANNOTATION, NOT_AFTER_ANNOTATION};
 use super::observed::{ObjKey, Observed};
 use super::validate::{Plan, TlsSource};
 use super::{config, kinds};
-use crate::context::Settings;
+use crate::runtime::context::Settings;
 
 /// Keys of the managed-secret-keys Secret.
 pub const SECRET_KEY: &str = "SECRET_KEY";
@@ -302,8 +302,8 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quay::fixtures::*;
-    use crate::quay::validate::validate;
+    use crate::controllers::quayregistry::fixtures::*;
+    use crate::controllers::quayregistry::validate::validate;
 
     fn plan() -> Plan {
         validate(&cr(MINIMAL), &Observed::empty(), &settings()).unwrap()

@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 
 use super::registry::Listener;
 use super::{ApplyMode, Builder};
+use crate::controllers::quayregistry::kinds;
+use crate::controllers::quayregistry::validate::TlsSource;
 use crate::crd::ComponentKind;
-use crate::quay::kinds;
-use crate::quay::validate::TlsSource;
 
 const KIND: ComponentKind = ComponentKind::Monitoring;
 

@@ -12,10 +12,10 @@ use serde_json::json;
 
 use super::registry::Listener;
 use super::{ApplyMode, Builder};
+use crate::controllers::quayregistry::config::host_only;
+use crate::controllers::quayregistry::kinds;
+use crate::controllers::quayregistry::validate::TlsSource;
 use crate::crd::ComponentKind;
-use crate::quay::config::host_only;
-use crate::quay::kinds;
-use crate::quay::validate::TlsSource;
 
 const KIND: ComponentKind = ComponentKind::Route;
 
@@ -127,11 +127,11 @@ impl Builder<'_> {
 mod tests {
     use chrono::Utc;
 
-    use crate::quay::build::build;
-    use crate::quay::fixtures::*;
-    use crate::quay::material::prepare;
-    use crate::quay::observed::Observed;
-    use crate::quay::validate::validate;
+    use crate::controllers::quayregistry::build::build;
+    use crate::controllers::quayregistry::fixtures::*;
+    use crate::controllers::quayregistry::material::prepare;
+    use crate::controllers::quayregistry::observed::Observed;
+    use crate::controllers::quayregistry::validate::validate;
 
     #[test]
     fn ingress_class_comes_from_the_operator_or_the_route_overrides() {

@@ -17,10 +17,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::pod::{PodParts, env_var, requests};
 use super::{ApplyMode, Builder, DB_NAME, DB_USER};
+use crate::controllers::quayregistry::kinds;
+use crate::controllers::quayregistry::material::DB_PASSWORD;
+use crate::controllers::quayregistry::observed::Observed;
 use crate::crd::ComponentKind;
-use crate::quay::kinds;
-use crate::quay::material::DB_PASSWORD;
-use crate::quay::observed::Observed;
 
 const KIND: ComponentKind = ComponentKind::Postgres;
 
