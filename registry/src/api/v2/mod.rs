@@ -1,12 +1,31 @@
 //! The OCI Distribution 1.1 surface (`/v2`) and the Docker token server (`/v2/auth`).
 //!
-//! Every `/v2/...` request goes through [`dispatch`]: authenticate, parse the path with
-//! [`route::parse`], call one service function, shape the response. Errors become the OCI
-//! envelope in [`error`].
+//! Every `/v2/...` request goes through [`dispatch`]: parse the path with [`route::parse`] (the
+//! single entry: the [`Route`] enum names every endpoint), authenticate once into a [`Req`],
+//! then hand it to the handler module of its resource, which calls one service function and
+//! shapes the response. Errors become the OCI envelope in [`error`].
+//!
+//! One module per resource, as the spec's endpoint table groups them:
+//! - [`catalog`]: `GET /v2/_catalog`.
+//! - [`tags`]: `GET /v2/<name>/tags/list`.
+//! - [`manifests`]: `GET|HEAD|PUT|DELETE /v2/<name>/manifests/<reference>`.
+//! - [`blobs`]: `GET|HEAD|DELETE /v2/<name>/blobs/<digest>` (with `Range`).
+//! - [`uploads`]: `POST /v2/<name>/blobs/uploads/` (start, monolithic, mount) and
+//!   `GET|PATCH|PUT|DELETE /v2/<name>/blobs/uploads/<uuid>`.
+//! - [`referrers`]: `GET /v2/<name>/referrers/<digest>`.
+//!
+//! This module keeps only what every handler shares: dispatch, authentication and the
+//! `WWW-Authenticate` challenge, query parsing, audit records and small response helpers.
 
+pub mod blobs;
+pub mod catalog;
 pub mod error;
+pub mod manifests;
+pub mod referrers;
 pub mod route;
+pub mod tags;
 pub mod token;
+pub mod uploads;
 
 use axum::Router;
 use axum::body::Body;
@@ -20,13 +39,10 @@ use self::error::V2Error;
 use self::route::Route;
 use super::{AppState, ConnScheme, PeerAddr, credentials, public_origin};
 use crate::oci::RepoName;
-use crate::service::content::blobs::ByteRange;
-use crate::service::content::uploads::{self, MountOutcome};
+use crate::service::access::auth;
+use crate::service::content::repositories;
 use crate::service::operations::audit::{Caller, Event};
-use crate::service::{
-    Principal, RegistryError, access::auth, content::blobs, content::manifests,
-    content::repositories,
-};
+use crate::service::{Ctx, Principal, RegistryError};
 use crate::storage::ByteStream;
 use crate::telemetry::RouteLabel;
 
@@ -122,30 +138,60 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
     response
 }
 
-/// Records a pull or push, waiting for room in the audit queue (back-pressure rather than
-/// unbounded memory when pulls outpace the database).
-async fn record(
-    state: &AppState,
-    principal: &Principal,
+/// An authenticated `/v2` request, as every resource handler receives it.
+pub(super) struct Req<'a> {
+    state: &'a AppState,
+    pub(super) ctx: &'a Ctx,
+    pub(super) principal: Principal,
+    pub(super) method: &'a Method,
+    pub(super) headers: &'a HeaderMap,
+    pub(super) query: Query,
+    name: Option<RepoName>,
+    challenge: &'a Challenge,
     ip: Option<std::net::IpAddr>,
-    kind: &'static str,
-    name: &crate::oci::RepoName,
-    metadata: serde_json::Value,
-) {
-    let mut metadata = metadata;
-    metadata["repo"] = serde_json::json!(name.repository());
-    metadata["namespace"] = serde_json::json!(name.namespace());
-    state
-        .ctx
-        .audit
-        .record_pressed(
-            &Caller::new(principal.clone(), ip),
-            Event::repo(kind, name.namespace(), name.repository(), metadata),
-            state.ctx.now_ms(),
-        )
-        .await;
 }
 
+impl Req<'_> {
+    /// Maps a service error to the OCI envelope, challenging for this request's scope.
+    pub(super) fn fail(&self, e: RegistryError) -> V2Error {
+        V2Error::from_registry(e, || self.challenge.header())
+    }
+
+    /// The repository the route names.
+    pub(super) fn name(&self) -> Result<&RepoName, V2Error> {
+        self.name.as_ref().ok_or_else(|| {
+            V2Error::new(
+                StatusCode::NOT_FOUND,
+                "NAME_UNKNOWN",
+                "repository name not known to registry",
+            )
+        })
+    }
+
+    /// Records a pull or push, waiting for room in the audit queue (back-pressure rather than
+    /// unbounded memory when pulls outpace the database).
+    pub(super) async fn record(
+        &self,
+        kind: &'static str,
+        name: &RepoName,
+        metadata: serde_json::Value,
+    ) {
+        let mut metadata = metadata;
+        metadata["repo"] = serde_json::json!(name.repository());
+        metadata["namespace"] = serde_json::json!(name.namespace());
+        self.state
+            .ctx
+            .audit
+            .record_pressed(
+                &Caller::new(self.principal.clone(), self.ip),
+                Event::repo(kind, name.namespace(), name.repository(), metadata),
+                self.state.ctx.now_ms(),
+            )
+            .await;
+    }
+}
+
+/// Authenticates the request, then routes it to its resource's handler.
 #[allow(clippy::too_many_arguments)]
 async fn handle(
     state: &AppState,
@@ -169,279 +215,50 @@ async fn handle(
         Err(_) => return Err(V2Error::unauthorized(challenge.header())),
     };
     let fail = |e: RegistryError| V2Error::from_registry(e, || challenge.header());
-    let query = Query::parse(uri.query());
     let name = match route.name() {
         Some(n) => Some(repositories::parse_name(n).map_err(fail)?),
         None => None,
     };
-    let name = name.as_ref();
-    let need_name = || {
-        name.ok_or_else(|| {
-            V2Error::new(
-                StatusCode::NOT_FOUND,
-                "NAME_UNKNOWN",
-                "repository name not known to registry",
-            )
-        })
+    let req = Req {
+        state,
+        ctx,
+        principal,
+        method,
+        headers,
+        query: Query::parse(uri.query()),
+        name,
+        challenge,
+        ip,
     };
 
     match (route, method) {
         (Route::Base, &Method::GET | &Method::HEAD) => {
-            if principal.is_anonymous() {
+            if req.principal.is_anonymous() {
                 return Err(V2Error::unauthorized(challenge.header()));
             }
             Ok((StatusCode::OK, axum::Json(serde_json::json!({}))).into_response())
         }
-        (Route::Catalog, &Method::GET) => {
-            let page = repositories::catalog(
-                ctx,
-                &principal,
-                query.int("n").map_err(fail)?,
-                query.get("last"),
-            )
-            .await
-            .map_err(fail)?;
-            let link = page
-                .more
-                .then(|| next_link("/v2/_catalog", &page.items, query.get("n")));
-            Ok(json_page(
-                serde_json::json!({ "repositories": page.items }),
-                link,
-            ))
-        }
-        (Route::Tags { .. }, &Method::GET) => {
-            let name = need_name()?;
-            let page = repositories::list_tags(
-                ctx,
-                &principal,
-                name,
-                query.int("n").map_err(fail)?,
-                query.get("last"),
-            )
-            .await
-            .map_err(fail)?;
-            let link = page.more.then(|| {
-                next_link(
-                    &format!("/v2/{name}/tags/list"),
-                    &page.items,
-                    query.get("n"),
-                )
-            });
-            Ok(json_page(
-                serde_json::json!({ "name": name.as_str(), "tags": page.items }),
-                link,
-            ))
-        }
+        (Route::Catalog, &Method::GET) => catalog::list(&req).await,
+        (Route::Tags { .. }, &Method::GET) => tags::list(&req).await,
         (Route::Manifest { reference, .. }, &Method::GET | &Method::HEAD) => {
-            let accept = accept_list(headers);
-            let served = manifests::get(ctx, &principal, need_name()?, reference, &accept)
-                .await
-                .map_err(fail)?;
-            if *method == Method::GET {
-                let key = if reference.contains(':') {
-                    "manifest_digest"
-                } else {
-                    "tag"
-                };
-                record(
-                    state,
-                    &principal,
-                    ip,
-                    "pull_repo",
-                    need_name()?,
-                    serde_json::json!({ key: reference }),
-                )
-                .await;
-            }
-            let mut response = Response::new(if *method == Method::HEAD {
-                Body::empty()
-            } else {
-                Body::from(served.content.clone())
-            });
-            let h = response.headers_mut();
-            h.insert(header::CONTENT_TYPE, header_value(&served.media_type));
-            h.insert(
-                header::CONTENT_LENGTH,
-                HeaderValue::from(served.content.len()),
-            );
-            h.insert("Docker-Content-Digest", header_value(&served.digest));
-            h.insert(
-                header::ETAG,
-                header_value(&format!("\"{}\"", served.digest)),
-            );
-            Ok(response)
+            manifests::get(&req, reference).await
         }
         (Route::Manifest { reference, .. }, &Method::PUT) => {
-            let name = need_name()?;
-            let content_type = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok());
-            let bytes = read_manifest_body(headers, body).await.map_err(fail)?;
-            let pushed = manifests::put(ctx, &principal, name, reference, content_type, bytes)
-                .await
-                .map_err(fail)?;
-            let mut metadata = serde_json::json!({ "manifest_digest": pushed.digest.as_str() });
-            if !reference.contains(':') {
-                metadata["tag"] = serde_json::json!(reference);
-            }
-            record(state, &principal, ip, "push_repo", name, metadata).await;
-            let mut response = created(&format!("/v2/{name}/manifests/{}", pushed.digest));
-            let h = response.headers_mut();
-            h.insert(
-                "Docker-Content-Digest",
-                header_value(pushed.digest.as_str()),
-            );
-            if let Some(subject) = pushed.subject {
-                h.insert("OCI-Subject", header_value(subject.as_str()));
-            }
-            Ok(response)
+            manifests::put(&req, reference, body).await
         }
         (Route::Manifest { reference, .. }, &Method::DELETE) => {
-            let name = need_name()?;
-            let ended = manifests::delete(ctx, &principal, name, reference)
-                .await
-                .map_err(fail)?;
-            for tag in ended {
-                record(
-                    state,
-                    &principal,
-                    ip,
-                    "delete_tag",
-                    name,
-                    serde_json::json!({ "tag": tag, "digest": reference }),
-                )
-                .await;
-            }
-            Ok(StatusCode::ACCEPTED.into_response())
+            manifests::delete(&req, reference).await
         }
         (Route::Blob { digest, .. }, &Method::GET | &Method::HEAD) => {
-            let name = need_name()?;
-            if *method == Method::HEAD {
-                let (digest, size) = blobs::stat(ctx, &principal, name, digest)
-                    .await
-                    .map_err(fail)?;
-                let mut response = Response::new(Body::empty());
-                blob_headers(response.headers_mut(), digest.as_str(), size);
-                return Ok(response);
-            }
-            let range = parse_range(headers);
-            let blob = blobs::open(ctx, &principal, name, digest, range)
-                .await
-                .map_err(|e| match e {
-                    RegistryError::RangeInvalid { size } => V2Error::new(
-                        StatusCode::RANGE_NOT_SATISFIABLE,
-                        "BLOB_UNKNOWN",
-                        format!("requested range not satisfiable (blob is {size} bytes)"),
-                    )
-                    .with_detail(serde_json::json!({ "size": size })),
-                    other => fail(other),
-                })?;
-            let served_len = blob.range.as_ref().map_or(blob.size, |r| r.end - r.start);
-            let mut response = Response::new(Body::from_stream(blob.stream));
-            blob_headers(response.headers_mut(), blob.digest.as_str(), served_len);
-            if let Some(r) = blob.range {
-                *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-                response.headers_mut().insert(
-                    header::CONTENT_RANGE,
-                    header_value(&format!("bytes {}-{}/{}", r.start, r.end - 1, blob.size)),
-                );
-            }
-            Ok(response)
+            blobs::get(&req, digest).await
         }
-        (Route::Blob { digest, .. }, &Method::DELETE) => {
-            blobs::delete(ctx, &principal, need_name()?, digest)
-                .await
-                .map_err(fail)?;
-            Ok(StatusCode::ACCEPTED.into_response())
-        }
-        (Route::UploadStart { .. }, &Method::POST) => {
-            let name = need_name()?;
-            if let Some(mount) = query.get("mount") {
-                return match uploads::mount(ctx, &principal, name, mount, query.get("from"))
-                    .await
-                    .map_err(fail)?
-                {
-                    MountOutcome::Mounted(c) => Ok(blob_created(name, c.digest.as_str())),
-                    MountOutcome::Started(s) => {
-                        Ok(upload_accepted(name, &s.uuid, s.size, StatusCode::ACCEPTED))
-                    }
-                };
-            }
-            if let Some(digest) = query.get("digest") {
-                let c = uploads::monolithic(ctx, &principal, name, digest, body_stream(body))
-                    .await
-                    .map_err(fail)?;
-                return Ok(blob_created(name, c.digest.as_str()));
-            }
-            let s = uploads::start(ctx, &principal, name).await.map_err(fail)?;
-            Ok(upload_accepted(name, &s.uuid, s.size, StatusCode::ACCEPTED))
-        }
-        (Route::Upload { uuid, .. }, &Method::GET) => {
-            let name = need_name()?;
-            let s = uploads::status(ctx, &principal, name, uuid)
-                .await
-                .map_err(fail)?;
-            Ok(upload_accepted(
-                name,
-                &s.uuid,
-                s.size,
-                StatusCode::NO_CONTENT,
-            ))
-        }
-        (Route::Upload { uuid, .. }, &Method::PATCH) => {
-            let name = need_name()?;
-            let range = match headers.get(header::CONTENT_RANGE) {
-                None => None,
-                Some(v) => Some(parse_content_range(v).ok_or_else(|| {
-                    fail(RegistryError::UploadInvalid(
-                        "Content-Range must be <start>-<end>".into(),
-                    ))
-                })?),
-            };
-            let s = uploads::append(ctx, &principal, name, uuid, range, body_stream(body))
-                .await
-                .map_err(fail)?;
-            Ok(upload_accepted(name, &s.uuid, s.size, StatusCode::ACCEPTED))
-        }
-        (Route::Upload { uuid, .. }, &Method::PUT) => {
-            let name = need_name()?;
-            let has_body = content_length(headers).is_some_and(|l| l > 0)
-                || headers.contains_key(header::TRANSFER_ENCODING);
-            let body = has_body.then(|| body_stream(body));
-            let c = uploads::complete(ctx, &principal, name, uuid, query.get("digest"), body)
-                .await
-                .map_err(fail)?;
-            Ok(blob_created(name, c.digest.as_str()))
-        }
-        (Route::Upload { uuid, .. }, &Method::DELETE) => {
-            uploads::cancel(ctx, &principal, need_name()?, uuid)
-                .await
-                .map_err(fail)?;
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        (Route::Referrers { digest, .. }, &Method::GET) => {
-            let (body, filtered) = manifests::referrers(
-                ctx,
-                &principal,
-                need_name()?,
-                digest,
-                query.get("artifactType"),
-            )
-            .await
-            .map_err(fail)?;
-            let mut response = Response::new(Body::from(body));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(crate::oci::manifest::OCI_INDEX),
-            );
-            if filtered {
-                response.headers_mut().insert(
-                    "OCI-Filters-Applied",
-                    HeaderValue::from_static("artifactType"),
-                );
-            }
-            Ok(response)
-        }
+        (Route::Blob { digest, .. }, &Method::DELETE) => blobs::delete(&req, digest).await,
+        (Route::UploadStart { .. }, &Method::POST) => uploads::start(&req, body).await,
+        (Route::Upload { uuid, .. }, &Method::GET) => uploads::status(&req, uuid).await,
+        (Route::Upload { uuid, .. }, &Method::PATCH) => uploads::append(&req, uuid, body).await,
+        (Route::Upload { uuid, .. }, &Method::PUT) => uploads::complete(&req, uuid, body).await,
+        (Route::Upload { uuid, .. }, &Method::DELETE) => uploads::cancel(&req, uuid).await,
+        (Route::Referrers { digest, .. }, &Method::GET) => referrers::list(&req, digest).await,
         (Route::Unknown, _) => Err(V2Error::new(
             StatusCode::NOT_FOUND,
             "NAME_UNKNOWN",
@@ -453,42 +270,11 @@ async fn handle(
     }
 }
 
-/// Reads a manifest body, refusing more than the size limit. A moderately oversized body is
-/// read and dropped so the client receives the 413 rather than a broken pipe; far beyond the
-/// limit the connection is cut.
-async fn read_manifest_body(
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<bytes::Bytes, RegistryError> {
-    let limit = crate::oci::manifest::MAX_MANIFEST_BYTES;
-    let too_large = RegistryError::ManifestTooLarge { limit };
-    if content_length(headers).is_some_and(|l| l > 4 * limit as u64) {
-        return Err(too_large);
-    }
-    let mut stream = body.into_data_stream();
-    let mut bytes = bytes::BytesMut::new();
-    let mut seen = 0usize;
-    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
-        let chunk = chunk
-            .map_err(|e| RegistryError::ManifestInvalid(format!("reading the body failed: {e}")))?;
-        seen += chunk.len();
-        if seen <= limit {
-            bytes.extend_from_slice(&chunk);
-        } else if seen > 4 * limit {
-            return Err(too_large);
-        }
-    }
-    if seen > limit {
-        return Err(too_large);
-    }
-    Ok(bytes.freeze())
-}
-
 /// Query parameters of a `/v2` request.
-struct Query(Vec<(String, String)>);
+pub(super) struct Query(Vec<(String, String)>);
 
 impl Query {
-    fn parse(query: Option<&str>) -> Query {
+    pub(super) fn parse(query: Option<&str>) -> Query {
         Query(
             query
                 .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
@@ -496,7 +282,7 @@ impl Query {
         )
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    pub(super) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == key)
@@ -504,7 +290,7 @@ impl Query {
             .filter(|v| !v.is_empty())
     }
 
-    fn int(&self, key: &str) -> Result<Option<i64>, RegistryError> {
+    pub(super) fn int(&self, key: &str) -> Result<Option<i64>, RegistryError> {
         self.get(key)
             .map(|v| {
                 v.parse::<i64>().map_err(|_| {
@@ -515,11 +301,10 @@ impl Query {
     }
 }
 
-fn header_value(s: &str) -> HeaderValue {
+pub(super) fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
-
-fn content_length(headers: &HeaderMap) -> Option<u64> {
+pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)?
         .to_str()
@@ -527,71 +312,10 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .parse()
         .ok()
 }
-
-fn accept_list(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|v| crate::oci::manifest::bare_media_type(v).to_owned())
-        .filter(|v| !v.is_empty())
-        .collect()
-}
-
-fn body_stream(body: Body) -> ByteStream {
+pub(super) fn body_stream(body: Body) -> ByteStream {
     Box::pin(body.into_data_stream().map_err(std::io::Error::other))
 }
-
-/// `Range: bytes=a-b`, `bytes=a-`, `bytes=-n` (a single range).
-fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
-    let v = headers.get(header::RANGE)?.to_str().ok()?;
-    let spec = v.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') {
-        return None;
-    }
-    let (a, b) = spec.split_once('-')?;
-    match (a.trim(), b.trim()) {
-        ("", n) => n.parse().ok().map(ByteRange::Suffix),
-        (a, "") => a
-            .parse()
-            .ok()
-            .map(|start| ByteRange::From { start, end: None }),
-        (a, b) => {
-            let (start, end): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
-            (end >= start).then_some(ByteRange::From {
-                start,
-                end: Some(end),
-            })
-        }
-    }
-}
-
-/// `Content-Range: <start>-<end>` (OCI) or `bytes <start>-<end>/<total>`.
-fn parse_content_range(v: &HeaderValue) -> Option<(u64, u64)> {
-    let s = v.to_str().ok()?.trim();
-    let s = s.strip_prefix("bytes ").unwrap_or(s);
-    let s = s.split('/').next()?;
-    let (a, b) = s.split_once('-')?;
-    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
-}
-
-fn blob_headers(h: &mut HeaderMap, digest: &str, len: u64) {
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert("Docker-Content-Digest", header_value(digest));
-    h.insert(header::ETAG, header_value(&format!("\"{digest}\"")));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("max-age=31536000"),
-    );
-}
-
-fn created(location: &str) -> Response {
+pub(super) fn created(location: &str) -> Response {
     let mut r = StatusCode::CREATED.into_response();
     r.headers_mut()
         .insert(header::LOCATION, header_value(location));
@@ -599,40 +323,14 @@ fn created(location: &str) -> Response {
         .insert(header::CONTENT_LENGTH, HeaderValue::from(0));
     r
 }
-
-fn blob_created(name: &RepoName, digest: &str) -> Response {
-    let mut r = created(&format!("/v2/{name}/blobs/{digest}"));
-    r.headers_mut()
-        .insert("Docker-Content-Digest", header_value(digest));
-    r
-}
-
-fn upload_accepted(name: &RepoName, uuid: &str, size: u64, status: StatusCode) -> Response {
-    let mut r = status.into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::LOCATION,
-        header_value(&format!("/v2/{name}/blobs/uploads/{uuid}")),
-    );
-    h.insert(
-        header::RANGE,
-        header_value(&format!("0-{}", size.saturating_sub(1))),
-    );
-    h.insert("Docker-Upload-UUID", header_value(uuid));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
-    h.insert("OCI-Chunk-Min-Length", HeaderValue::from(0));
-    r
-}
-
-fn json_page(body: serde_json::Value, link: Option<String>) -> Response {
+pub(super) fn json_page(body: serde_json::Value, link: Option<String>) -> Response {
     let mut r = axum::Json(body).into_response();
     if let Some(link) = link {
         r.headers_mut().insert(header::LINK, header_value(&link));
     }
     r
 }
-
-fn next_link(path: &str, items: &[String], n: Option<&str>) -> String {
+pub(super) fn next_link(path: &str, items: &[String], n: Option<&str>) -> String {
     let last = items.last().map(String::as_str).unwrap_or_default();
     let n = n
         .map(str::to_owned)
@@ -644,60 +342,6 @@ fn next_link(path: &str, items: &[String], n: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(k: header::HeaderName, v: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(k, HeaderValue::from_str(v).unwrap());
-        h
-    }
-
-    #[test]
-    fn ranges() {
-        assert_eq!(
-            parse_range(&headers(header::RANGE, "bytes=0-9")),
-            Some(ByteRange::From {
-                start: 0,
-                end: Some(9)
-            })
-        );
-        assert_eq!(
-            parse_range(&headers(header::RANGE, "bytes=5-")),
-            Some(ByteRange::From {
-                start: 5,
-                end: None
-            })
-        );
-        assert_eq!(
-            parse_range(&headers(header::RANGE, "bytes=-5")),
-            Some(ByteRange::Suffix(5))
-        );
-        assert_eq!(parse_range(&headers(header::RANGE, "bytes=9-0")), None);
-        assert_eq!(parse_range(&headers(header::RANGE, "bytes=0-1,3-4")), None);
-        assert_eq!(
-            parse_content_range(&HeaderValue::from_static("0-99")),
-            Some((0, 99))
-        );
-        assert_eq!(
-            parse_content_range(&HeaderValue::from_static("bytes 100-199/*")),
-            Some((100, 199))
-        );
-        assert_eq!(parse_content_range(&HeaderValue::from_static("x")), None);
-    }
-
-    #[test]
-    fn accept_lists_merge_headers() {
-        let mut h = HeaderMap::new();
-        h.append(header::ACCEPT, HeaderValue::from_static("application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json;q=0.9"));
-        h.append(
-            header::ACCEPT,
-            HeaderValue::from_static("application/vnd.docker.distribution.manifest.v2+json"),
-        );
-        assert_eq!(accept_list(&h).len(), 3);
-        assert_eq!(
-            accept_list(&h)[1],
-            "application/vnd.oci.image.manifest.v1+json"
-        );
-    }
 
     #[test]
     fn links() {
