@@ -5,8 +5,8 @@
 //!   writes them to `crds/`.
 //! - [`controllers`]: one module per controller; `controllers::quayregistry` is the
 //!   QuayRegistry controller, one module per pipeline step (read in `observed`, `validate`,
-//!   `material` + `build`, `runtime::apply`, `status`).
-//! - [`runtime`]: machinery every controller shares: `apply`, `conditions`, `context`
+//!   `material` + `build`, `apply`, `status`).
+//! - [`runtime`]: machinery every controller shares: `conditions`, `context`
 //!   (settings shared by every reconcile), `leader` (Lease election), `server` (`/metrics`,
 //!   `/healthz`, `/readyz`) and `telemetry` (logging and metrics).
 //! - [`cli`]: the `quayside-operator` command line (`run`, `crdgen`).

@@ -1,7 +1,7 @@
 //! The QuayRegistry controller: read → validate → build → apply → status.
 //!
 //! Rules:
-//! - [`observed::read`] makes the only reads, [`apply::apply`](crate::runtime::apply::apply) and
+//! - [`observed::read`] makes the only reads, [`apply::apply`] and
 //!   [`write_status`] the only writes; [`validate`], [`material`], [`build`] and [`status`]
 //!   make no API calls and are unit-tested from YAML fixtures.
 //! - A blocked rollout (invalid spec or bundle) writes only the status (and an event when it
@@ -11,6 +11,7 @@
 //! - A finalizer is added only when objects live outside the QuayRegistry's namespace (the
 //!   builder namespace), where owner references cannot reach.
 
+pub mod apply;
 pub mod build;
 pub mod config;
 pub mod kinds;
@@ -39,7 +40,6 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use crate::crd::{ComponentKind, QuayRegistry, QuayRegistryStatus};
-use crate::runtime::apply;
 use crate::runtime::context::Context;
 use names::{BUILDER_NAMESPACE_ANNOTATION, FIELD_MANAGER, FINALIZER, Names, REGISTRY_LABEL};
 

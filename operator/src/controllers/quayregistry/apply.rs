@@ -17,9 +17,9 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 
-use crate::controllers::quayregistry::build::{ApplyMode, DesiredObject};
-use crate::controllers::quayregistry::names::{APPLIED_HASH_ANNOTATION, FIELD_MANAGER};
-use crate::controllers::quayregistry::observed::{ObjKey, Observed};
+use super::build::{ApplyMode, DesiredObject};
+use super::names::{APPLIED_HASH_ANNOTATION, FIELD_MANAGER};
+use super::observed::{ObjKey, Observed};
 
 /// What apply did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -129,7 +129,7 @@ pub async fn apply(
         out.written.push(d.key);
     }
     for key in deletes {
-        let kind = crate::controllers::quayregistry::kinds::owned(observed.capabilities)
+        let kind = super::kinds::owned(observed.capabilities)
             .into_iter()
             .find(|k| k.ar.api_version == key.api_version && k.ar.kind == key.kind);
         let Some(kind) = kind else { continue };
