@@ -7,6 +7,9 @@
 //!   ...), so an existing Quay bundle works. Unknown keys are accepted and kept in [`Config::raw`]
 //!   (bundles carry many); a known key with an invalid value fails with an error naming the key.
 //! - `ssl.cert` / `ssl.key` next to the file turn on HTTPS.
+//!
+//! Size: about 700 lines of code and 150 of unit tests. Every Quay key the registry reads is
+//! parsed and checked here, so a key is found (and its error message kept) in one file.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -14,6 +14,10 @@
 //! them. Namespaces enter phase `Terminating` and are emptied by the namespace controller.
 //! Pods bound to the emulated node are deleted gracefully: the workload runner removes them
 //! once their processes have stopped.
+//!
+//! Size: about 1,100 lines of code and 100 of tests, on purpose: every write's semantics go
+//! through one `commit` path, and keeping create, update, patch and delete beside it is what lets
+//! a reader check that they agree.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

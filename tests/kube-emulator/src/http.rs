@@ -16,6 +16,9 @@
 //! `k8s.io/initial-events-end`; `allowWatchBookmarks=true` adds a `BOOKMARK` every
 //! [`BOOKMARK_INTERVAL`]; `timeoutSeconds` ends the stream; objects that stop (start) matching
 //! a label selector are reported as `DELETED` (`ADDED`).
+//!
+//! Size: about 1,000 lines: the apiserver's URL grammar, negotiation and watch streaming in one
+//! place, so every route is parsed the same way.
 
 use std::collections::HashMap;
 use std::sync::Arc;
