@@ -270,6 +270,20 @@ async fn invalid_manifests_and_names_are_refused(b: Backend) {
         "TAG_INVALID",
     )
     .await;
+    // A tag that could never have been pushed is not known, on every read and delete (the
+    // conformance suites use `.INVALID_MANIFEST_NAME`); the push above is the only 400.
+    for method in [Method::GET, Method::HEAD, Method::DELETE] {
+        let r = api
+            .send(
+                method.clone(),
+                "/v2/admin/v/manifests/.INVALID_MANIFEST_NAME",
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{method}");
+        if method != Method::HEAD {
+            expect_error(r, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+        }
+    }
     for name in [
         "Admin/v",
         "admin/V",

@@ -27,6 +27,18 @@ pub enum Reference {
 }
 
 impl Reference {
+    /// A reference to read or delete: a tag that could never have been pushed is simply not
+    /// known (404 `MANIFEST_UNKNOWN`, as Distribution answers and the conformance suites
+    /// expect); only a push of such a tag is refused as `TAG_INVALID`.
+    pub fn parse_existing(s: &str) -> Result<Reference, RegistryError> {
+        Reference::parse(s).map_err(|e| match e {
+            RegistryError::TagInvalid(_) => {
+                RegistryError::ManifestUnknown(format!("manifest unknown: tag {s:?}"))
+            }
+            other => other,
+        })
+    }
+
     pub fn parse(s: &str) -> Result<Reference, RegistryError> {
         if s.contains(':') {
             s.parse()
@@ -222,8 +234,8 @@ pub async fn get(
     accept: &[String],
 ) -> Result<Arc<Served>, RegistryError> {
     let reference_text_raw = reference;
-    let reference = Reference::parse(reference)?;
     let repo = repositories::existing(ctx, principal, Action::Pull, name).await?;
+    let reference = Reference::parse_existing(reference)?;
     let now = ctx.now_ms();
     let row = match ctx.pull_cache.manifest(repo.id, reference_text_raw, now) {
         Some(hit) => hit,
@@ -300,8 +312,8 @@ pub async fn delete(
     name: &RepoName,
     reference: &str,
 ) -> Result<Vec<String>, RegistryError> {
-    let reference = Reference::parse(reference)?;
     let repo = repositories::existing(ctx, principal, Action::Delete, name).await?;
+    let reference = Reference::parse_existing(reference)?;
     let now = ctx.now_ms();
     let ended = match &reference {
         Reference::Tag(tag) => {
