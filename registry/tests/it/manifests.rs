@@ -390,6 +390,17 @@ async fn index_children_and_content_negotiation(b: Backend) {
         .send(Method::GET, "/v2/admin/multi/manifests/latest")
         .await;
     assert_eq!(r.headers()["content-type"], OCI_INDEX);
+
+    // A child deleted by digest is not served through the index's platform fallback either.
+    let r = api
+        .send(
+            Method::DELETE,
+            &format!("/v2/admin/multi/manifests/{}", amd.digest),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = get(OCI_MANIFEST).await.unwrap();
+    expect_error(r, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
 }
 
 async fn artifacts_subject_and_referrers(b: Backend) {

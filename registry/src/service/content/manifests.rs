@@ -285,6 +285,8 @@ pub async fn get(
             && let Some(m) =
                 db::content::manifests::by_digest(ctx.db.pool(), repo.id, child.digest.as_str())
                     .await?
+            // A child deleted by digest is gone for every path, the platform fallback too.
+            && m.deleted_ms.is_none()
         {
             return Ok(Arc::new(m.into()));
         }
