@@ -125,6 +125,14 @@ async fn catalog_and_records_for_robots(b: Backend) {
         .await
         .unwrap();
     assert_eq!(catalog["repositories"], json!(["acme/granted"]));
+    // As in Quay, a token minted with no scope at all still lists what its account may see.
+    let t = s
+        .token(Some(("acme+lister", robot.token.as_deref().unwrap())), &[])
+        .await;
+    let r = s.as_bearer(&t).send(Method::GET, "/v2/_catalog").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let catalog: Value = r.json().await.unwrap();
+    assert_eq!(catalog["repositories"], json!(["acme/granted"]));
     let (_, _, alice) = s.user_with_token("alice").await;
     let _ = alice;
     s.api(&token)

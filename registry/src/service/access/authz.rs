@@ -205,9 +205,9 @@ pub async fn can(
                 Resource::Repo(name) => {
                     grant.allows("repository", name.as_str(), action.scope_action())
                 }
-                Resource::Registry => {
-                    action == Action::ListCatalog && grant.allows("registry", "catalog", "*")
-                }
+                // As in Quay, the catalog answers every token, scoped or not: it lists what the
+                // token's account may see (nothing for an anonymous token).
+                Resource::Registry => action == Action::ListCatalog,
                 // Tokens never manage namespaces.
                 Resource::Namespace(_) => false,
             });
