@@ -1,14 +1,31 @@
 //! `GET /api/v1/discovery`: a Swagger 2.0 (OpenAPI 2) document of the API in Quay's layout,
-//! generated from the same endpoint table that builds the router.
+//! generated from [`super::endpoints`], the same list of the areas' declarations that builds the
+//! router.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
+use axum::routing;
 use serde_json::{Map, Value, json};
 
-use super::{Endpoint, endpoints};
+use super::{Endpoint, Entry, ep};
 use crate::api::{AppState, public_origin};
 use crate::service::scopes::Scope;
+
+/// The endpoints of this area, for the route table.
+pub(super) fn endpoints() -> Vec<Entry> {
+    use Method as M;
+    vec![ep(
+        M::GET,
+        "/discovery",
+        "discovery",
+        None,
+        "discovery",
+        "List all of the API endpoints available in the swagger API format.",
+        &[("internal", "boolean", "Whether to include internal APIs.")],
+        routing::get(discovery),
+    )]
+}
 
 /// The document for endpoints `table`, served from `host` over `scheme`.
 pub fn document(table: &[Endpoint], scheme: &str, host: &str) -> Value {
@@ -113,6 +130,6 @@ pub fn document(table: &[Endpoint], scheme: &str, host: &str) -> Value {
 
 pub async fn discovery(State(s): State<AppState>, headers: HeaderMap) -> Json<Value> {
     let (scheme, host) = public_origin(&s.ctx, &headers, None);
-    let table: Vec<Endpoint> = endpoints().into_iter().map(|(e, _)| e).collect();
+    let table: Vec<Endpoint> = super::endpoints().into_iter().map(|(e, _)| e).collect();
     Json(document(&table, &scheme, &host))
 }

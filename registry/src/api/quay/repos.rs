@@ -1,15 +1,124 @@
-//! `/api/v1/repository/...`: repositories and their permissions.
+//! `/api/v1/repository/...`: repositories themselves (their permissions and tags have their own
+//! modules).
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing;
 use quayside_client::types as api;
 
 use super::error::ApiError;
-use super::{Auth, Body, Query, no_content};
+use super::{Auth, Body, Entry, Query, ep, no_content};
 use crate::api::AppState;
-use crate::service::{content::repositories, tenancy::permissions};
+use crate::service::content::repositories;
+use crate::service::scopes::Scope::{RepoAdmin, RepoCreate, RepoRead, RepoWrite};
+
+/// The endpoints of this area, for the route table.
+pub(super) fn endpoints() -> Vec<Entry> {
+    use Method as M;
+    let none: &[(&str, &str, &str)] = &[];
+    vec![
+        ep(
+            M::POST,
+            "/repository",
+            "createRepo",
+            Some(RepoCreate),
+            "repository",
+            "Create a new repository.",
+            none,
+            routing::post(create),
+        ),
+        ep(
+            M::GET,
+            "/repository",
+            "listRepos",
+            Some(RepoRead),
+            "repository",
+            "Fetch the list of repositories visible to the current user.",
+            &[
+                (
+                    "namespace",
+                    "string",
+                    "Filters the repositories returned to this namespace",
+                ),
+                (
+                    "starred",
+                    "boolean",
+                    "Filters the repositories returned to those starred by the user",
+                ),
+                (
+                    "public",
+                    "boolean",
+                    "Adds any repositories visible to the user by virtue of being public",
+                ),
+                (
+                    "last_modified",
+                    "boolean",
+                    "Whether to include when the repository was last modified.",
+                ),
+                (
+                    "popularity",
+                    "boolean",
+                    "Whether to include the repository's popularity metric.",
+                ),
+                ("next_page", "string", "The page token for the next page"),
+            ],
+            routing::get(list),
+        ),
+        ep(
+            M::GET,
+            "/repository/{namespace}/{repository}",
+            "getRepo",
+            Some(RepoRead),
+            "repository",
+            "Fetch the specified repository.",
+            &[
+                (
+                    "includeStats",
+                    "boolean",
+                    "Whether to include action statistics",
+                ),
+                (
+                    "includeTags",
+                    "boolean",
+                    "Whether to include repository tags",
+                ),
+            ],
+            routing::get(get),
+        ),
+        ep(
+            M::PUT,
+            "/repository/{namespace}/{repository}",
+            "updateRepo",
+            Some(RepoWrite),
+            "repository",
+            "Update the description in the specified repository.",
+            none,
+            routing::put(update),
+        ),
+        ep(
+            M::DELETE,
+            "/repository/{namespace}/{repository}",
+            "deleteRepository",
+            Some(RepoAdmin),
+            "repository",
+            "Delete a repository.",
+            none,
+            routing::delete(delete),
+        ),
+        ep(
+            M::POST,
+            "/repository/{namespace}/{repository}/changevisibility",
+            "changeRepoVisibility",
+            Some(RepoAdmin),
+            "repository",
+            "Change the visibility of a repository.",
+            none,
+            routing::post(change_visibility),
+        ),
+    ]
+}
 
 pub async fn create(
     State(s): State<AppState>,
@@ -84,80 +193,4 @@ pub async fn change_visibility(
     Ok(Json(
         repositories::change_visibility(&s.ctx, &c, &ns, &repo, &b.visibility).await?,
     ))
-}
-
-pub async fn user_permissions(
-    State(s): State<AppState>,
-    Auth(c): Auth,
-    Path((ns, repo)): Path<(String, String)>,
-) -> Result<Json<api::UserPermissions>, ApiError> {
-    Ok(Json(permissions::list_users(&s.ctx, &c, &ns, &repo).await?))
-}
-
-pub async fn user_permission(
-    State(s): State<AppState>,
-    Auth(c): Auth,
-    Path((ns, repo, user)): Path<(String, String, String)>,
-) -> Result<Json<api::UserPermission>, ApiError> {
-    Ok(Json(
-        permissions::get_user(&s.ctx, &c, &ns, &repo, &user).await?,
-    ))
-}
-
-pub async fn set_user_permission(
-    State(s): State<AppState>,
-    Auth(c): Auth,
-    Path((ns, repo, user)): Path<(String, String, String)>,
-    Body(b): Body<api::RoleRequest>,
-) -> Result<Json<api::UserPermission>, ApiError> {
-    Ok(Json(
-        permissions::set_user(&s.ctx, &c, &ns, &repo, &user, &b.role).await?,
-    ))
-}
-
-pub async fn delete_user_permission(
-    State(s): State<AppState>,
-    Auth(c): Auth,
-    Path((ns, repo, user)): Path<(String, String, String)>,
-) -> Result<Response, ApiError> {
-    permissions::delete_user(&s.ctx, &c, &ns, &repo, &user).await?;
-    Ok(no_content())
-}
-
-pub async fn team_permissions(
-    State(s): State<AppState>,
-    Auth(c): Auth,
-    Path((ns, repo)): Path<(String, String)>,
-) -> Result<Json<api::TeamPermissions>, ApiError> {
-    Ok(Json(permissions::list_teams(&s.ctx, &c, &ns, &repo).await?))
-}
-
-pub async fn team_permission(
-    State(s): State<AppState>,
-    Auth(c): Auth,
-    Path((ns, repo, team)): Path<(String, String, String)>,
-) -> Result<Json<api::RoleRequest>, ApiError> {
-    Ok(Json(
-        permissions::get_team(&s.ctx, &c, &ns, &repo, &team).await?,
-    ))
-}
-
-pub async fn set_team_permission(
-    State(s): State<AppState>,
-    Auth(c): Auth,
-    Path((ns, repo, team)): Path<(String, String, String)>,
-    Body(b): Body<api::RoleRequest>,
-) -> Result<Json<api::TeamPermission>, ApiError> {
-    Ok(Json(
-        permissions::set_team(&s.ctx, &c, &ns, &repo, &team, &b.role).await?,
-    ))
-}
-
-pub async fn delete_team_permission(
-    State(s): State<AppState>,
-    Auth(c): Auth,
-    Path((ns, repo, team)): Path<(String, String, String)>,
-) -> Result<Response, ApiError> {
-    permissions::delete_team(&s.ctx, &c, &ns, &repo, &team).await?;
-    Ok(no_content())
 }

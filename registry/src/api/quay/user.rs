@@ -1,17 +1,87 @@
-//! `/api/v1/user/...`, `/api/v1/superuser/users/...` and `/api/v1/teaminvite/...`.
+//! The signed-in user: `/api/v1/user/...` (initialization, sign-up, notifications, stars).
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing;
 use quayside_client::types as api;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::{Auth, Body, Query, no_content};
+use super::{Auth, Body, Entry, ep, no_content};
 use crate::api::AppState;
+use crate::service::scopes::Scope::{RepoRead, UserRead};
 use crate::service::{AccountError, content::repositories, tenancy::accounts, tenancy::teams};
+
+/// The endpoints of this area, for the route table.
+pub(super) fn endpoints() -> Vec<Entry> {
+    use Method as M;
+    let none: &[(&str, &str, &str)] = &[];
+    vec![
+        ep(
+            M::POST,
+            "/user/initialize",
+            "initializeUser",
+            None,
+            "user",
+            "Create the first user (a superuser) of an empty registry, optionally with an access token.",
+            none,
+            routing::post(initialize),
+        ),
+        ep(
+            M::GET,
+            "/user/",
+            "getLoggedInUser",
+            Some(UserRead),
+            "user",
+            "Get user information for the authenticated user.",
+            none,
+            routing::get(current),
+        ),
+        ep(
+            M::POST,
+            "/user/",
+            "createNewUser",
+            None,
+            "user",
+            "Create a new user (when FEATURE_USER_CREATION is on).",
+            none,
+            routing::post(sign_up),
+        ),
+        ep(
+            M::GET,
+            "/user/notifications",
+            "listUserNotifications",
+            Some(UserRead),
+            "user",
+            "List the notifications (team invitations) of the user.",
+            none,
+            routing::get(notifications),
+        ),
+        ep(
+            M::POST,
+            "/user/starred",
+            "createStar",
+            Some(RepoRead),
+            "user",
+            "Star a repository.",
+            none,
+            routing::post(star),
+        ),
+        ep(
+            M::DELETE,
+            "/user/starred/{namespace}/{repository}",
+            "deleteStar",
+            Some(RepoRead),
+            "user",
+            "Removes a star from a repository.",
+            none,
+            routing::delete(unstar),
+        ),
+    ]
+}
 
 #[derive(Deserialize)]
 pub struct InitializeRequest {
@@ -102,23 +172,6 @@ pub async fn notifications(
     Ok(Json(teams::notifications(&s.ctx, &c).await?))
 }
 
-pub async fn accept_invite(
-    State(s): State<AppState>,
-    Auth(c): Auth,
-    Path(code): Path<String>,
-) -> Result<Json<api::AcceptedInvite>, ApiError> {
-    Ok(Json(teams::accept_invite(&s.ctx, &c, &code).await?))
-}
-
-pub async fn decline_invite(
-    State(s): State<AppState>,
-    Auth(c): Auth,
-    Path(code): Path<String>,
-) -> Result<Response, ApiError> {
-    teams::decline_invite(&s.ctx, &c, &code).await?;
-    Ok(no_content())
-}
-
 pub async fn star(
     State(s): State<AppState>,
     Auth(c): Auth,
@@ -138,65 +191,5 @@ pub async fn unstar(
     Path((ns, repo)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     repositories::star(&s.ctx, &c, &ns, &repo, false).await?;
-    Ok(no_content())
-}
-
-pub async fn list_users(
-    State(s): State<AppState>,
-    Auth(c): Auth,
-    q: Query,
-) -> Result<Json<api::SuperUserUsers>, ApiError> {
-    let include_disabled = q.flag("disabled", true)?;
-    Ok(Json(
-        accounts::list_users(&s.ctx, &c, include_disabled).await?,
-    ))
-}
-
-pub async fn create_user(
-    State(s): State<AppState>,
-    Auth(c): Auth,
-    Body(b): Body<api::CreateUserRequest>,
-) -> Result<Json<api::CreatedUser>, ApiError> {
-    Ok(Json(
-        accounts::create_user_by_superuser(&s.ctx, &c, &b.username, b.email.as_deref()).await?,
-    ))
-}
-
-pub async fn get_user(
-    State(s): State<AppState>,
-    Auth(c): Auth,
-    Path(username): Path<String>,
-) -> Result<Json<api::SuperUserUser>, ApiError> {
-    Ok(Json(accounts::get_user(&s.ctx, &c, &username).await?))
-}
-
-pub async fn update_user(
-    State(s): State<AppState>,
-    Auth(c): Auth,
-    Path(username): Path<String>,
-    Body(b): Body<api::UpdateUserRequest>,
-) -> Result<Response, ApiError> {
-    let view = accounts::update_user(
-        &s.ctx,
-        &c,
-        &username,
-        b.password.as_deref(),
-        b.email.as_deref(),
-        b.enabled,
-    )
-    .await?;
-    let mut body = serde_json::to_value(view).unwrap_or_default();
-    if let Some(password) = &b.password {
-        body["encrypted_password"] = json!(s.ctx.sealer().seal(password));
-    }
-    Ok(Json(body).into_response())
-}
-
-pub async fn delete_user(
-    State(s): State<AppState>,
-    Auth(c): Auth,
-    Path(username): Path<String>,
-) -> Result<Response, ApiError> {
-    accounts::delete_user(&s.ctx, &c, &username).await?;
     Ok(no_content())
 }

@@ -1,0 +1,179 @@
+//! `/api/v1/repository/{namespace}/{repository}/permissions/...`: what users, robots and teams
+//! may do in a repository.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::Method;
+use axum::response::Response;
+use axum::routing;
+use quayside_client::types as api;
+
+use super::error::ApiError;
+use super::{Auth, Body, Entry, ep, no_content};
+use crate::api::AppState;
+use crate::service::scopes::Scope::RepoAdmin;
+use crate::service::tenancy::permissions;
+
+/// The endpoints of this area, for the route table.
+pub(super) fn endpoints() -> Vec<Entry> {
+    use Method as M;
+    let none: &[(&str, &str, &str)] = &[];
+    vec![
+        ep(
+            M::GET,
+            "/repository/{namespace}/{repository}/permissions/user/",
+            "listRepoUserPermissions",
+            Some(RepoAdmin),
+            "permission",
+            "List all user permissions.",
+            none,
+            routing::get(user_permissions),
+        ),
+        ep(
+            M::GET,
+            "/repository/{namespace}/{repository}/permissions/user/{username}",
+            "getUserPermissions",
+            Some(RepoAdmin),
+            "permission",
+            "Get the permission for the specified user.",
+            none,
+            routing::get(user_permission),
+        ),
+        ep(
+            M::PUT,
+            "/repository/{namespace}/{repository}/permissions/user/{username}",
+            "changeUserPermissions",
+            Some(RepoAdmin),
+            "permission",
+            "Update the permissions of a user or robot on the repository.",
+            none,
+            routing::put(set_user_permission),
+        ),
+        ep(
+            M::DELETE,
+            "/repository/{namespace}/{repository}/permissions/user/{username}",
+            "deleteUserPermissions",
+            Some(RepoAdmin),
+            "permission",
+            "Delete the permission for the user.",
+            none,
+            routing::delete(delete_user_permission),
+        ),
+        ep(
+            M::GET,
+            "/repository/{namespace}/{repository}/permissions/team/",
+            "listRepoTeamPermissions",
+            Some(RepoAdmin),
+            "permission",
+            "List all team permissions.",
+            none,
+            routing::get(team_permissions),
+        ),
+        ep(
+            M::GET,
+            "/repository/{namespace}/{repository}/permissions/team/{teamname}",
+            "getTeamPermissions",
+            Some(RepoAdmin),
+            "permission",
+            "Fetch the permission for the specified team.",
+            none,
+            routing::get(team_permission),
+        ),
+        ep(
+            M::PUT,
+            "/repository/{namespace}/{repository}/permissions/team/{teamname}",
+            "changeTeamPermissions",
+            Some(RepoAdmin),
+            "permission",
+            "Update the existing team permission.",
+            none,
+            routing::put(set_team_permission),
+        ),
+        ep(
+            M::DELETE,
+            "/repository/{namespace}/{repository}/permissions/team/{teamname}",
+            "deleteTeamPermissions",
+            Some(RepoAdmin),
+            "permission",
+            "Delete the permission for the specified team.",
+            none,
+            routing::delete(delete_team_permission),
+        ),
+    ]
+}
+
+pub async fn user_permissions(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((ns, repo)): Path<(String, String)>,
+) -> Result<Json<api::UserPermissions>, ApiError> {
+    Ok(Json(permissions::list_users(&s.ctx, &c, &ns, &repo).await?))
+}
+
+pub async fn user_permission(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((ns, repo, user)): Path<(String, String, String)>,
+) -> Result<Json<api::UserPermission>, ApiError> {
+    Ok(Json(
+        permissions::get_user(&s.ctx, &c, &ns, &repo, &user).await?,
+    ))
+}
+
+pub async fn set_user_permission(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((ns, repo, user)): Path<(String, String, String)>,
+    Body(b): Body<api::RoleRequest>,
+) -> Result<Json<api::UserPermission>, ApiError> {
+    Ok(Json(
+        permissions::set_user(&s.ctx, &c, &ns, &repo, &user, &b.role).await?,
+    ))
+}
+
+pub async fn delete_user_permission(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((ns, repo, user)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    permissions::delete_user(&s.ctx, &c, &ns, &repo, &user).await?;
+    Ok(no_content())
+}
+
+pub async fn team_permissions(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((ns, repo)): Path<(String, String)>,
+) -> Result<Json<api::TeamPermissions>, ApiError> {
+    Ok(Json(permissions::list_teams(&s.ctx, &c, &ns, &repo).await?))
+}
+
+pub async fn team_permission(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((ns, repo, team)): Path<(String, String, String)>,
+) -> Result<Json<api::RoleRequest>, ApiError> {
+    Ok(Json(
+        permissions::get_team(&s.ctx, &c, &ns, &repo, &team).await?,
+    ))
+}
+
+pub async fn set_team_permission(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((ns, repo, team)): Path<(String, String, String)>,
+    Body(b): Body<api::RoleRequest>,
+) -> Result<Json<api::TeamPermission>, ApiError> {
+    Ok(Json(
+        permissions::set_team(&s.ctx, &c, &ns, &repo, &team, &b.role).await?,
+    ))
+}
+
+pub async fn delete_team_permission(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((ns, repo, team)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    permissions::delete_team(&s.ctx, &c, &ns, &repo, &team).await?;
+    Ok(no_content())
+}
