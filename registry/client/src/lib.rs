@@ -1,16 +1,42 @@
 //! The JSON types of Quayside's REST API (`/api/v1`, Quay's shapes) and, with the default
 //! `client` feature, a small async client for it.
 //!
+//! One module per API area holds that area's request and response bodies and, with `client`,
+//! the [`Client`] calls of its endpoints. Every type is also re-exported at the crate root, so
+//! callers write `quayside_client::Team` whatever area it lives in.
+//!
 //! The server depends on this crate for the types (without the client), so what the server
-//! answers and what the client reads cannot drift apart.
+//! answers and what the client reads cannot drift apart. Field names are Quay's; optional fields
+//! that Quay omits in some answers are `Option` and skipped when absent.
 
+pub mod apps;
+pub mod common;
+pub mod labels;
+pub mod manifests;
+pub mod orgs;
+pub mod permissions;
+pub mod prototypes;
+pub mod repositories;
+pub mod robots;
 pub mod tags;
-pub mod types;
+pub mod teams;
+pub mod users;
 
 #[cfg(feature = "client")]
 mod client;
-#[cfg(feature = "client")]
-mod tags_client;
 
 #[cfg(feature = "client")]
 pub use client::{Client, ClientError};
+
+pub use apps::*;
+pub use common::*;
+pub use labels::*;
+pub use manifests::*;
+pub use orgs::*;
+pub use permissions::*;
+pub use prototypes::*;
+pub use repositories::*;
+pub use robots::*;
+pub use tags::*;
+pub use teams::*;
+pub use users::*;

@@ -1,10 +1,14 @@
-//! Tags, manifests and labels of a repository (`/api/v1/repository/{repo}/tag/...`,
-//! `.../manifest/{digest}[/labels]`), with Quay's field names. Times are Quay's: `*_ts` in epoch
-//! seconds, dates as RFC 2822 strings.
+//! Tags of a repository and their history (`/api/v1/repository/{repo}/tag/...`). Times are
+//! Quay's: `*_ts` in epoch seconds, dates as RFC 2822 strings.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+#[cfg(feature = "client")]
+use crate::client::{Client, Result, repo_path, seg};
+#[cfg(feature = "client")]
+use reqwest::Method;
 
 /// One lifetime of a tag in `GET .../tag/`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -70,7 +74,7 @@ pub struct ChangeTagRequest {
     pub expiration: Option<Option<f64>>,
 }
 
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<f64>>, D::Error> {
+fn present<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Option<f64>>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Seconds {
@@ -86,7 +90,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<f64>>, D::Er
     }
 }
 
-fn inner<S: Serializer>(v: &Option<Option<f64>>, s: S) -> Result<S::Ok, S::Error> {
+fn inner<S: Serializer>(v: &Option<Option<f64>>, s: S) -> std::result::Result<S::Ok, S::Error> {
     match v {
         Some(Some(n)) => s.serialize_f64(*n),
         _ => s.serialize_none(),
@@ -100,63 +104,77 @@ pub struct RestoreTagRequest {
     pub manifest_digest: Option<String>,
 }
 
-/// One layer in `GET .../manifest/{digest}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ManifestLayer {
-    pub index: i64,
-    pub compressed_size: i64,
-    pub is_remote: bool,
-    pub urls: Option<Vec<String>>,
-    pub command: Option<Vec<String>>,
-    pub comment: Option<String>,
-    pub author: Option<String>,
-    pub blob_digest: String,
-    pub created_datetime: Option<String>,
-}
+#[cfg(feature = "client")]
+impl Client {
+    /// Tag history, newest first.
+    pub async fn tag_history(
+        &self,
+        namespace: &str,
+        name: &str,
+        query: &TagHistoryQuery,
+    ) -> Result<TagHistory> {
+        let mut params = vec![format!("onlyActiveTags={}", query.only_active_tags)];
+        if let Some(p) = query.page {
+            params.push(format!("page={p}"));
+        }
+        if let Some(l) = query.limit {
+            params.push(format!("limit={l}"));
+        }
+        if let Some(t) = &query.specific_tag {
+            params.push(format!("specificTag={}", seg(t)));
+        }
+        self.json(
+            Method::GET,
+            &format!("{}/tag/?{}", repo_path(namespace, name), params.join("&")),
+            Self::NONE,
+        )
+        .await
+    }
 
-/// `GET /api/v1/repository/{repo}/manifest/{digest}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Manifest {
-    pub digest: String,
-    pub is_manifest_list: bool,
-    /// The manifest as pushed.
-    pub manifest_data: String,
-    pub config_media_type: Option<String>,
-    pub layers_compressed_size: i64,
-    /// `null` for a manifest list.
-    pub layers: Option<Vec<ManifestLayer>>,
-}
+    /// Creates or moves a tag and/or changes its expiration.
+    pub async fn change_tag(
+        &self,
+        namespace: &str,
+        name: &str,
+        tag: &str,
+        request: &ChangeTagRequest,
+    ) -> Result<String> {
+        self.json(
+            Method::PUT,
+            &format!("{}/tag/{}", repo_path(namespace, name), seg(tag)),
+            Some(request),
+        )
+        .await
+    }
 
-/// A manifest label.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Label {
-    pub id: String,
-    pub key: String,
-    pub value: String,
-    /// `manifest` (imported at push) or `api`.
-    pub source_type: String,
-    pub media_type: String,
-}
+    /// Ends the tag's lifetime.
+    pub async fn delete_tag(&self, namespace: &str, name: &str, tag: &str) -> Result<()> {
+        self.unit(
+            Method::DELETE,
+            &format!("{}/tag/{}", repo_path(namespace, name), seg(tag)),
+            Self::NONE,
+        )
+        .await
+    }
 
-/// `GET .../labels`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Labels {
-    pub labels: Vec<Label>,
-}
-
-/// Body of `POST .../labels`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AddLabelRequest {
-    pub key: String,
-    pub value: String,
-    /// `text/plain` or `application/json`; `null` infers it from the value.
-    pub media_type: Option<String>,
-}
-
-/// Answer of `POST .../labels`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AddedLabel {
-    pub label: Label,
+    /// Points the tag back at a manifest it had inside the time machine window.
+    pub async fn restore_tag(
+        &self,
+        namespace: &str,
+        name: &str,
+        tag: &str,
+        manifest_digest: &str,
+    ) -> Result<()> {
+        let body = RestoreTagRequest {
+            manifest_digest: Some(manifest_digest.to_owned()),
+        };
+        self.unit(
+            Method::POST,
+            &format!("{}/tag/{}/restore", repo_path(namespace, name), seg(tag)),
+            Some(&body),
+        )
+        .await
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use quayside_client::types::RobotToken;
+use quayside_client::RobotToken;
 use serde_json::json;
 
 use super::{AppState, PeerAddr, credentials};

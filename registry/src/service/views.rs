@@ -1,7 +1,7 @@
 //! Small pieces of Quay's answers shared by the tenancy services: avatars, dates, empty quota
 //! reports.
 
-use quayside_client::types::{Avatar, QuotaReport};
+use quayside_client::{Avatar, QuotaReport};
 
 /// Quay's default avatar palette.
 const COLORS: [&str; 32] = [

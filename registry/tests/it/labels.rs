@@ -179,7 +179,7 @@ async fn labels_imported_added_and_deleted(b: Backend) {
             "admin",
             "app",
             &image.digest,
-            &quayside_client::tags::AddLabelRequest {
+            &quayside_client::AddLabelRequest {
                 key: "com.example.list".into(),
                 value: "[1]".into(),
                 media_type: None,

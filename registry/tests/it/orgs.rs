@@ -460,7 +460,7 @@ async fn organization_visibility_for_members_and_strangers(b: Backend) {
     let (_, _, bob) = s.user_with_token("bob").await;
     // Any user may create an organization and administers it.
     let api = s.api(&alice);
-    api.create_organization(&quayside_client::types::CreateOrganizationRequest {
+    api.create_organization(&quayside_client::CreateOrganizationRequest {
         name: "acme".into(),
         email: Some("acme@example.com".into()),
     })

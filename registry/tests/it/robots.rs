@@ -154,7 +154,7 @@ async fn organization_robots_like_quay(b: Backend) {
 
     // Permissions and teams of the robot.
     s.api(&token)
-        .create_repository(&quayside_client::types::CreateRepositoryRequest {
+        .create_repository(&quayside_client::CreateRepositoryRequest {
             namespace: Some("testorg".into()),
             repository: "hello".into(),
             visibility: "private".into(),

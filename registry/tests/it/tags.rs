@@ -345,7 +345,7 @@ async fn create_and_move_tags_through_the_api(b: Backend) {
         .tag_history(
             "testorg",
             "app",
-            &quayside_client::tags::TagHistoryQuery {
+            &quayside_client::TagHistoryQuery {
                 only_active_tags: true,
                 ..Default::default()
             },

@@ -204,7 +204,7 @@ async fn teams_roles_and_members(b: Backend) {
 
     // Team permissions list the repositories the team has a role on.
     s.api(&token)
-        .create_repository(&quayside_client::types::CreateRepositoryRequest {
+        .create_repository(&quayside_client::CreateRepositoryRequest {
             namespace: Some("acme".into()),
             repository: "api-repo".into(),
             visibility: "public".into(),

@@ -146,7 +146,7 @@ async fn podman_and_skopeo_as_users_robots_and_tokens(b: Backend) {
         .set_robot_federation(
             Some("fedorg"),
             "robot1",
-            &[quayside_client::types::FederationEntry {
+            &[quayside_client::FederationEntry {
                 issuer: issuer.url.clone(),
                 subject: subject.into(),
             }],

@@ -1,6 +1,6 @@
 //! API semantics on top of the store: what create, update, patch and delete mean.
 //!
-//! Every write goes through [`State::commit`] which, in order: fixes `apiVersion`/`kind`,
+//! Every write goes through `State::commit` which, in order: fixes `apiVersion`/`kind`,
 //! keeps server-owned metadata (`uid`, `creationTimestamp`, `deletionTimestamp`, ...), keeps
 //! `status` on main-resource writes and everything but `status` on `/status` writes (for kinds
 //! with a status subresource), applies built-in defaults or the CRD schema (prune, default,

@@ -2,7 +2,7 @@
 //!
 //! Rules:
 //! - Every served resource is a [`ResourceType`], identified by `(group, version, plural)` in
-//!   URLs and by `(group, kind)` in objects. Built-in kinds come from [`BUILTINS`]; custom
+//!   URLs and by `(group, kind)` in objects. Built-in kinds come from `BUILTINS`; custom
 //!   resources are added when a `CustomResourceDefinition` is created and removed when it goes.
 //! - Objects are stored once per `(group, plural)` ([`ResourceType::store_key`]); a CRD with
 //!   several served versions shares one storage and only the `apiVersion` is rewritten on read

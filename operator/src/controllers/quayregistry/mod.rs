@@ -2,7 +2,7 @@
 //!
 //! Rules:
 //! - [`observed::read`] makes the only reads, [`apply::apply`] and
-//!   [`write_status`] the only writes; [`validate`], [`material`], [`build`] and [`status`]
+//!   `write_status` the only writes; [`validate`], [`material`], [`build`] and [`status`]
 //!   make no API calls and are unit-tested from YAML fixtures.
 //! - A blocked rollout (invalid spec or bundle) writes only the status (and an event when it
 //!   becomes blocked) and waits for a change; a transient error is retried with back-off.

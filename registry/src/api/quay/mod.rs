@@ -2,7 +2,7 @@
 //!
 //! Every endpoint is declared once, in the module of its area, next to its handlers: each area
 //! module has `pub(super) fn endpoints() -> Vec<Entry>` listing method, path, operation id, the
-//! OAuth scope it requires, a summary, its query parameters and its handler (built with [`ep`]).
+//! OAuth scope it requires, a summary, its query parameters and its handler (built with `ep`).
 //! [`endpoints`] concatenates the areas; the router and the Swagger document of
 //! `GET /api/v1/discovery` are both built from that one list, so they cannot drift, and the
 //! required scope is enforced in one place: the [`Auth`] extractor reads the scope the table

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::Method;
 use axum::response::Response;
 use axum::routing;
-use quayside_client::types as api;
+use quayside_client as api;
 
 use super::error::ApiError;
 use super::{Auth, Body, Entry, ep, no_content};

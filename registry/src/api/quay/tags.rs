@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
-use quayside_client::tags as api;
+use quayside_client as api;
 
 use super::error::ApiError;
 use super::{Auth, Body, Entry, Query, ep, no_content};
@@ -155,7 +155,7 @@ pub async fn change_user(
     State(s): State<AppState>,
     Auth(c): Auth,
     Body(b): Body<serde_json::Map<String, serde_json::Value>>,
-) -> Result<Json<quayside_client::types::User>, ApiError> {
+) -> Result<Json<quayside_client::User>, ApiError> {
     if let Some(other) = b.keys().find(|k| *k != "tag_expiration_s") {
         return Err(ApiError::invalid_request(format!(
             "{other}: cannot be changed through this endpoint in this version (only tag_expiration_s)"

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing;
-use quayside_client::types as api;
+use quayside_client as api;
 use serde::Deserialize;
 use serde_json::json;
 

@@ -1,7 +1,7 @@
 //! The OCI Distribution 1.1 surface (`/v2`) and the Docker token server (`/v2/auth`).
 //!
-//! Every `/v2/...` request goes through [`dispatch`]: parse the path with [`route::parse`] (the
-//! single entry: the [`Route`] enum names every endpoint), authenticate once into a [`Req`],
+//! Every `/v2/...` request goes through `dispatch`: parse the path with [`route::parse`] (the
+//! single entry: the [`Route`] enum names every endpoint), authenticate once into a `Req`,
 //! then hand it to the handler module of its resource, which calls one service function and
 //! shapes the response. Errors become the OCI envelope in [`error`].
 //!

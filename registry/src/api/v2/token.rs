@@ -1,5 +1,5 @@
 //! The Docker token server at `/v2/auth`: authenticates the caller (or not), decides for every
-//! requested scope which actions [`authz`](crate::service::access::authz) allows, and returns a signed
+//! requested scope which actions `service::access::authz` allows, and returns a signed
 //! token carrying exactly those in its `access` claim.
 //!
 //! Scopes follow the Docker token specification: `scope` may repeat and may hold several

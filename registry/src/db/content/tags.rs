@@ -3,7 +3,7 @@
 //!
 //! - A lifetime is *live* while `end_ms IS NULL` and its `expiration_ms`, if any, is in the
 //!   future. An expired lifetime stops being live at its expiration even before the expiration
-//!   worker writes its `end_ms` ([`end_expired`]); everything here reads through [`live`].
+//!   worker writes its `end_ms` ([`end_expired`]); everything here reads through `live`.
 //! - At most one row per name has `end_ms IS NULL` (a partial unique index enforces it); writers
 //!   of one repository's tags are serialised by [`super::repositories::lock`].
 //! - When a lifetime ends (or will end) is `COALESCE(end_ms, expiration_ms)`: the time machine

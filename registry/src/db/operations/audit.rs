@@ -24,7 +24,7 @@ const ROWS_PER_STATEMENT: usize = 100;
 
 /// Writes entries inside the caller's transaction: the namespace and repository ids are
 /// resolved once per distinct name in the batch, then rows go in with multi-row INSERTs of
-/// [`ROWS_PER_STATEMENT`] (a statement per row could not keep up with `pull_repo` records at
+/// `ROWS_PER_STATEMENT` (a statement per row could not keep up with `pull_repo` records at
 /// tens of thousands of pulls a second).
 pub async fn insert_batch(tx: &mut Tx, entries: &[NewEntry]) -> DbResult<()> {
     type Ids = (Option<i64>, Option<i64>);

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use quayside_client::tags as api;
+use quayside_client as api;
 use serde_json::json;
 
 use crate::db::{self, content::labels::LabelRow};

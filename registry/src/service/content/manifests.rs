@@ -17,7 +17,7 @@ use crate::service::operations::audit::Caller;
 use crate::service::{
     Ctx, Internal, Principal, RegistryError, TenancyError, content::repositories, views,
 };
-use quayside_client::tags as api;
+use quayside_client as api;
 
 /// A manifest reference from a URL: a tag or a digest.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! sign-up, superuser management, the user's own settings (its time machine window) and access
 //! tokens. Passwords are hashed and checked by [`crate::service::access::passwords`].
 
-use quayside_client::types as api;
+use quayside_client as api;
 use serde_json::json;
 
 use crate::db;

@@ -7,7 +7,7 @@
 //! asks for (a token can never mint a stronger one). The token is shown once and stored as a
 //! SHA-256 digest.
 
-use quayside_client::types as api;
+use quayside_client as api;
 use serde_json::json;
 
 use crate::db::{self, tenancy::apps::AppRow, tenancy::namespaces::NamespaceRow};

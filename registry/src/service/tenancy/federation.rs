@@ -216,7 +216,7 @@ pub async fn exchange(
     let robot = db::tenancy::robots::by_name(ctx.db.pool(), robot_name)
         .await?
         .ok_or_else(|| refused("Could not find robot with specified username"))?;
-    let config: Vec<quayside_client::types::FederationEntry> =
+    let config: Vec<quayside_client::FederationEntry> =
         serde_json::from_str(&robot.federation).unwrap_or_default();
     if config.is_empty() {
         return Err(refused("Robot does not have federated login configured"));

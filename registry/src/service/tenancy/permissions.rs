@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use quayside_client::types as api;
+use quayside_client as api;
 use serde_json::json;
 
 use crate::db::{self, content::repositories::RepoRow, tenancy::namespaces::NamespaceRow};

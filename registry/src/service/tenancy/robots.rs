@@ -4,7 +4,7 @@
 //! A robot's token is kept encrypted with the installation key so administrators can read it
 //! back (as in Quay), and as a SHA-256 digest that logins are compared against in constant time.
 
-use quayside_client::types as api;
+use quayside_client as api;
 use serde_json::{Value, json};
 
 use crate::db::{self, tenancy::robots::RobotRow};

@@ -7,7 +7,7 @@
 //! also listed in the user's notifications so it can be accepted through the API whatever
 //! happens to the e-mail. Robots always join directly.
 
-use quayside_client::types as api;
+use quayside_client as api;
 use serde_json::json;
 
 use crate::db::{self, tenancy::namespaces::NamespaceRow, tenancy::teams::TeamRow};

@@ -1,7 +1,7 @@
 //! Repository listings: the `/v2` catalog and tag list (byte-ordered pages of names, `n` and
 //! `last`), and `GET /api/v1/repository` with Quay's filters and sealed page tokens.
 
-use quayside_client::types as api;
+use quayside_client as api;
 
 use super::existing;
 use crate::db;

@@ -22,7 +22,7 @@ mod view;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use quayside_client::types as api;
+use quayside_client as api;
 use serde_json::json;
 
 pub use listing::{ListOptions, MAX_PAGE, PAGE, Page, catalog, list, list_tags};

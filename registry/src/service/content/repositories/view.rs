@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use quayside_client::types::{self as api, RepositoryTag};
+use quayside_client::{self as api, RepositoryTag};
 
 use super::{checked, repo_name};
 use crate::db::content::tags::Lifetime;

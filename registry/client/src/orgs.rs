@@ -1,0 +1,110 @@
+//! Organizations (`/api/v1/organization/{orgname}`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::common::{Avatar, QuotaReport};
+
+#[cfg(feature = "client")]
+use crate::client::{Client, Result, seg};
+#[cfg(feature = "client")]
+use reqwest::Method;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateOrganizationRequest {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateOrganizationRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice_email: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice_email_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_expiration_s: Option<i64>,
+}
+
+/// A team inside `GET /api/v1/organization/{orgname}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrganizationTeam {
+    pub name: String,
+    pub description: String,
+    pub role: String,
+    pub avatar: Avatar,
+    pub can_view: bool,
+    pub repo_count: i64,
+    pub member_count: i64,
+    pub is_synced: bool,
+}
+
+/// `GET /api/v1/organization/{orgname}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Organization {
+    pub name: String,
+    pub email: String,
+    pub avatar: Avatar,
+    pub is_admin: bool,
+    pub is_member: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teams: Option<BTreeMap<String, OrganizationTeam>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordered_teams: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice_email: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice_email_address: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_expiration_s: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_free_account: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_report: Option<QuotaReport>,
+}
+
+#[cfg(feature = "client")]
+impl Client {
+    pub async fn create_organization(&self, request: &CreateOrganizationRequest) -> Result<()> {
+        self.unit(Method::POST, "/organization/", Some(request))
+            .await
+    }
+
+    pub async fn organization(&self, org: &str) -> Result<Organization> {
+        self.json(
+            Method::GET,
+            &format!("/organization/{}", seg(org)),
+            Self::NONE,
+        )
+        .await
+    }
+
+    pub async fn update_organization(
+        &self,
+        org: &str,
+        request: &UpdateOrganizationRequest,
+    ) -> Result<Organization> {
+        self.json(
+            Method::PUT,
+            &format!("/organization/{}", seg(org)),
+            Some(request),
+        )
+        .await
+    }
+
+    pub async fn delete_organization(&self, org: &str) -> Result<()> {
+        self.unit(
+            Method::DELETE,
+            &format!("/organization/{}", seg(org)),
+            Self::NONE,
+        )
+        .await
+    }
+}
