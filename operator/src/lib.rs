@@ -9,9 +9,12 @@
 //! - [`runtime`]: machinery every controller shares: `conditions`, `context`
 //!   (settings shared by every reconcile), `leader` (Lease election), `server` (`/metrics`,
 //!   `/healthz`, `/readyz`) and `telemetry` (logging and metrics).
+//! - [`content`]: what every content controller (Organization, Robot, ...) shares: the
+//!   registry connection, claims, deletion policy, conditions, events and resync.
 //! - [`cli`]: the `quayside-operator` command line (`run`, `crdgen`).
 
 pub mod cli;
+pub mod content;
 pub mod controllers;
 pub mod crd;
 pub mod crdgen;

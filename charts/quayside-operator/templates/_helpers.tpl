@@ -37,13 +37,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* The rules the operator needs where it reconciles QuayRegistries. */}}
 {{- define "quayside-operator.rules" -}}
 - apiGroups: ["quayside.dev"]
-  resources: ["quayregistries"]
+  resources: ["quayregistries", "organizations", "robots"]
   verbs: ["get", "list", "watch", "patch", "update"]
 - apiGroups: ["quayside.dev"]
-  resources: ["quayregistries/status"]
+  resources: ["quayregistries/status", "organizations/status", "robots/status"]
   verbs: ["get", "patch", "update"]
 - apiGroups: ["quayside.dev"]
-  resources: ["quayregistries/finalizers"]
+  resources: ["quayregistries/finalizers", "organizations/finalizers", "robots/finalizers"]
   verbs: ["update"]
 - apiGroups: [""]
   resources: ["secrets", "services", "serviceaccounts", "persistentvolumeclaims"]

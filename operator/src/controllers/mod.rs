@@ -1,4 +1,5 @@
-//! The controllers, one module per custom resource kind (today [`quayregistry`]).
+//! The controllers, one module per custom resource kind: [`quayregistry`], and the content
+//! kinds [`organization`] and [`robot`] (built on [`crate::content`]).
 //!
 //! Rules:
 //! - A controller module owns its kind's pipeline and exposes
@@ -8,7 +9,9 @@
 //!   once per watched namespace, under the manager's single leader election and shutdown
 //!   (see [`crate::cli`]).
 
+pub mod organization;
 pub mod quayregistry;
+pub mod robot;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -33,6 +36,16 @@ pub async fn run_all(ctx: Arc<Context>, namespaces: &[String], stop: watch::Rece
     let mut runs: Vec<Pin<Box<dyn Future<Output = ()> + Send>>> = Vec::new();
     for ns in scopes {
         runs.push(Box::pin(quayregistry::run_controller(
+            ctx.clone(),
+            ns.clone(),
+            until(stop.clone()),
+        )));
+        runs.push(Box::pin(organization::run_controller(
+            ctx.clone(),
+            ns.clone(),
+            until(stop.clone()),
+        )));
+        runs.push(Box::pin(robot::run_controller(
             ctx.clone(),
             ns,
             until(stop.clone()),

@@ -33,6 +33,9 @@ pub struct Settings {
     pub certificate_days: i64,
     /// Renew a serving certificate this many days before it expires.
     pub renew_before_days: i64,
+    /// How often content resources re-read the registry to correct drift (a resource's
+    /// `spec.resyncInterval` overrides it).
+    pub resync_interval: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -45,9 +48,16 @@ impl Default for Settings {
             cluster_domain: "cluster.local".into(),
             certificate_days: 365,
             renew_before_days: 30,
+            resync_interval: std::time::Duration::from_secs(300),
         }
     }
 }
+
+/// Resolves an in-cluster Service address (`namespace`, `service`, `port`) to a socket
+/// address. In a cluster DNS does this and the resolver is unset; the test bench sets it to the
+/// emulator's Service proxy.
+pub type ServiceResolver =
+    Arc<dyn Fn(&str, &str, u16) -> Option<std::net::SocketAddr> + Send + Sync>;
 
 /// What every reconcile shares.
 pub struct Context {
@@ -57,10 +67,32 @@ pub struct Context {
     pub recorder: Recorder,
     /// Consecutive failures per object (`namespace/name`), for the retry back-off.
     pub failures: Mutex<HashMap<String, u32>>,
+    /// See [`ServiceResolver`].
+    pub resolver: Option<ServiceResolver>,
 }
 
 impl Context {
     pub fn new(client: Client, settings: Settings, metrics: Arc<Metrics>) -> Arc<Self> {
+        Context::build(client, settings, metrics, None)
+    }
+
+    /// The same context with Service addresses resolved by `resolver` (see
+    /// [`ServiceResolver`]).
+    pub fn with_resolver(
+        client: Client,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        resolver: ServiceResolver,
+    ) -> Arc<Self> {
+        Context::build(client, settings, metrics, Some(resolver))
+    }
+
+    fn build(
+        client: Client,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        resolver: Option<ServiceResolver>,
+    ) -> Arc<Self> {
         let reporter = Reporter {
             controller: "quayside-operator".into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -71,6 +103,7 @@ impl Context {
             settings,
             metrics,
             failures: Mutex::new(HashMap::new()),
+            resolver,
         })
     }
 }

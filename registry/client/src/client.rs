@@ -30,7 +30,23 @@ pub type Result<T> = std::result::Result<T, ClientError>;
 pub struct Client {
     http: reqwest::Client,
     base: String,
-    token: Option<String>,
+    auth: Option<Auth>,
+}
+
+/// How requests authenticate.
+#[derive(Clone)]
+enum Auth {
+    Bearer(String),
+    Basic(String, String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            Auth::Basic(u, _) => write!(f, "Basic({u}, <redacted>)"),
+        }
+    }
 }
 
 pub(crate) fn seg(s: &str) -> String {
@@ -55,14 +71,29 @@ impl Client {
         Client {
             http,
             base: base.into().trim_end_matches('/').to_owned(),
-            token: None,
+            auth: None,
         }
     }
 
     /// Authenticates further requests with an OAuth access token.
     pub fn with_token(mut self, token: impl Into<String>) -> Client {
-        self.token = Some(token.into());
+        self.auth = Some(Auth::Bearer(token.into()));
         self
+    }
+
+    /// Authenticates further requests with a username and password (HTTP Basic).
+    pub fn with_basic(
+        mut self,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Client {
+        self.auth = Some(Auth::Basic(username.into(), password.into()));
+        self
+    }
+
+    /// The registry's origin.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     pub(crate) async fn send(
@@ -74,8 +105,10 @@ impl Client {
         let mut req = self
             .http
             .request(method, format!("{}/api/v1{path}", self.base));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
+        match &self.auth {
+            Some(Auth::Bearer(t)) => req = req.bearer_auth(t),
+            Some(Auth::Basic(u, p)) => req = req.basic_auth(u, Some(p)),
+            None => {}
         }
         if let Some(b) = body {
             req = req.json(b);

@@ -127,4 +127,41 @@ impl Client {
         )
         .await
     }
+
+    /// The teams' roles on a repository.
+    pub async fn team_permissions_of(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<TeamPermissions> {
+        self.json(
+            Method::GET,
+            &format!(
+                "/repository/{}/{}/permissions/team/",
+                seg(namespace),
+                seg(name)
+            ),
+            Self::NONE,
+        )
+        .await
+    }
+
+    pub async fn delete_team_permission(
+        &self,
+        namespace: &str,
+        name: &str,
+        team: &str,
+    ) -> Result<()> {
+        self.unit(
+            Method::DELETE,
+            &format!(
+                "/repository/{}/{}/permissions/team/{}",
+                seg(namespace),
+                seg(name),
+                seg(team)
+            ),
+            Self::NONE,
+        )
+        .await
+    }
 }

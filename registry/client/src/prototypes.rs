@@ -77,4 +77,13 @@ impl Client {
         )
         .await
     }
+
+    pub async fn delete_prototype(&self, org: &str, id: &str) -> Result<()> {
+        self.unit(
+            Method::DELETE,
+            &format!("/organization/{}/prototypes/{}", seg(org), seg(id)),
+            Self::NONE,
+        )
+        .await
+    }
 }

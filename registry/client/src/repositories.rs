@@ -166,4 +166,19 @@ impl Client {
         )
         .await
     }
+
+    /// Changes a repository's description.
+    pub async fn update_repository(
+        &self,
+        namespace: &str,
+        name: &str,
+        request: &UpdateRepositoryRequest,
+    ) -> Result<()> {
+        self.unit(
+            Method::PUT,
+            &format!("/repository/{}/{}", seg(namespace), seg(name)),
+            Some(request),
+        )
+        .await
+    }
 }

@@ -9,6 +9,8 @@ use crate::common::Avatar;
 #[cfg(feature = "client")]
 use crate::client::{Client, Result, seg};
 #[cfg(feature = "client")]
+use crate::permissions::RepositoryGrants;
+#[cfg(feature = "client")]
 use reqwest::Method;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -128,6 +130,34 @@ impl Client {
             Method::POST,
             &format!("{}/robots/{}/federation", owner(org), seg(shortname)),
             Some(entries),
+        )
+        .await
+    }
+
+    /// The robot's roles on repositories.
+    pub async fn robot_permissions(
+        &self,
+        org: Option<&str>,
+        shortname: &str,
+    ) -> Result<RepositoryGrants> {
+        self.json(
+            Method::GET,
+            &format!("{}/robots/{}/permissions", owner(org), seg(shortname)),
+            Self::NONE,
+        )
+        .await
+    }
+
+    /// The robot's trusted federation identities.
+    pub async fn robot_federation(
+        &self,
+        org: Option<&str>,
+        shortname: &str,
+    ) -> Result<Vec<FederationEntry>> {
+        self.json(
+            Method::GET,
+            &format!("{}/robots/{}/federation", owner(org), seg(shortname)),
+            Self::NONE,
         )
         .await
     }

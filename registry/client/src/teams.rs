@@ -8,6 +8,8 @@ use crate::common::Avatar;
 #[cfg(feature = "client")]
 use crate::client::{Client, Result, seg};
 #[cfg(feature = "client")]
+use crate::permissions::RepositoryGrants;
+#[cfg(feature = "client")]
 use reqwest::Method;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -109,6 +111,16 @@ impl Client {
                 seg(team),
                 seg(member)
             ),
+            Self::NONE,
+        )
+        .await
+    }
+
+    /// The team's roles on repositories.
+    pub async fn team_permissions(&self, org: &str, team: &str) -> Result<RepositoryGrants> {
+        self.json(
+            Method::GET,
+            &format!("/organization/{}/team/{}/permissions", seg(org), seg(team)),
             Self::NONE,
         )
         .await

@@ -380,6 +380,21 @@ impl Emulator {
         Ok(path)
     }
 
+    /// What cluster DNS does for programs outside the emulator's pods: the local address of a
+    /// Service port (`namespace`, `service`, `port`), usable after the emulator is gone (it then
+    /// answers `None`).
+    pub fn service_resolver(
+        &self,
+    ) -> impl Fn(&str, &str, u16) -> Option<SocketAddr> + Send + Sync + 'static {
+        let runner = self.runner.clone();
+        move |namespace, service, port| {
+            runner
+                .as_ref()?
+                .services
+                .address(namespace, service, i64::from(port))
+        }
+    }
+
     /// The local address forwarding to a Service port (`None`: its first port), once the
     /// workload runner has set it up.
     pub fn service_address(

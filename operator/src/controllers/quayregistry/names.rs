@@ -90,6 +90,11 @@ impl Names {
     pub fn alerts(&self) -> String {
         self.with("quay-alerts")
     }
+    /// The first superuser's credentials (`username`, `password`, `token`), which the content
+    /// controllers use to drive the registry's API.
+    pub fn admin_credentials(&self) -> String {
+        self.with("quay-admin")
+    }
 
     /// Labels of every object of `component`.
     pub fn labels(&self, component: &str) -> BTreeMap<String, String> {

