@@ -137,6 +137,10 @@ pub struct Config {
     pub storage: StorageConfig,
     pub features: Features,
     pub super_users: Vec<String>,
+    /// `USER_INITIALIZE_TOKEN` (a Quayside extension): when set, `/api/v1/user/initialize`
+    /// creates the first user only for a request carrying this token (`initialize_token`), so
+    /// whoever deployed the registry (the operator) claims it without a window.
+    pub user_initialize_token: Option<String>,
     pub tls: Option<TlsFiles>,
     /// `SECRET_KEY`: when set, token signing keys derive from it (all replicas agree). Otherwise
     /// a random key is generated once and kept in the database.
@@ -216,6 +220,8 @@ struct RawConfig {
     feature_user_creation: Option<bool>,
     #[serde(rename = "SUPER_USERS")]
     super_users: Option<Vec<String>>,
+    #[serde(rename = "USER_INITIALIZE_TOKEN")]
+    user_initialize_token: Option<String>,
     #[serde(rename = "SECRET_KEY")]
     secret_key: Option<String>,
     #[serde(rename = "TAG_EXPIRATION_OPTIONS")]
@@ -253,14 +259,17 @@ struct RawConfig {
 }
 
 impl Config {
-    /// The embedded default: no file.
+    /// The embedded default: no file. The first user is created through
+    /// `/api/v1/user/initialize` (or `quayside admin create-user`), as a newcomer expects.
     pub fn embedded(overrides: &Overrides) -> Result<Config, ConfigError> {
-        Config::build(
+        let mut config = Config::build(
             RawConfig::default(),
             serde_yaml::Mapping::new(),
             None,
             overrides,
-        )
+        )?;
+        config.features.user_initialize = true;
+        Ok(config)
     }
 
     /// Loads `path` (or the embedded default when `None`) and applies the overrides.
@@ -491,12 +500,15 @@ impl Config {
             storage,
             features: Features {
                 general_oci_support: raw.feature_general_oci_support.unwrap_or(true),
-                user_initialize: raw.feature_user_initialize.unwrap_or(true),
+                // With a configuration, as Quay: off unless set. The zero-config first run
+                // turns it on (see `embedded`).
+                user_initialize: raw.feature_user_initialize.unwrap_or(false),
                 user_creation: raw.feature_user_creation.unwrap_or(true),
                 mailing,
                 require_team_invite: raw.feature_require_team_invite.unwrap_or(true),
             },
             super_users,
+            user_initialize_token: raw.user_initialize_token.filter(|t| !t.is_empty()),
             tls,
             secret_key: raw.secret_key,
             tag_expiration_options,
@@ -704,6 +716,17 @@ mod tests {
 
     fn load(text: &str) -> Result<Config, ConfigError> {
         Config::from_yaml(text, None, &Overrides::default())
+    }
+
+    #[test]
+    fn first_user_initialization_is_on_only_without_a_configuration() {
+        let embedded = Config::embedded(&Overrides::default()).unwrap();
+        assert!(embedded.features.user_initialize);
+        assert_eq!(embedded.user_initialize_token, None);
+        assert!(!load("").unwrap().features.user_initialize);
+        let on = load("FEATURE_USER_INITIALIZE: true\nUSER_INITIALIZE_TOKEN: t\n").unwrap();
+        assert!(on.features.user_initialize);
+        assert_eq!(on.user_initialize_token.as_deref(), Some("t"));
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Secret, Service};
-use kube::Api;
+use kube::{Api, ResourceExt};
 use quayside_client::Client as RegistryClient;
 
 use super::error::ContentError;
@@ -121,48 +121,16 @@ async fn managed(ctx: &Context, namespace: &str, name: &str) -> Result<Connectio
         )));
     }
     let names = Names::new(name);
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
-    let svc = names.quay_app();
-    let Some(service) = services.get_opt(&svc).await? else {
-        return Err(ContentError::RegistryNotReady(format!(
-            "QuayRegistry {name} has no Service {svc} yet"
-        )));
-    };
-    let port = service
-        .spec
-        .as_ref()
-        .and_then(|s| s.ports.as_ref())
-        .and_then(|p| p.first())
-        .cloned()
-        .ok_or_else(|| ContentError::RegistryNotReady(format!("Service {svc} has no port")))?;
-    let https = port.name.as_deref() == Some("https") || port.port == 443;
-    let host = format!("{svc}.{namespace}.svc.{}", ctx.settings.cluster_domain);
-    let scheme = if https { "https" } else { "http" };
-    let default_port = if https { 443 } else { 80 };
-    let authority = if port.port == default_port {
-        host.clone()
-    } else {
-        format!("{host}:{}", port.port)
-    };
-    let endpoint = format!("{scheme}://{authority}");
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let mut http = base_http();
-    if https && let Some(pem) = secret_key(&secrets, &names.ca(), "ca.crt").await? {
-        http = trust(http, &pem, &names.ca())?;
-    }
-    if let Some(resolve) = &ctx.resolver {
-        let port_u16 = u16::try_from(port.port).unwrap_or(443);
-        if let Some(addr) = resolve(namespace, &svc, port_u16) {
-            http = http.resolve(&host, addr);
-        }
-    }
-    let http = http
-        .build()
-        .map_err(|e| ContentError::RegistryUnreachable(format!("HTTP client: {e}")))?;
+    let (http, endpoint, authority) = managed_http(ctx, &registry).await?;
     let admin = names.admin_credentials();
-    if secrets.get_opt(&admin).await?.is_none() {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let ready = secrets
+        .get_opt(&admin)
+        .await?
+        .is_some_and(|s| !super::bootstrap::is_pending(&s));
+    if !ready {
         return Err(ContentError::RegistryNotReady(format!(
-            "QuayRegistry {name} has no admin credentials Secret {admin} yet (see its AdminCredentials condition)"
+            "QuayRegistry {name} has no admin credentials in Secret {admin} yet (see its AdminCredentials condition)"
         )));
     }
     let api = authenticate(
@@ -182,6 +150,113 @@ async fn managed(ctx: &Context, namespace: &str, name: &str) -> Result<Connectio
         endpoint,
         registry_host,
     })
+}
+
+/// An HTTP client of a managed registry's Service, its API base URL and its authority.
+///
+/// The client connects to the Service (its cluster IP, or the test bench's resolver) under the
+/// name its certificate covers: the Service's DNS name with the operator's CA when TLS is
+/// managed, else the public host of `status.registryEndpoint` trusting the public roots, the
+/// `ca.crt` of the tls component's Secret (as cert-manager writes it) and the bundle's
+/// `ssl.cert` and `extra_ca_cert_*`.
+pub async fn managed_http(
+    ctx: &Context,
+    registry: &QuayRegistry,
+) -> Result<(reqwest::Client, String, String), ContentError> {
+    let namespace = registry.namespace().unwrap_or_default();
+    let name = registry.name_any();
+    let names = Names::new(&name);
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
+    let svc = names.quay_app();
+    let Some(service) = services.get_opt(&svc).await? else {
+        return Err(ContentError::RegistryNotReady(format!(
+            "QuayRegistry {name} has no Service {svc} yet"
+        )));
+    };
+    let spec = service.spec.clone().unwrap_or_default();
+    let port = spec
+        .ports
+        .as_ref()
+        .and_then(|p| p.first())
+        .cloned()
+        .ok_or_else(|| ContentError::RegistryNotReady(format!("Service {svc} has no port")))?;
+    let port_u16 = u16::try_from(port.port).unwrap_or(443);
+    let https = port.name.as_deref() == Some("https") || port.port == 443;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut http = base_http();
+    let service_host = format!("{svc}.{namespace}.svc.{}", ctx.settings.cluster_domain);
+    let mut host = service_host.clone();
+    if https {
+        match secrets.get_opt(&names.ca()).await? {
+            Some(ca) => {
+                let pem = ca
+                    .data
+                    .and_then(|mut d| d.remove("ca.crt"))
+                    .map(|b| b.0)
+                    .unwrap_or_default();
+                http = trust(http, &pem, &names.ca())?;
+            }
+            None => {
+                // The user's certificate: it names the public host, not the Service.
+                if let Some(public) = registry
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.registry_endpoint.as_deref())
+                {
+                    let public = host_of(public);
+                    host = public.split(':').next().unwrap_or(&public).to_owned();
+                }
+                // A cert-manager Secret named by the tls component carries its CA.
+                let tls_secret = registry
+                    .spec
+                    .components
+                    .iter()
+                    .find(|c| c.kind == crate::crd::ComponentKind::Tls)
+                    .and_then(|c| c.secret_ref.as_ref())
+                    .map(|r| r.name.clone());
+                if let Some(tls) = tls_secret
+                    && let Some(pem) = secrets
+                        .get_opt(&tls)
+                        .await?
+                        .and_then(|s| s.data)
+                        .and_then(|mut d| d.remove("ca.crt"))
+                {
+                    http = trust(http, &pem.0, &tls)?;
+                }
+                if let Some(config) = secrets.get_opt(&names.quay_config()).await? {
+                    for (key, value) in config.data.unwrap_or_default() {
+                        if key == "ssl.cert" || key.starts_with("extra_ca_cert") {
+                            http = trust(http, &value.0, &names.quay_config())?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let address = match &ctx.resolver {
+        Some(resolve) => resolve(&namespace, &svc, port_u16),
+        None => spec
+            .cluster_ip
+            .as_deref()
+            .filter(|ip| *ip != "None" && !ip.is_empty())
+            .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+            .map(|ip| std::net::SocketAddr::new(ip, port_u16)),
+    };
+    if let Some(addr) = address {
+        http = http.resolve(&host, addr);
+    }
+    let scheme = if https { "https" } else { "http" };
+    let default_port = if https { 443 } else { 80 };
+    let authority = if port.port == default_port {
+        host.clone()
+    } else {
+        format!("{host}:{}", port.port)
+    };
+    let endpoint = format!("{scheme}://{authority}");
+    let http = http
+        .build()
+        .map_err(|e| ContentError::RegistryUnreachable(format!("HTTP client: {e}")))?;
+    Ok((http, endpoint, authority))
 }
 
 fn base_http() -> reqwest::ClientBuilder {

@@ -17,6 +17,7 @@
 //! - Transient failures retry with back-off; an invalid spec or a conflict waits for a change
 //!   (or the next resync).
 
+pub mod bootstrap;
 pub mod connection;
 pub mod duration;
 pub mod error;

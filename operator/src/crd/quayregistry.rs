@@ -312,7 +312,12 @@ pub struct QuayRegistryStatus {
     /// Where clients reach the registry (`https://host`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry_endpoint: Option<String>,
-    /// `Available`, `ComponentsCreated`, `RolloutBlocked` and `Component<Kind>Ready`.
+    /// The Secret with the admin credentials content resources (Organization, Robot, ...) use:
+    /// the superuser the operator created, or one a person supplied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_credentials_secret: Option<String>,
+    /// `Available`, `ComponentsCreated`, `RolloutBlocked`, `AdminCredentials` and
+    /// `Component<Kind>Ready`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

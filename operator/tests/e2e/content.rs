@@ -81,6 +81,7 @@ async fn external_registry() -> External {
             password: PASSWORD.into(),
             email: Some("admin@example.com".into()),
             access_token: true,
+            ..Default::default()
         })
         .await
         .expect("initialize the registry");
@@ -187,7 +188,19 @@ async fn wait_content<K: ContentKind>(
     status: &str,
     reason: Option<&str>,
 ) -> K {
-    let api: Api<K> = Api::namespaced(client.clone(), NS);
+    wait_content_in(client, NS, name, type_, status, reason).await
+}
+
+/// [`wait_content`] in namespace `ns`.
+pub async fn wait_content_in<K: ContentKind>(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: Option<&str>,
+) -> K {
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
     let mut last = String::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -233,8 +246,12 @@ fn pull(work: &Path, authfile: &Path, image: &str) -> Result<String, String> {
 }
 
 async fn secret_text(client: &Client, name: &str, key: &str) -> String {
+    secret_text_in(client, NS, name, key).await
+}
+
+async fn secret_text_in(client: &Client, ns: &str, name: &str, key: &str) -> String {
     String::from_utf8(
-        secret_value(client, NS, name, key)
+        secret_value(client, ns, name, key)
             .await
             .unwrap_or_default(),
     )
@@ -722,4 +739,79 @@ spec:
 fn base64_of(s: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// Content resources on a managed QuayRegistry (`registry` in `ns`, Available, its Service at
+/// `addr`): the operator reaches it through its Service with the admin credentials it
+/// bootstrapped; a Robot's Secret pulls what the robot may read and nothing else.
+pub async fn managed_registry_content(
+    emu: &kube_emulator::Emulator,
+    ns: &str,
+    addr: std::net::SocketAddr,
+    admin: &str,
+    password: &str,
+) {
+    let client = emu.client();
+    let work = tempfile::tempdir().expect("tempdir");
+    let manifests = write_manifest(
+        work.path(),
+        "content.yaml",
+        r#"apiVersion: quayside.dev/v1alpha1
+kind: Organization
+metadata: {name: shop}
+spec:
+  registryRef: {name: registry}
+  repositories: [{name: app}, {name: other}]
+  teams: [{name: ops, members: [], repositories: [{name: app, role: admin}]}]
+---
+apiVersion: quayside.dev/v1alpha1
+kind: Robot
+metadata: {name: puller}
+spec:
+  registryRef: {name: registry}
+  namespace: shop
+  repositories: [{name: app, role: read}]
+  secret: {name: shop-puller}
+"#,
+    );
+    apply_server_side(emu.kubeconfig_path(), ns, &manifests);
+    wait_content_in::<Organization>(&client, ns, "shop", "Ready", "True", None).await;
+    let robot: Robot = wait_content_in(&client, ns, "puller", "Ready", "True", None).await;
+    assert_eq!(
+        robot
+            .status
+            .as_ref()
+            .and_then(|s| s.content.registry.clone())
+            .as_deref(),
+        Some(format!("https://registry-quay-app.{ns}.svc.cluster.local").as_str())
+    );
+    let creds = format!("{admin}:{password}");
+    for repo in ["app", "other"] {
+        let image = work.path().join(repo);
+        oci_layout(&image, "v1", repo);
+        skopeo(
+            work.path(),
+            &[
+                "copy",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+                &creds,
+                &format!("oci:{}:v1", image.join("layout").display()),
+                &format!("docker://{addr}/shop/{repo}:v1"),
+            ],
+        );
+    }
+    let registry_host = secret_text_in(&client, ns, "shop-puller", "registry").await;
+    assert_eq!(
+        registry_host,
+        format!("registry-quay-app.{ns}.svc.cluster.local")
+    );
+    let config = secret_text_in(&client, ns, "shop-puller", ".dockerconfigjson")
+        .await
+        .replace(&registry_host, &addr.to_string());
+    let authfile = work.path().join("auth.json");
+    std::fs::write(&authfile, config).expect("authfile");
+    pull(work.path(), &authfile, &format!("{addr}/shop/app:v1")).expect("the robot pulls app");
+    pull(work.path(), &authfile, &format!("{addr}/shop/other:v1"))
+        .expect_err("the robot may not pull other");
 }

@@ -96,7 +96,7 @@ fn certificate(ca_name: &str) -> (String, String, String) {
     (ca_cert.pem(), cert.pem(), key.serialize_pem())
 }
 
-async fn put_tls_secret(client: &Client, cert: &str, key: &str) {
+async fn put_tls_secret(client: &Client, cert: &str, key: &str, ca: &str) {
     let api: Api<Secret> = Api::namespaced(client.clone(), NS);
     let secret = serde_json::json!({
         "apiVersion": "v1", "kind": "Secret",
@@ -105,6 +105,8 @@ async fn put_tls_secret(client: &Client, cert: &str, key: &str) {
         "data": {
             "tls.crt": ByteString(cert.as_bytes().to_vec()),
             "tls.key": ByteString(key.as_bytes().to_vec()),
+            // As cert-manager writes it; the operator trusts it to reach the registry.
+            "ca.crt": ByteString(ca.as_bytes().to_vec()),
         },
     });
     api.patch(
@@ -162,7 +164,7 @@ async fn full_sample_uses_s3_the_users_certificate_and_the_overrides() {
         .await
         .expect("bundle");
     let (ca1, cert1, key1) = certificate("first CA");
-    put_tls_secret(&client, &cert1, &key1).await;
+    put_tls_secret(&client, &cert1, &key1, &ca1).await;
 
     let sample = repo().join("config/samples/quayregistry-full.yaml");
     apply_server_side(emu.kubeconfig_path(), NS, &sample);
@@ -253,13 +255,7 @@ async fn full_sample_uses_s3_the_users_certificate_and_the_overrides() {
     );
 
     // Blobs go to the bundle's S3 bucket.
-    let init = http
-        .post(format!("{base}/api/v1/user/initialize"))
-        .json(&serde_json::json!({"username": ADMIN, "password": ADMIN_PASSWORD, "email": "admin@example.com"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(init.status(), 200);
+    let (admin, password) = operator_admin(&client, NS, "registry").await;
     let blob = b"a blob that lands in S3".to_vec();
     let digest = format!(
         "sha256:{}",
@@ -267,9 +263,9 @@ async fn full_sample_uses_s3_the_users_certificate_and_the_overrides() {
     );
     let put = http
         .post(format!(
-            "{base}/v2/{ADMIN}/s3test/blobs/uploads/?digest={digest}"
+            "{base}/v2/{admin}/s3test/blobs/uploads/?digest={digest}"
         ))
-        .basic_auth(ADMIN, Some(ADMIN_PASSWORD))
+        .basic_auth(&admin, Some(&password))
         .header("content-type", "application/octet-stream")
         .body(blob.clone())
         .send()
@@ -290,7 +286,7 @@ async fn full_sample_uses_s3_the_users_certificate_and_the_overrides() {
     // A new certificate in the Secret (cert-manager renewing it) rolls the pods; the new one
     // is served.
     let (ca2, cert2, key2) = certificate("second CA");
-    put_tls_secret(&client, &cert2, &key2).await;
+    put_tls_secret(&client, &cert2, &key2, &ca2).await;
     wait_for(
         Duration::from_secs(90),
         "the pods to roll to the new certificate",

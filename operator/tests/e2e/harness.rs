@@ -259,7 +259,13 @@ pub struct Operator {
 impl Operator {
     pub async fn start(emu: &Emulator, settings: Settings) -> Operator {
         let (client, writes) = counting_client(emu).await;
-        let ctx = Context::new(client, settings, Arc::new(Metrics::default()));
+        // Service DNS as a cluster would resolve it, for the content controllers.
+        let ctx = Context::with_resolver(
+            client,
+            settings,
+            Arc::new(Metrics::default()),
+            Arc::new(emu.service_resolver()),
+        );
         let (stop, rx) = watch::channel(false);
         let c = ctx.clone();
         let task = tokio::spawn(async move {
@@ -402,6 +408,29 @@ pub async fn wait_condition(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The superuser the operator created in a managed registry: `(username, password)` from
+/// `<registry>-quay-admin`, once the QuayRegistry reports `AdminCredentials`.
+pub async fn operator_admin(client: &Client, ns: &str, registry: &str) -> (String, String) {
+    wait_condition(
+        client,
+        ns,
+        registry,
+        "AdminCredentials",
+        "True",
+        Duration::from_secs(60),
+    )
+    .await;
+    let secret = format!("{registry}-quay-admin");
+    let text = |v: Option<Vec<u8>>| String::from_utf8(v.unwrap_or_default()).unwrap_or_default();
+    let user = text(secret_value(client, ns, &secret, "username").await);
+    let password = text(secret_value(client, ns, &secret, "password").await);
+    assert!(
+        !user.is_empty() && !password.is_empty(),
+        "Secret {secret} holds credentials"
+    );
+    (user, password)
 }
 
 /// The decoded value of a Secret key.

@@ -205,19 +205,21 @@ async fn minimal_registry_serves_rolls_scales_blocks_and_is_deleted() {
         .await
         .expect("health");
     assert_eq!(health.status(), 200);
+    // The operator claimed the first superuser; nobody else can.
+    let (admin, password) = operator_admin(&client, NS, "registry").await;
     let init = http
         .post(url("/api/v1/user/initialize"))
         .json(&serde_json::json!({"username": ADMIN, "password": ADMIN_PASSWORD, "email": "admin@example.com"}))
         .send()
         .await
         .expect("initialize");
-    assert_eq!(init.status(), 200, "{:?}", init.text().await);
+    assert_eq!(init.status(), 400, "{:?}", init.text().await);
 
     // skopeo pushes and pulls through the Service's local address.
     let work = tempfile::tempdir().unwrap();
     let digest = oci_layout(work.path(), "v1", "hello from the operator test");
-    let creds = format!("{ADMIN}:{ADMIN_PASSWORD}");
-    let remote = format!("docker://{addr}/{ADMIN}/hello:v1");
+    let creds = format!("{admin}:{password}");
+    let remote = format!("docker://{addr}/{admin}/hello:v1");
     let layout = format!("oci:{}:v1", work.path().join("layout").display());
     skopeo(
         work.path(),
@@ -275,6 +277,9 @@ async fn minimal_registry_serves_rolls_scales_blocks_and_is_deleted() {
         Vec::<String>::new(),
         "an idle reconcile wrote"
     );
+
+    // Content resources on this registry, with the credentials the operator bootstrapped.
+    crate::content::managed_registry_content(&emu, NS, addr, &admin, &password).await;
 
     // Scaling through overrides.replicas (with the HPA component unmanaged, its HPAs go).
     let scaled = work.path().join("scaled.yaml");

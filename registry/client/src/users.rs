@@ -19,6 +19,9 @@ pub struct InitializeRequest {
     pub email: Option<String>,
     #[serde(default)]
     pub access_token: bool,
+    /// Quayside: the configuration's `USER_INITIALIZE_TOKEN`, when it sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initialize_token: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

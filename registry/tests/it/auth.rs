@@ -10,6 +10,7 @@ backend_tests!(
     base_endpoint_challenges,
     token_grants_only_what_is_allowed,
     initialize_first_user_once,
+    initialize_is_off_with_a_config_and_guarded_by_its_token,
     access_tokens_and_encrypted_passwords
 );
 
@@ -262,6 +263,63 @@ async fn initialize_first_user_once(b: Backend) {
         again.json::<Value>().await.unwrap(),
         serde_json::json!({"message": "Cannot initialize user in a non-empty database"})
     );
+}
+
+/// A configuration that does not turn `FEATURE_USER_INITIALIZE` on leaves the first-user
+/// bootstrap off (Quay's default), so a fresh deployment cannot be claimed by its first caller;
+/// with `USER_INITIALIZE_TOKEN` only a caller knowing it may claim the registry.
+async fn initialize_is_off_with_a_config_and_guarded_by_its_token(b: Backend) {
+    let first = serde_json::json!({"username": "quayadmin", "password": "quayadmin-password1", "email": "q@example.com"});
+    let off = TestServer::start_with(
+        b,
+        Options {
+            no_suite_defaults: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let r = off
+        .client
+        .post(format!("{}/api/v1/user/initialize", off.url))
+        .json(&first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["message"],
+        "Cannot initialize user: FEATURE_USER_INITIALIZE is disabled"
+    );
+
+    let guarded = TestServer::start_with(
+        b,
+        Options {
+            yaml: "FEATURE_USER_INITIALIZE: true\nUSER_INITIALIZE_TOKEN: s3cret-claim\n".into(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let url = format!("{}/api/v1/user/initialize", guarded.url);
+    for token in [None, Some("guess")] {
+        let mut body = first.clone();
+        if let Some(t) = token {
+            body["initialize_token"] = t.into();
+        }
+        let r = guarded.client.post(&url).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{token:?}");
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["message"],
+            "Cannot initialize user: this registry requires its initialize_token"
+        );
+    }
+    let mut body = first.clone();
+    body["initialize_token"] = "s3cret-claim".into();
+    let r = guarded.client.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    guarded
+        .as_basic("quayadmin", "quayadmin-password1")
+        .push_image("quayadmin/x", "v1")
+        .await;
 }
 
 async fn access_tokens_and_encrypted_passwords(b: Backend) {

@@ -28,7 +28,15 @@ use crate::runtime::context::Settings;
 pub const SECRET_KEY: &str = "SECRET_KEY";
 pub const DATABASE_SECRET_KEY: &str = "DATABASE_SECRET_KEY";
 pub const DB_PASSWORD: &str = "DB_PASSWORD";
-const GENERATED: [&str; 3] = [SECRET_KEY, DATABASE_SECRET_KEY, DB_PASSWORD];
+/// The token only the operator knows that lets it create the first superuser (the registry's
+/// `USER_INITIALIZE_TOKEN`).
+pub const USER_INITIALIZE_TOKEN: &str = "USER_INITIALIZE_TOKEN";
+const GENERATED: [&str; 4] = [
+    SECRET_KEY,
+    DATABASE_SECRET_KEY,
+    DB_PASSWORD,
+    USER_INITIALIZE_TOKEN,
+];
 
 /// A PEM certificate and key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,7 +153,7 @@ pub fn prepare(
 }
 
 /// 32 random bytes, hex-encoded.
-fn random_token() -> anyhow::Result<String> {
+pub fn random_token() -> anyhow::Result<String> {
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; 32];
     ring::rand::SystemRandom::new()

@@ -149,12 +149,13 @@ async fn reconcile_inner(
             let was_blocked = registry
                 .condition("RolloutBlocked")
                 .is_some_and(|c| c.status == "True" && c.message == blocked.message);
-            let status = status::compute(
+            let mut status = status::compute(
                 registry,
                 &observed,
                 status::Outcome::Blocked(&blocked),
                 &now_text,
             );
+            admin_credentials(ctx, registry, &mut status, &now_text).await;
             report.status_written = write_status(&api, registry, status).await?;
             if !was_blocked {
                 publish(
@@ -238,7 +239,7 @@ async fn reconcile_inner(
     }
 
     // Status.
-    let status = status::compute(
+    let mut status = status::compute(
         registry,
         &observed,
         status::Outcome::Planned {
@@ -249,6 +250,7 @@ async fn reconcile_inner(
         },
         &now_text,
     );
+    let retry_bootstrap = admin_credentials(ctx, registry, &mut status, &now_text).await;
     let newly_failed = matches!(desired.migration, build::MigrationState::Failed(_))
         && registry
             .condition("RolloutBlocked")
@@ -271,6 +273,9 @@ async fn reconcile_inner(
 
     // Look again before the certificate is due, and regularly to repair drift.
     let mut requeue = Duration::from_secs(600);
+    if retry_bootstrap {
+        requeue = Duration::from_secs(5);
+    }
     if let Some(s) = &material.serving
         && let Ok(expiry) = chrono::DateTime::parse_from_rfc3339(&s.not_after)
     {
@@ -282,6 +287,35 @@ async fn reconcile_inner(
         }
     }
     Ok((report, requeue))
+}
+
+/// Adds the `AdminCredentials` condition and the credentials Secret's name to `status`,
+/// claiming the first superuser once the registry is Available (see
+/// [`crate::content::bootstrap`]). Returns whether to try again soon.
+async fn admin_credentials(
+    ctx: &Context,
+    registry: &QuayRegistry,
+    status: &mut QuayRegistryStatus,
+    now: &str,
+) -> bool {
+    let available = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Available" && c.status == "True");
+    let boot = crate::content::bootstrap::ensure_admin(ctx, registry, available).await;
+    let previous = registry
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    status.conditions.extend(crate::runtime::conditions::merge(
+        &previous,
+        vec![boot.condition],
+        now,
+        registry.metadata.generation,
+    ));
+    status.admin_credentials_secret = boot.secret;
+    boot.retry
 }
 
 /// Writes the status with server-side apply on `/status` when it differs; returns whether it

@@ -19,6 +19,8 @@ pub const NOT_AFTER_ANNOTATION: &str = "quayside.dev/not-after";
 pub const CERT_SUBJECT_ANNOTATION: &str = "quayside.dev/subject-hash";
 /// The one field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "quayside-operator";
+/// The superuser the operator creates in a managed registry and drives its API as.
+pub const ADMIN_USER: &str = "quayside-operator";
 /// Annotation on a QuayRegistry whose builder objects live in another namespace: that namespace
 /// (where the finalizer cleans up).
 pub const BUILDER_NAMESPACE_ANNOTATION: &str = "quayside.dev/builder-namespace";

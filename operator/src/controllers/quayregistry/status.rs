@@ -147,6 +147,8 @@ pub fn compute(
                 current_version: previous.current_version,
                 registry_endpoint: previous.registry_endpoint,
                 conditions: merge(&previous.conditions, computed, now, generation),
+                // Filled in by the reconcile (see `admin_credentials`).
+                admin_credentials_secret: None,
             }
         }
         Outcome::Planned {
@@ -250,6 +252,7 @@ pub fn compute(
                 current_version,
                 registry_endpoint: Some(desired.endpoint.clone()),
                 conditions: merge(&previous.conditions, computed, now, generation),
+                admin_credentials_secret: None,
             }
         }
     }

@@ -90,6 +90,8 @@ pub struct InitializeRequest {
     email: Option<String>,
     #[serde(default)]
     access_token: bool,
+    /// Quayside: the `USER_INITIALIZE_TOKEN` of the configuration, when it sets one.
+    initialize_token: Option<String>,
 }
 
 fn message(status: StatusCode, message: String) -> Response {
@@ -121,6 +123,7 @@ pub async fn initialize(State(state): State<AppState>, body: axum::body::Bytes) 
         &password,
         &email,
         request.access_token,
+        request.initialize_token.as_deref(),
     )
     .await
     {

@@ -81,11 +81,22 @@ pub async fn initialize(
     password: &str,
     email: &str,
     want_token: bool,
+    initialize_token: Option<&str>,
 ) -> Result<Initialized, AccountError> {
     if !ctx.config.features.user_initialize {
         return Err(AccountError::NotAllowed(
             "Cannot initialize user: FEATURE_USER_INITIALIZE is disabled".into(),
         ));
+    }
+    if let Some(expected) = &ctx.config.user_initialize_token {
+        let given = initialize_token.unwrap_or_default();
+        // Compared as digests, so the time taken says nothing about the token.
+        let digest = |t: &str| ring::digest::digest(&ring::digest::SHA256, t.as_bytes());
+        if digest(given).as_ref() != digest(expected).as_ref() {
+            return Err(AccountError::NotAllowed(
+                "Cannot initialize user: this registry requires its initialize_token".into(),
+            ));
+        }
     }
     if db::tenancy::namespaces::count_users(ctx.db.pool()).await? > 0 {
         return Err(AccountError::NotAllowed(

@@ -132,6 +132,8 @@ pub struct Options {
     pub workers: bool,
     /// Write these files next to config.yaml (e.g. ssl.cert / ssl.key).
     pub files: Vec<(String, String)>,
+    /// Leave out the suite's defaults (`FEATURE_USER_INITIALIZE: true`): the config is `yaml`.
+    pub no_suite_defaults: bool,
 }
 
 impl TestServer {
@@ -147,7 +149,14 @@ impl TestServer {
             Backend::Sqlite => None,
             Backend::Postgres => Some(PgDatabase::create().await),
         };
-        let mut yaml = options.yaml.clone();
+        // A configuration turns first-user initialization off unless it says otherwise (as
+        // Quay); the suite creates its first user that way.
+        let mut yaml =
+            if options.no_suite_defaults || options.yaml.contains("FEATURE_USER_INITIALIZE") {
+                options.yaml.clone()
+            } else {
+                format!("FEATURE_USER_INITIALIZE: true\n{}", options.yaml)
+            };
         if let Some(pg) = &pg {
             yaml.push_str(&format!("\nDB_URI: {}\n", pg.url));
         }

@@ -15,8 +15,9 @@ use super::{ApplyMode, Builder, DB_NAME, DB_USER, digest};
 use crate::controllers::quayregistry::config::{CONFIG_FILE, SSL_CERT, SSL_KEY, TlsPair};
 use crate::controllers::quayregistry::kinds;
 use crate::controllers::quayregistry::material::{
-    DATABASE_SECRET_KEY, DB_PASSWORD, Material, SECRET_KEY,
+    DATABASE_SECRET_KEY, DB_PASSWORD, Material, SECRET_KEY, USER_INITIALIZE_TOKEN,
 };
+use crate::controllers::quayregistry::names::ADMIN_USER;
 use crate::controllers::quayregistry::validate::Plan;
 use crate::crd::ComponentKind;
 
@@ -139,11 +140,14 @@ fn merged_config(plan: &Plan, material: &Material, db_uri: &str) -> Mapping {
             c.insert(key.into(), value);
         }
     };
-    for k in [SECRET_KEY, DATABASE_SECRET_KEY] {
+    for k in [SECRET_KEY, DATABASE_SECRET_KEY, USER_INITIALIZE_TOKEN] {
         if let Some(v) = material.keys.get(k) {
             set_default(k, v.clone().into());
         }
     }
+    // The operator claims the first superuser itself (see `content::bootstrap`): the
+    // bootstrap is on, guarded by the token above, and its user is a superuser.
+    set_default("FEATURE_USER_INITIALIZE", true.into());
     if let Some(h) = &plan.host {
         set_default("SERVER_HOSTNAME", h.clone().into());
     }
@@ -166,6 +170,14 @@ fn merged_config(plan: &Plan, material: &Material, db_uri: &str) -> Mapping {
     if plan.is_managed(ComponentKind::Postgres) {
         c.insert("DB_URI".into(), db_uri.to_owned().into());
     }
+    let mut supers: Vec<serde_yaml::Value> = match plan.bundle.get("SUPER_USERS") {
+        Some(serde_yaml::Value::Sequence(s)) => s.clone(),
+        _ => Vec::new(),
+    };
+    if !supers.iter().any(|u| u.as_str() == Some(ADMIN_USER)) {
+        supers.push(ADMIN_USER.into());
+    }
+    c.insert("SUPER_USERS".into(), serde_yaml::Value::Sequence(supers));
     c
 }
 
