@@ -108,7 +108,7 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
     );
     let challenge = Challenge {
         realm: format!("{scheme}://{host}/v2/auth"),
-        service: host,
+        service: state.ctx.registry_service(),
         scope: scope_for(&parts.method, &route),
     };
     let ip = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());

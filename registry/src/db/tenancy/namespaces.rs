@@ -217,3 +217,42 @@ pub async fn users_by_email<'c>(ex: impl Exec<'c>, email: &str) -> DbResult<Vec<
     .await?;
     rows.iter().map(|r| Ok(from_row(r)?)).collect()
 }
+
+/// What verifying a registry token needs to know of its account, in one indexed lookup: the
+/// account itself and, for a robot, its owner.
+#[derive(Clone, Debug)]
+pub struct TokenAccount {
+    pub name: String,
+    pub kind: String,
+    pub enabled: bool,
+    pub superuser: bool,
+    /// A robot's owner namespace: its name and whether it is enabled.
+    pub owner: Option<(String, bool)>,
+}
+
+pub async fn token_account<'c>(ex: impl Exec<'c>, id: i64) -> DbResult<Option<TokenAccount>> {
+    let row = sqlx::query(
+        "SELECT n.name, n.kind, n.enabled, n.superuser, o.name AS owner_name, \
+         o.enabled AS owner_enabled \
+         FROM namespace n LEFT JOIN robot r ON r.account_id = n.id \
+         LEFT JOIN namespace o ON o.id = r.owner_id WHERE n.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(ex)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let owner_name: Option<String> = row.try_get("owner_name")?;
+    let owner = match owner_name {
+        Some(name) => Some((name, get_bool(&row, "owner_enabled")?)),
+        None => None,
+    };
+    Ok(Some(TokenAccount {
+        name: row.try_get("name")?,
+        kind: row.try_get("kind")?,
+        enabled: get_bool(&row, "enabled")?,
+        superuser: get_bool(&row, "superuser")?,
+        owner,
+    }))
+}

@@ -3,7 +3,8 @@
 //! - Basic `username:password` for users (the password or Quay's encrypted password);
 //!   `$oauthtoken:<access token>` for access tokens; `owner+robot:<token>` for robots, where the
 //!   token is the robot's own or a short-lived one from a federated (keyless) exchange.
-//! - Bearer: a registry JWT issued by `/v2/auth`, or an access token.
+//! - Bearer: a registry JWT issued by `/v2/auth` (for this registry's audience, and only while its
+//!   account, looked up by id, exists and is enabled), or an access token.
 //!
 //! Successful password checks are cached briefly (argon2 is deliberately slow, and clients send
 //! basic credentials with every token request).
@@ -14,8 +15,8 @@ use std::sync::Mutex;
 use crate::db;
 use crate::service::scopes::Scopes;
 use crate::service::{
-    Ctx, Internal, OAuthRef, Principal, RobotRef, UserRef, access::passwords, constant_time_eq,
-    hash_secret,
+    Ctx, Grant, Internal, OAuthRef, Principal, RobotRef, UserRef, access::passwords,
+    constant_time_eq, hash_secret,
 };
 
 const CACHE_TTL_MS: i64 = 60_000;
@@ -105,13 +106,55 @@ pub async fn authenticate(ctx: &Ctx, credentials: &Credentials) -> Result<Princi
         Credentials::Basic { username, password } => password_user(ctx, username, password)
             .await
             .map(Principal::User),
-        Credentials::Bearer(token) if token.matches('.').count() == 2 => ctx
-            .jwt
-            .verify(token, ctx.now_ms() / 1000)
-            .map(Principal::Token)
-            .map_err(|_| AuthError::InvalidToken),
+        Credentials::Bearer(token) if token.matches('.').count() == 2 => {
+            let grant = ctx
+                .jwt
+                .verify(token, &ctx.registry_service(), ctx.now_ms() / 1000)
+                .map_err(|_| AuthError::InvalidToken)?;
+            registry_token_account(ctx, grant)
+                .await
+                .map(Principal::Token)
+        }
         Credentials::Bearer(token) => access_token_user(ctx, token).await.map(Principal::OAuth),
     }
+}
+
+/// A registry token is bound to its account's id: it is refused once that account is deleted
+/// (a new account of the same name has another id) or disabled, or, for a robot, once its owner
+/// is disabled. The names and the superuser flag are refreshed from the account, so a demoted
+/// superuser's token carries no superuser power.
+async fn registry_token_account(ctx: &Ctx, mut grant: Grant) -> Result<Grant, AuthError> {
+    let id = match (&grant.user, &grant.robot) {
+        (Some(u), _) => u.id,
+        (None, Some(r)) => r.id,
+        (None, None) => return Ok(grant),
+    };
+    let account = db::tenancy::namespaces::token_account(ctx.db.pool(), id)
+        .await?
+        .ok_or(AuthError::InvalidToken)?;
+    if let Some(user) = &mut grant.user {
+        if account.kind != db::tenancy::namespaces::KIND_USER {
+            return Err(AuthError::InvalidToken);
+        }
+        if !account.enabled {
+            return Err(AuthError::Disabled);
+        }
+        user.superuser = account.superuser || ctx.is_config_superuser(&account.name);
+        user.name = account.name;
+    } else if let Some(robot) = &mut grant.robot {
+        let Some((owner, owner_enabled)) = account.owner else {
+            return Err(AuthError::InvalidToken);
+        };
+        if account.kind != db::tenancy::namespaces::KIND_ROBOT {
+            return Err(AuthError::InvalidToken);
+        }
+        if !account.enabled || !owner_enabled {
+            return Err(AuthError::Disabled);
+        }
+        robot.name = account.name;
+        robot.owner = owner;
+    }
+    Ok(grant)
 }
 
 fn user_ref(ctx: &Ctx, row: &db::tenancy::namespaces::NamespaceRow) -> UserRef {

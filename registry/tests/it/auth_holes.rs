@@ -1,0 +1,284 @@
+//! Holes in authentication and authorization (issue 15 items 4 to 8): registry tokens bound to
+//! a live account and to this registry's audience, a single first superuser, default-permission
+//! delegates validated like any other, and password hashing bounded under a flood of bad logins.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::common::*;
+
+backend_tests!(
+    token_of_a_deleted_user_does_not_serve_a_new_user_of_that_name,
+    token_of_a_disabled_user_or_deleted_robot_is_refused,
+    tokens_are_issued_and_accepted_only_for_this_registry,
+);
+
+/// Issue 15 item 4: a token names its account by id; a new account of the same name is not it.
+async fn token_of_a_deleted_user_does_not_serve_a_new_user_of_that_name(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.init_admin().await;
+    let (alice, alice_pw) = s.user("alice").await;
+    s.as_basic(&alice, &alice_pw)
+        .push_image("alice/app", "v1")
+        .await;
+    let old = s
+        .token(
+            Some((&alice, &alice_pw)),
+            &["repository:alice/app:pull,push"],
+        )
+        .await;
+    assert_eq!(
+        s.as_bearer(&old)
+            .send(Method::GET, "/v2/alice/app/tags/list")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    let (status, body) = s
+        .call(
+            Some(&admin),
+            Method::DELETE,
+            &format!("/superuser/users/{alice}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    // Someone else signs up as "alice" and pushes a private repository of the same name.
+    quayside::service::tenancy::accounts::create_user(
+        s.ctx(),
+        "alice",
+        "new-alice-password1",
+        Some("new-alice@example.com"),
+        false,
+    )
+    .await
+    .unwrap();
+    s.as_basic("alice", "new-alice-password1")
+        .push_image("alice/app", "secret")
+        .await;
+
+    // The old token neither reads nor writes the new user's repository.
+    expect_error(
+        s.as_bearer(&old)
+            .send(Method::GET, "/v2/alice/app/manifests/secret")
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+    )
+    .await;
+    let r = s
+        .as_bearer(&old)
+        .send(Method::POST, "/v2/alice/app/blobs/uploads/")
+        .await;
+    expect_error(r, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    expect_error(
+        s.as_bearer(&old).send(Method::GET, "/v2/").await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+    )
+    .await;
+    // The new user's own token works.
+    let new = s
+        .token(
+            Some(("alice", "new-alice-password1")),
+            &["repository:alice/app:pull"],
+        )
+        .await;
+    assert_eq!(
+        s.as_bearer(&new)
+            .send(Method::GET, "/v2/alice/app/manifests/secret")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+/// Issue 15 item 4: disabling a user (or deleting a robot) ends its tokens at once, not at
+/// their expiry an hour later.
+async fn token_of_a_disabled_user_or_deleted_robot_is_refused(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.init_admin().await;
+    let (bob, bob_pw) = s.user("bob").await;
+    s.as_basic(&bob, &bob_pw).push_image("bob/app", "v1").await;
+    let t = s
+        .token(Some((&bob, &bob_pw)), &["repository:bob/app:pull"])
+        .await;
+    let manifest = "/v2/bob/app/manifests/v1";
+    assert_eq!(
+        s.as_bearer(&t).send(Method::GET, manifest).await.status(),
+        StatusCode::OK
+    );
+    let (status, body) = s
+        .call(
+            Some(&admin),
+            Method::PUT,
+            &format!("/superuser/users/{bob}"),
+            Some(json!({ "enabled": false })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    expect_error(
+        s.as_bearer(&t).send(Method::GET, manifest).await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+    )
+    .await;
+    // Enabled again, the same token is good until it expires.
+    let (status, _) = s
+        .call(
+            Some(&admin),
+            Method::PUT,
+            &format!("/superuser/users/{bob}"),
+            Some(json!({ "enabled": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        s.as_bearer(&t).send(Method::GET, manifest).await.status(),
+        StatusCode::OK
+    );
+
+    // A robot's token ends with the robot.
+    s.create_org(&admin, "org").await;
+    let (status, robot) = s
+        .call(
+            Some(&admin),
+            Method::PUT,
+            "/organization/org/robots/ci",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{robot}");
+    let robot_secret = robot["token"].as_str().unwrap().to_owned();
+    let rt = s.token(Some(("org+ci", &robot_secret)), &[]).await;
+    assert_eq!(
+        s.as_bearer(&rt).send(Method::GET, "/v2/").await.status(),
+        StatusCode::OK
+    );
+    let (status, _) = s
+        .call(
+            Some(&admin),
+            Method::DELETE,
+            "/organization/org/robots/ci",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    expect_error(
+        s.as_bearer(&rt).send(Method::GET, "/v2/").await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+    )
+    .await;
+    // A robot of the same name created afterwards is another account.
+    let (status, _) = s
+        .call(
+            Some(&admin),
+            Method::PUT,
+            "/organization/org/robots/ci",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    expect_error(
+        s.as_bearer(&rt).send(Method::GET, "/v2/").await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+    )
+    .await;
+}
+
+/// Issue 15 item 5: the token server mints tokens only for its own service name, and `/v2`
+/// accepts only those.
+async fn tokens_are_issued_and_accepted_only_for_this_registry(b: Backend) {
+    let s = TestServer::start(b).await;
+    s.init_admin().await;
+    // The challenge names the service the token server issues for.
+    let r = s.anonymous().send(Method::GET, "/v2/").await;
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(
+        challenge.ends_with(&format!("service=\"{}\"", s.host)),
+        "{challenge}"
+    );
+    assert_eq!(s.ctx().registry_service(), s.host);
+
+    for query in [
+        vec![("service", "anything")],
+        vec![("service", "other-registry.example.com")],
+        vec![("service", "")],
+    ] {
+        let r = s
+            .client
+            .get(format!("{}/v2/auth", s.url))
+            .query(&query)
+            .basic_auth(ADMIN, Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        let body = expect_error(r, StatusCode::BAD_REQUEST, "UNSUPPORTED").await;
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&s.host),
+            "{body}"
+        );
+    }
+    let r = s
+        .client
+        .post(format!("{}/v2/auth", s.url))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", ADMIN),
+            ("password", ADMIN_PASSWORD),
+            ("service", "anything"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
+
+    // With no service, or with the registry's own, a token is issued and accepted.
+    let r = s
+        .client
+        .get(format!("{}/v2/auth", s.url))
+        .basic_auth(ADMIN, Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let t = r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        s.as_bearer(&t).send(Method::GET, "/v2/").await.status(),
+        StatusCode::OK
+    );
+
+    // A well-signed token for another audience is refused.
+    let row = quayside::db::tenancy::namespaces::by_name(s.ctx().db.pool(), ADMIN)
+        .await
+        .unwrap()
+        .unwrap();
+    let admin = quayside::service::UserRef {
+        id: row.id,
+        name: ADMIN.into(),
+        superuser: true,
+    };
+    let foreign = s.ctx().jwt.issue(
+        quayside::service::access::jwt::Subject::User(&admin),
+        vec![],
+        "anything",
+        s.ctx().now_ms() / 1000,
+    );
+    expect_error(
+        s.as_bearer(&foreign).send(Method::GET, "/v2/").await,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+    )
+    .await;
+}
