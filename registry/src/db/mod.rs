@@ -127,6 +127,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0002_tenancy.sql"),
     ),
     (3, "tags", include_str!("../../migrations/0003_tags.sql")),
+    (
+        4,
+        "initialization",
+        include_str!("../../migrations/0004_initialization.sql"),
+    ),
 ];
 
 impl Db {

@@ -12,6 +12,7 @@ backend_tests!(
     token_of_a_deleted_user_does_not_serve_a_new_user_of_that_name,
     token_of_a_disabled_user_or_deleted_robot_is_refused,
     tokens_are_issued_and_accepted_only_for_this_registry,
+    concurrent_initialize_creates_one_superuser,
 );
 
 /// Issue 15 item 4: a token names its account by id; a new account of the same name is not it.
@@ -281,4 +282,62 @@ async fn tokens_are_issued_and_accepted_only_for_this_registry(b: Backend) {
         "UNAUTHORIZED",
     )
     .await;
+}
+
+/// Issue 15 item 6: of concurrent first-user bootstraps exactly one wins (a singleton row's
+/// primary key decides); the others get Quay's answer for an initialized registry.
+async fn concurrent_initialize_creates_one_superuser(b: Backend) {
+    let s = TestServer::start(b).await;
+    let url = format!("{}/api/v1/user/initialize", s.url);
+    let calls = (0..10).map(|i| {
+        let client = s.client.clone();
+        let url = url.clone();
+        async move {
+            let r = client
+                .post(&url)
+                .json(&json!({
+                    "username": format!("admin{i}"),
+                    "password": "first-password1",
+                    "email": format!("admin{i}@example.com"),
+                    "access_token": true,
+                }))
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    let winners: Vec<&Value> = results
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for (status, body) in results.iter().filter(|(st, _)| *st != StatusCode::OK) {
+        assert_eq!(*status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(
+            body["message"], "Cannot initialize user in a non-empty database",
+            "{body}"
+        );
+    }
+    let users = quayside::db::tenancy::namespaces::count_users(s.ctx().db.pool())
+        .await
+        .unwrap();
+    assert_eq!(users, 1);
+    // The winner is a working superuser.
+    let token = winners[0]["access_token"].as_str().unwrap();
+    let (status, body) = s
+        .call(Some(token), Method::GET, "/superuser/users/", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A later call is refused the same way.
+    let r = s
+        .client
+        .post(&url)
+        .json(&json!({"username": "late", "password": "first-password1", "email": "l@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }

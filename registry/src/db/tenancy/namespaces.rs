@@ -103,6 +103,17 @@ pub async fn insert_user<'c>(ex: impl Exec<'c>, user: &NewUser<'_>, now_ms: i64)
 
 pub const KIND_ROBOT: &str = "robot";
 
+/// Marks the installation initialized (the first superuser exists); run in the transaction that
+/// inserts that user. A second call, concurrent or later, is a unique violation: the singleton
+/// row's primary key decides, not a check before the insert.
+pub async fn claim_initialization(tx: &mut crate::db::Tx, now_ms: i64) -> DbResult<()> {
+    sqlx::query("INSERT INTO initialization (id, created_ms) VALUES (1, $1)")
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Inserts an organization; a name already taken is a unique violation.
 pub async fn insert_org<'c>(
     ex: impl Exec<'c>,

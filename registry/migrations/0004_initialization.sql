@@ -1,0 +1,10 @@
+-- The first-user bootstrap (`POST /api/v1/user/initialize`) happens once: its transaction inserts
+-- the only row this table may hold (id 1) together with the first superuser, so of concurrent
+-- calls exactly one commits and every other fails on the primary key.
+CREATE TABLE initialization (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    created_ms BIGINT NOT NULL
+);
+-- A database that already has users is initialized.
+INSERT INTO initialization (id, created_ms)
+SELECT 1, MIN(created_ms) FROM namespace WHERE kind = 'user' HAVING COUNT(*) > 0;
