@@ -129,8 +129,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "tags", include_str!("../../migrations/0003_tags.sql")),
     (
         4,
-        "initialization",
-        include_str!("../../migrations/0004_initialization.sql"),
+        "auth_holes",
+        include_str!("../../migrations/0004_auth_holes.sql"),
     ),
 ];
 

@@ -13,6 +13,7 @@ backend_tests!(
     token_of_a_disabled_user_or_deleted_robot_is_refused,
     tokens_are_issued_and_accepted_only_for_this_registry,
     concurrent_initialize_creates_one_superuser,
+    default_permissions_refuse_another_organizations_robot,
 );
 
 /// Issue 15 item 4: a token names its account by id; a new account of the same name is not it.
@@ -340,4 +341,108 @@ async fn concurrent_initialize_creates_one_superuser(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+/// Issue 15 item 7: a default permission may delegate only to a user or to a robot of its own
+/// organization, the same rule as direct permissions and team membership.
+async fn default_permissions_refuse_another_organizations_robot(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.init_admin().await;
+    s.create_org(&admin, "acme").await;
+    s.create_org(&admin, "other").await;
+    for robot in [
+        "/organization/acme/robots/ci",
+        "/organization/other/robots/spy",
+    ] {
+        let (status, body) = s
+            .call(Some(&admin), Method::PUT, robot, Some(json!({})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, _) = s
+        .call(
+            Some(&admin),
+            Method::PUT,
+            "/organization/acme/team/writers",
+            Some(json!({"role": "member"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = s.call(Some(&admin), Method::POST, "/repository", Some(json!({"namespace": "acme", "repository": "first", "visibility": "private", "description": ""}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // Every route that grants access refuses the foreign robot.
+    let (status, body) = s
+        .call(
+            Some(&admin),
+            Method::POST,
+            "/organization/acme/prototypes",
+            Some(json!({"role": "write", "delegate": {"name": "other+spy", "kind": "user"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body.to_string().contains("Cannot add robot other+spy"),
+        "{body}"
+    );
+    let (status, body) = s
+        .call(
+            Some(&admin),
+            Method::PUT,
+            "/repository/acme/first/permissions/user/other+spy",
+            Some(json!({"role": "write"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = s
+        .call(
+            Some(&admin),
+            Method::PUT,
+            "/organization/acme/team/writers/members/other+spy",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // An unknown delegate is refused too; the organization's own robot is accepted.
+    let (status, _) = s
+        .call(
+            Some(&admin),
+            Method::POST,
+            "/organization/acme/prototypes",
+            Some(json!({"role": "write", "delegate": {"name": "acme+nobody", "kind": "user"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = s
+        .call(
+            Some(&admin),
+            Method::POST,
+            "/organization/acme/prototypes",
+            Some(json!({"role": "write", "delegate": {"name": "acme+ci", "kind": "user"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, list) = s
+        .call(
+            Some(&admin),
+            Method::GET,
+            "/organization/acme/prototypes",
+            None,
+        )
+        .await;
+    assert_eq!(list["prototypes"].as_array().unwrap().len(), 1, "{list}");
+
+    // A new repository gets the own robot's default permission, and nothing for the spy.
+    let (status, _) = s.call(Some(&admin), Method::POST, "/repository", Some(json!({"namespace": "acme", "repository": "second", "visibility": "private", "description": ""}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, perms) = s
+        .call(
+            Some(&admin),
+            Method::GET,
+            "/repository/acme/second/permissions/user/",
+            None,
+        )
+        .await;
+    assert_eq!(perms["permissions"]["acme+ci"]["role"], "write", "{perms}");
+    assert!(perms["permissions"].get("other+spy").is_none(), "{perms}");
 }

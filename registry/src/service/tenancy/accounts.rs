@@ -178,6 +178,39 @@ async fn insert_user<'c>(
     }
 }
 
+/// Why an account may not be given access in a namespace (see [`delegate_account`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum DelegateRefusal {
+    /// No user or robot of that name (organizations never receive permissions).
+    Unknown,
+    /// A robot of another namespace.
+    ForeignRobot,
+}
+
+/// The one rule for who may be given access in namespace `owner_id`, used by every route that
+/// grants it (repository permissions, team membership, default permissions): an existing user,
+/// or a robot owned by that namespace itself (decided by the robot's owner, not its name).
+/// Never an organization, never another namespace's robot.
+pub async fn delegate_account(
+    ctx: &Ctx,
+    owner_id: i64,
+    name: &str,
+) -> Result<Result<NamespaceRow, DelegateRefusal>, TenancyError> {
+    let Some(account) = db::tenancy::namespaces::by_name(ctx.db.pool(), name)
+        .await?
+        .filter(|a| a.is_user() || a.is_robot())
+    else {
+        return Ok(Err(DelegateRefusal::Unknown));
+    };
+    if account.is_robot() {
+        let robot = db::tenancy::robots::by_id(ctx.db.pool(), account.id).await?;
+        if robot.is_none_or(|r| r.owner_id != owner_id) {
+            return Ok(Err(DelegateRefusal::ForeignRobot));
+        }
+    }
+    Ok(Ok(account))
+}
+
 /// Issues a new access token for `user`; the secret is returned once and stored hashed.
 pub async fn create_access_token(
     ctx: &Ctx,

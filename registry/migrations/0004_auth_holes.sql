@@ -8,3 +8,9 @@ CREATE TABLE initialization (
 -- A database that already has users is initialized.
 INSERT INTO initialization (id, created_ms)
 SELECT 1, MIN(created_ms) FROM namespace WHERE kind = 'user' HAVING COUNT(*) > 0;
+
+-- A default permission may delegate only to a robot of its own organization; remove any that
+-- named another namespace's robot (they granted that robot access to every new repository).
+DELETE FROM prototype WHERE delegate_account_id IN (
+    SELECT r.account_id FROM robot r WHERE r.owner_id <> prototype.org_id
+);
