@@ -14,6 +14,7 @@ backend_tests!(
     tokens_are_issued_and_accepted_only_for_this_registry,
     concurrent_initialize_creates_one_superuser,
     default_permissions_refuse_another_organizations_robot,
+    a_flood_of_bad_logins_is_bounded_and_does_not_lock_out,
 );
 
 /// Issue 15 item 4: a token names its account by id; a new account of the same name is not it.
@@ -445,4 +446,124 @@ async fn default_permissions_refuse_another_organizations_robot(b: Backend) {
         .await;
     assert_eq!(perms["permissions"]["acme+ci"]["role"], "write", "{perms}");
     assert!(perms["permissions"].get("other+spy").is_none(), "{perms}");
+}
+
+/// Issue 15 item 8: argon2 runs at most `bound()` at once however many bad logins arrive; a
+/// flooding client is refused with 429 beyond its share, while another client's correct login
+/// goes through; repeating the same wrong password costs no argon2 and locks no one out.
+async fn a_flood_of_bad_logins_is_bounded_and_does_not_lock_out(b: Backend) {
+    use quayside::service::access::passwords;
+    let s = TestServer::start(b).await;
+    let admin = s.init_admin().await;
+    let (alice, alice_pw) = s.user("alice").await;
+    let (bob, bob_pw) = s.user("bob").await;
+    let auth_url = format!("{}/v2/auth", s.url);
+
+    // The attacker connects from another loopback address than the real user.
+    let attacker = reqwest::Client::builder()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .build()
+        .unwrap();
+    // 100 connections keep sending distinct wrong passwords for Alice until told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = (0..100).map(|i| {
+        let attacker = attacker.clone();
+        let url = auth_url.clone();
+        let alice = alice.clone();
+        let stop = stop.clone();
+        async move {
+            let mut seen = Vec::new();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                let r = attacker
+                    .get(&url)
+                    .basic_auth(&alice, Some(format!("wrong-password-{i}-{n}")))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status();
+                seen.push((status, r.json::<Value>().await.unwrap_or(Value::Null)));
+            }
+            seen
+        }
+    });
+    let flood = tokio::spawn(futures_util::future::join_all(flood));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for _ in 0..3 {
+        let real = s
+            .client
+            .get(&auth_url)
+            .basic_auth(&alice, Some(&alice_pw))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            real.status(),
+            StatusCode::OK,
+            "a correct login during the flood"
+        );
+        s.ctx().auth_cache.clear();
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let results: Vec<(StatusCode, Value)> = flood.await.unwrap().into_iter().flatten().collect();
+
+    let refused: Vec<&Value> = results
+        .iter()
+        .filter(|(st, _)| *st == StatusCode::TOO_MANY_REQUESTS)
+        .map(|(_, body)| body)
+        .collect();
+    for (status, body) in &results {
+        assert!(
+            *status == StatusCode::UNAUTHORIZED || *status == StatusCode::TOO_MANY_REQUESTS,
+            "{status} {body}"
+        );
+    }
+    assert!(!refused.is_empty(), "the flood is refused beyond its share");
+    assert_eq!(error_code(refused[0]), "TOOMANYREQUESTS");
+    let (running, max_running, _) = passwords::hashing_gauges();
+    assert!(
+        max_running <= passwords::bound(),
+        "{max_running} argon2 at once, bound {}",
+        passwords::bound()
+    );
+    assert!(max_running >= 1);
+    assert_eq!(running, 0);
+
+    // The same wrong password again and again runs argon2 once.
+    let (_, _, runs_before) = passwords::hashing_gauges();
+    for _ in 0..20 {
+        let r = s
+            .as_basic(&bob, "not-bobs-password")
+            .send(Method::GET, "/v2/")
+            .await;
+        expect_error(r, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    }
+    let (_, _, runs_after) = passwords::hashing_gauges();
+    assert_eq!(runs_after - runs_before, 1);
+    // ... and does not lock Bob out.
+    assert_eq!(
+        s.as_basic(&bob, &bob_pw)
+            .send(Method::GET, "/v2/")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // A wrong password remembered as wrong is accepted once it becomes the password.
+    let (status, body) = s
+        .call(
+            Some(&admin),
+            Method::PUT,
+            &format!("/superuser/users/{bob}"),
+            Some(json!({ "password": "not-bobs-password" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        s.as_basic(&bob, "not-bobs-password")
+            .send(Method::GET, "/v2/")
+            .await
+            .status(),
+        StatusCode::OK
+    );
 }

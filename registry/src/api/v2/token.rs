@@ -78,7 +78,7 @@ async fn principal_for(
 ) -> Result<Principal, Response> {
     match creds {
         None => Ok(Principal::Anonymous),
-        Some(creds) => match auth::authenticate(ctx, &creds).await {
+        Some(creds) => match auth::authenticate(ctx, &creds, ip).await {
             Ok(Principal::Token(_)) => Err(unauthorized(
                 "present a username and password or an access token",
             )),
@@ -101,6 +101,12 @@ async fn principal_for(
                 }
                 Ok(p)
             }
+            Err(e @ auth::AuthError::Overloaded(_)) => Err(V2Error::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOOMANYREQUESTS",
+                e.to_string(),
+            )
+            .into_response()),
             Err(auth::AuthError::Internal(e)) => {
                 tracing::error!(error = %e, "authentication failed internally");
                 Err(V2Error::new(

@@ -7,9 +7,14 @@
 //!   account, looked up by id, exists and is enabled), or an access token.
 //!
 //! Successful password checks are cached briefly (argon2 is deliberately slow, and clients send
-//! basic credentials with every token request).
+//! basic credentials with every token request). So are failed ones, keyed by a hash of the user
+//! name, the password tried and the account's stored hash: an attacker repeating the same wrong
+//! password costs no argon2, while the right password (another key) and a changed password (its
+//! new stored hash is part of the key) are never refused by the cache, so it locks no one out.
+//! Argon2 itself runs within [`passwords::login_slot`]'s global and per-client bounds.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 
 use crate::db;
@@ -50,6 +55,9 @@ pub enum AuthError {
     RobotsDisabled,
     #[error("Could not find robot with username: {0} and supplied password.")]
     InvalidRobot(String),
+    /// Too many password checks at once (globally or from this client); answered 429.
+    #[error(transparent)]
+    Overloaded(#[from] passwords::Overloaded),
     #[error(transparent)]
     Internal(#[from] Internal),
 }
@@ -60,13 +68,37 @@ impl From<crate::db::DbError> for AuthError {
     }
 }
 
-/// Recently verified basic credentials, keyed by a hash of `username\0password`.
+/// Failed basic credentials remembered at most (beyond, expired ones go, then all).
+const FAILED_MAX: usize = 4096;
+const FAILED_TTL_MS: i64 = 60_000;
+
+/// Recently verified basic credentials, keyed by a hash of `username\0password`, and recently
+/// failed ones (see the module documentation).
 #[derive(Default)]
 pub struct CredentialCache {
     entries: Mutex<HashMap<String, (UserRef, i64)>>,
+    failed: Mutex<HashMap<String, i64>>,
 }
 
 impl CredentialCache {
+    fn failed_recently(&self, key: &str, now_ms: i64) -> bool {
+        self.failed
+            .lock()
+            .is_ok_and(|f| f.get(key).is_some_and(|exp| *exp > now_ms))
+    }
+
+    fn put_failed(&self, key: String, now_ms: i64) {
+        if let Ok(mut failed) = self.failed.lock() {
+            if failed.len() >= FAILED_MAX {
+                failed.retain(|_, exp| *exp > now_ms);
+                if failed.len() >= FAILED_MAX {
+                    failed.clear();
+                }
+            }
+            failed.insert(key, now_ms + FAILED_TTL_MS);
+        }
+    }
+
     fn get(&self, key: &str, now_ms: i64) -> Option<UserRef> {
         let entries = self.entries.lock().ok()?;
         entries
@@ -92,10 +124,19 @@ impl CredentialCache {
         if let Ok(mut entries) = self.entries.lock() {
             entries.clear();
         }
+        if let Ok(mut failed) = self.failed.lock() {
+            failed.clear();
+        }
     }
 }
 
-pub async fn authenticate(ctx: &Ctx, credentials: &Credentials) -> Result<Principal, AuthError> {
+/// Authenticates `credentials` presented by `client` (the peer's address, for the per-client
+/// bound on password checks).
+pub async fn authenticate(
+    ctx: &Ctx,
+    credentials: &Credentials,
+    client: Option<IpAddr>,
+) -> Result<Principal, AuthError> {
     match credentials {
         Credentials::Basic { username, password } if username == "$oauthtoken" => {
             access_token_user(ctx, password).await.map(Principal::OAuth)
@@ -103,7 +144,7 @@ pub async fn authenticate(ctx: &Ctx, credentials: &Credentials) -> Result<Princi
         Credentials::Basic { username, password } if username.contains('+') => {
             robot(ctx, username, password).await.map(Principal::Robot)
         }
-        Credentials::Basic { username, password } => password_user(ctx, username, password)
+        Credentials::Basic { username, password } => password_user(ctx, username, password, client)
             .await
             .map(Principal::User),
         Credentials::Bearer(token) if token.matches('.').count() == 2 => {
@@ -165,32 +206,49 @@ fn user_ref(ctx: &Ctx, row: &db::tenancy::namespaces::NamespaceRow) -> UserRef {
     }
 }
 
-async fn password_user(ctx: &Ctx, username: &str, password: &str) -> Result<UserRef, AuthError> {
+async fn password_user(
+    ctx: &Ctx,
+    username: &str,
+    password: &str,
+    client: Option<IpAddr>,
+) -> Result<UserRef, AuthError> {
     let now = ctx.now_ms();
     let cache_key = hash_secret(&format!("{username}\0{password}"));
     if let Some(user) = ctx.auth_cache.get(&cache_key, now) {
         return Ok(user);
     }
     let row = db::tenancy::namespaces::by_name(ctx.db.pool(), username).await?;
-    let Some(row) = row.filter(|r| r.is_user()) else {
-        // Spend the same time as a real check so user names cannot be probed by timing.
-        let _ = passwords::verify_password(password, DUMMY_HASH).await;
+    let row = row.filter(|r| r.is_user());
+    let stored = row.as_ref().and_then(|r| r.password_hash.as_deref());
+    let failed_key = hash_secret(&format!(
+        "{username}\0{password}\0{}",
+        stored.unwrap_or(DUMMY_HASH)
+    ));
+    if ctx.auth_cache.failed_recently(&failed_key, now) {
         return Err(AuthError::InvalidCredentials);
-    };
-    let Some(hash) = row.password_hash.as_deref() else {
-        return Err(AuthError::InvalidCredentials);
-    };
-    let mut ok = passwords::verify_password(password, hash).await?;
-    if !ok && let Some(unsealed) = ctx.sealer().open(password) {
-        ok = passwords::verify_password(&unsealed, hash).await?;
     }
+    let slot = passwords::login_slot(client).await?;
+    let (Some(row), Some(hash)) = (row.as_ref(), stored) else {
+        if row.is_none() {
+            // Spend the same time as a real check so user names cannot be probed by timing.
+            let _ = passwords::verify_password(&slot, password, DUMMY_HASH).await;
+        }
+        ctx.auth_cache.put_failed(failed_key, now);
+        return Err(AuthError::InvalidCredentials);
+    };
+    let mut ok = passwords::verify_password(&slot, password, hash).await?;
+    if !ok && let Some(unsealed) = ctx.sealer().open(password) {
+        ok = passwords::verify_password(&slot, &unsealed, hash).await?;
+    }
+    drop(slot);
     if !ok {
+        ctx.auth_cache.put_failed(failed_key, now);
         return Err(AuthError::InvalidCredentials);
     }
     if !row.enabled {
         return Err(AuthError::Disabled);
     }
-    let user = user_ref(ctx, &row);
+    let user = user_ref(ctx, row);
     ctx.auth_cache.put(cache_key, user.clone(), now);
     Ok(user)
 }
