@@ -160,6 +160,10 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    // The bound address (not a requested port 0) is the registry's service name when no
+    // SERVER_HOSTNAME is set.
+    let mut config = config;
+    config.listen = addr;
     let ctx = build_context(config, options.clock).await?;
     let (tx, rx) = watch::channel(false);
     let metrics = Arc::new(Metrics::default());

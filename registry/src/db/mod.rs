@@ -127,6 +127,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0002_tenancy.sql"),
     ),
     (3, "tags", include_str!("../../migrations/0003_tags.sql")),
+    (
+        4,
+        "auth_holes",
+        include_str!("../../migrations/0004_auth_holes.sql"),
+    ),
 ];
 
 impl Db {

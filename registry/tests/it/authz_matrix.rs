@@ -155,7 +155,12 @@ async fn every_principal_kind_role_and_action(b: Backend) {
         })
     };
     let grant = |token: String| {
-        Principal::Token(s.ctx().jwt.verify(&token, s.ctx().now_ms() / 1000).unwrap())
+        Principal::Token(
+            s.ctx()
+                .jwt
+                .verify(&token, &s.ctx().registry_service(), s.ctx().now_ms() / 1000)
+                .unwrap(),
+        )
     };
     let pull_token = grant(
         s.token(

@@ -9,6 +9,7 @@ mod common;
 
 mod audit;
 mod auth;
+mod auth_holes;
 mod authz_matrix;
 mod blobs;
 mod clients;

@@ -165,13 +165,20 @@ impl FromRequestParts<AppState> for Auth {
         let required = parts.extensions.get::<RequiredScope>().and_then(|r| r.0);
         let principal = match credentials(&parts.headers) {
             Ok(None) => Principal::Anonymous,
-            Ok(Some(creds)) => match auth::authenticate(&state.ctx, &creds).await {
+            Ok(Some(creds)) => match auth::authenticate(&state.ctx, &creds, ip).await {
                 Ok(p @ (Principal::User(_) | Principal::OAuth(_))) => p,
                 // Registry tokens and robots are not API credentials.
                 Ok(Principal::Robot(_) | Principal::Token(_) | Principal::Anonymous) => {
                     return Err(ApiError::invalid_token());
                 }
                 Err(AuthError::Internal(e)) => return Err(ApiError::internal(&e)),
+                Err(e @ AuthError::Overloaded(_)) => {
+                    return Err(ApiError::new(
+                        axum::http::StatusCode::TOO_MANY_REQUESTS,
+                        "too_many_requests",
+                        e.to_string(),
+                    ));
+                }
                 Err(_) => return Err(ApiError::invalid_token()),
             },
             Err(_) => return Err(ApiError::invalid_token()),

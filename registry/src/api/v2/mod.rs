@@ -108,7 +108,7 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
     );
     let challenge = Challenge {
         realm: format!("{scheme}://{host}/v2/auth"),
-        service: host,
+        service: state.ctx.registry_service(),
         scope: scope_for(&parts.method, &route),
     };
     let ip = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
@@ -206,12 +206,19 @@ async fn handle(
     let ctx = &*state.ctx;
     let principal = match credentials(headers) {
         Ok(None) => Principal::Anonymous,
-        Ok(Some(creds)) => auth::authenticate(ctx, &creds).await.map_err(|e| match e {
-            auth::AuthError::Internal(i) => {
-                V2Error::from_registry(RegistryError::Internal(i), || challenge.header())
-            }
-            other => V2Error::unauthorized(challenge.header()).with_message(other.to_string()),
-        })?,
+        Ok(Some(creds)) => auth::authenticate(ctx, &creds, ip)
+            .await
+            .map_err(|e| match e {
+                auth::AuthError::Internal(i) => {
+                    V2Error::from_registry(RegistryError::Internal(i), || challenge.header())
+                }
+                e @ auth::AuthError::Overloaded(_) => V2Error::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TOOMANYREQUESTS",
+                    e.to_string(),
+                ),
+                other => V2Error::unauthorized(challenge.header()).with_message(other.to_string()),
+            })?,
         Err(_) => return Err(V2Error::unauthorized(challenge.header())),
     };
     let fail = |e: RegistryError| V2Error::from_registry(e, || challenge.header());

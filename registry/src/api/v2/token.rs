@@ -2,12 +2,16 @@
 //! requested scope which actions `service::access::authz` allows, and returns a signed
 //! token carrying exactly those in its `access` claim.
 //!
+//! Tokens are issued only for this registry's own service name (`Ctx::registry_service`): a
+//! request naming another `service` is refused with 400, so no token with a foreign audience is
+//! ever minted (and `/v2` refuses any that is presented).
+//!
 //! Scopes follow the Docker token specification: `scope` may repeat and may hold several
 //! space-separated scopes, each `repository:<name>:<actions>` (an optional `(class)` after the
 //! type is ignored) or `registry:catalog:*`.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -74,7 +78,7 @@ async fn principal_for(
 ) -> Result<Principal, Response> {
     match creds {
         None => Ok(Principal::Anonymous),
-        Some(creds) => match auth::authenticate(ctx, &creds).await {
+        Some(creds) => match auth::authenticate(ctx, &creds, ip).await {
             Ok(Principal::Token(_)) => Err(unauthorized(
                 "present a username and password or an access token",
             )),
@@ -97,6 +101,12 @@ async fn principal_for(
                 }
                 Ok(p)
             }
+            Err(e @ auth::AuthError::Overloaded(_)) => Err(V2Error::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOOMANYREQUESTS",
+                e.to_string(),
+            )
+            .into_response()),
             Err(auth::AuthError::Internal(e)) => {
                 tracing::error!(error = %e, "authentication failed internally");
                 Err(V2Error::new(
@@ -202,10 +212,23 @@ fn token_response(
     axum::Json(body).into_response()
 }
 
-fn service_name(ctx: &Ctx, headers: &HeaderMap, requested: Option<&str>) -> String {
-    requested
-        .map(str::to_owned)
-        .unwrap_or_else(|| crate::api::public_origin(ctx, headers, None).1)
+/// The audience of the token to issue: this registry's service name, which a client may repeat
+/// in `service` (from the challenge) or leave out. A token for any other service is not issued:
+/// `Err` carries the requested name.
+fn service_name<'a>(ctx: &Ctx, requested: Option<&'a str>) -> Result<String, &'a str> {
+    let own = ctx.registry_service();
+    match requested {
+        Some(service) if service != own => Err(service),
+        _ => Ok(own),
+    }
+}
+
+fn invalid_service(ctx: &Ctx, requested: &str) -> String {
+    let shown: String = requested.chars().take(256).collect();
+    format!(
+        "invalid service {shown:?}: this registry issues tokens only for {:?}",
+        ctx.registry_service()
+    )
 }
 
 /// `GET /v2/auth?service=...&scope=...`.
@@ -216,6 +239,21 @@ pub async fn get_token(State(state): State<AppState>, request: Request) -> Respo
         form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes())
             .into_owned()
             .collect();
+    let requested_service = params
+        .iter()
+        .find(|(k, _)| k == "service")
+        .map(|(_, v)| v.as_str());
+    let service = match service_name(ctx, requested_service) {
+        Ok(s) => s,
+        Err(other) => {
+            return V2Error::new(
+                StatusCode::BAD_REQUEST,
+                "UNSUPPORTED",
+                invalid_service(ctx, other),
+            )
+            .into_response();
+        }
+    };
     let creds = match credentials(request.headers()) {
         Ok(c) => c,
         Err(_) => return unauthorized("malformed Authorization header"),
@@ -233,21 +271,12 @@ pub async fn get_token(State(state): State<AppState>, request: Request) -> Respo
         Ok(a) => a,
         Err(r) => return r,
     };
-    let service = service_name(
-        ctx,
-        request.headers(),
-        params
-            .iter()
-            .find(|(k, _)| k == "service")
-            .map(|(_, v)| v.as_str()),
-    );
     token_response(ctx, &principal, access, &service, false)
 }
 
 /// `POST /v2/auth` (OAuth2 password grant, as Docker clients may use).
 pub async fn post_token(State(state): State<AppState>, request: Request) -> Response {
     let ctx = &*state.ctx;
-    let headers = request.headers().clone();
     let ip = request.extensions().get::<PeerAddr>().map(|p| p.0.ip());
     let Ok(body) = axum::body::to_bytes(request.into_body(), 64 * 1024).await else {
         return (
@@ -269,6 +298,19 @@ pub async fn post_token(State(state): State<AppState>, request: Request) -> Resp
         )
             .into_response();
     }
+    let service = match service_name(ctx, field("service")) {
+        Ok(s) => s,
+        Err(other) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({
+                    "error": "invalid_request",
+                    "error_description": invalid_service(ctx, other),
+                })),
+            )
+                .into_response();
+        }
+    };
     let (Some(username), Some(password)) = (field("username"), field("password")) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -291,7 +333,6 @@ pub async fn post_token(State(state): State<AppState>, request: Request) -> Resp
         Ok(a) => a,
         Err(r) => return r,
     };
-    let service = service_name(ctx, &headers, field("service"));
     token_response(ctx, &principal, access, &service, true)
 }
 

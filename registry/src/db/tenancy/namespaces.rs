@@ -103,6 +103,17 @@ pub async fn insert_user<'c>(ex: impl Exec<'c>, user: &NewUser<'_>, now_ms: i64)
 
 pub const KIND_ROBOT: &str = "robot";
 
+/// Marks the installation initialized (the first superuser exists); run in the transaction that
+/// inserts that user. A second call, concurrent or later, is a unique violation: the singleton
+/// row's primary key decides, not a check before the insert.
+pub async fn claim_initialization(tx: &mut crate::db::Tx, now_ms: i64) -> DbResult<()> {
+    sqlx::query("INSERT INTO initialization (id, created_ms) VALUES (1, $1)")
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Inserts an organization; a name already taken is a unique violation.
 pub async fn insert_org<'c>(
     ex: impl Exec<'c>,
@@ -216,4 +227,43 @@ pub async fn users_by_email<'c>(ex: impl Exec<'c>, email: &str) -> DbResult<Vec<
     .fetch_all(ex)
     .await?;
     rows.iter().map(|r| Ok(from_row(r)?)).collect()
+}
+
+/// What verifying a registry token needs to know of its account, in one indexed lookup: the
+/// account itself and, for a robot, its owner.
+#[derive(Clone, Debug)]
+pub struct TokenAccount {
+    pub name: String,
+    pub kind: String,
+    pub enabled: bool,
+    pub superuser: bool,
+    /// A robot's owner namespace: its name and whether it is enabled.
+    pub owner: Option<(String, bool)>,
+}
+
+pub async fn token_account<'c>(ex: impl Exec<'c>, id: i64) -> DbResult<Option<TokenAccount>> {
+    let row = sqlx::query(
+        "SELECT n.name, n.kind, n.enabled, n.superuser, o.name AS owner_name, \
+         o.enabled AS owner_enabled \
+         FROM namespace n LEFT JOIN robot r ON r.account_id = n.id \
+         LEFT JOIN namespace o ON o.id = r.owner_id WHERE n.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(ex)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let owner_name: Option<String> = row.try_get("owner_name")?;
+    let owner = match owner_name {
+        Some(name) => Some((name, get_bool(&row, "owner_enabled")?)),
+        None => None,
+    };
+    Ok(Some(TokenAccount {
+        name: row.try_get("name")?,
+        kind: row.try_get("kind")?,
+        enabled: get_bool(&row, "enabled")?,
+        superuser: get_bool(&row, "superuser")?,
+        owner,
+    }))
 }

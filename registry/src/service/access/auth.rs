@@ -3,19 +3,25 @@
 //! - Basic `username:password` for users (the password or Quay's encrypted password);
 //!   `$oauthtoken:<access token>` for access tokens; `owner+robot:<token>` for robots, where the
 //!   token is the robot's own or a short-lived one from a federated (keyless) exchange.
-//! - Bearer: a registry JWT issued by `/v2/auth`, or an access token.
+//! - Bearer: a registry JWT issued by `/v2/auth` (for this registry's audience, and only while its
+//!   account, looked up by id, exists and is enabled), or an access token.
 //!
 //! Successful password checks are cached briefly (argon2 is deliberately slow, and clients send
-//! basic credentials with every token request).
+//! basic credentials with every token request). So are failed ones, keyed by a hash of the user
+//! name, the password tried and the account's stored hash: an attacker repeating the same wrong
+//! password costs no argon2, while the right password (another key) and a changed password (its
+//! new stored hash is part of the key) are never refused by the cache, so it locks no one out.
+//! Argon2 itself runs within [`passwords::login_slot`]'s global and per-client bounds.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 
 use crate::db;
 use crate::service::scopes::Scopes;
 use crate::service::{
-    Ctx, Internal, OAuthRef, Principal, RobotRef, UserRef, access::passwords, constant_time_eq,
-    hash_secret,
+    Ctx, Grant, Internal, OAuthRef, Principal, RobotRef, UserRef, access::passwords,
+    constant_time_eq, hash_secret,
 };
 
 const CACHE_TTL_MS: i64 = 60_000;
@@ -49,6 +55,9 @@ pub enum AuthError {
     RobotsDisabled,
     #[error("Could not find robot with username: {0} and supplied password.")]
     InvalidRobot(String),
+    /// Too many password checks at once (globally or from this client); answered 429.
+    #[error(transparent)]
+    Overloaded(#[from] passwords::Overloaded),
     #[error(transparent)]
     Internal(#[from] Internal),
 }
@@ -59,13 +68,37 @@ impl From<crate::db::DbError> for AuthError {
     }
 }
 
-/// Recently verified basic credentials, keyed by a hash of `username\0password`.
+/// Failed basic credentials remembered at most (beyond, expired ones go, then all).
+const FAILED_MAX: usize = 4096;
+const FAILED_TTL_MS: i64 = 60_000;
+
+/// Recently verified basic credentials, keyed by a hash of `username\0password`, and recently
+/// failed ones (see the module documentation).
 #[derive(Default)]
 pub struct CredentialCache {
     entries: Mutex<HashMap<String, (UserRef, i64)>>,
+    failed: Mutex<HashMap<String, i64>>,
 }
 
 impl CredentialCache {
+    fn failed_recently(&self, key: &str, now_ms: i64) -> bool {
+        self.failed
+            .lock()
+            .is_ok_and(|f| f.get(key).is_some_and(|exp| *exp > now_ms))
+    }
+
+    fn put_failed(&self, key: String, now_ms: i64) {
+        if let Ok(mut failed) = self.failed.lock() {
+            if failed.len() >= FAILED_MAX {
+                failed.retain(|_, exp| *exp > now_ms);
+                if failed.len() >= FAILED_MAX {
+                    failed.clear();
+                }
+            }
+            failed.insert(key, now_ms + FAILED_TTL_MS);
+        }
+    }
+
     fn get(&self, key: &str, now_ms: i64) -> Option<UserRef> {
         let entries = self.entries.lock().ok()?;
         entries
@@ -91,10 +124,19 @@ impl CredentialCache {
         if let Ok(mut entries) = self.entries.lock() {
             entries.clear();
         }
+        if let Ok(mut failed) = self.failed.lock() {
+            failed.clear();
+        }
     }
 }
 
-pub async fn authenticate(ctx: &Ctx, credentials: &Credentials) -> Result<Principal, AuthError> {
+/// Authenticates `credentials` presented by `client` (the peer's address, for the per-client
+/// bound on password checks).
+pub async fn authenticate(
+    ctx: &Ctx,
+    credentials: &Credentials,
+    client: Option<IpAddr>,
+) -> Result<Principal, AuthError> {
     match credentials {
         Credentials::Basic { username, password } if username == "$oauthtoken" => {
             access_token_user(ctx, password).await.map(Principal::OAuth)
@@ -102,16 +144,58 @@ pub async fn authenticate(ctx: &Ctx, credentials: &Credentials) -> Result<Princi
         Credentials::Basic { username, password } if username.contains('+') => {
             robot(ctx, username, password).await.map(Principal::Robot)
         }
-        Credentials::Basic { username, password } => password_user(ctx, username, password)
+        Credentials::Basic { username, password } => password_user(ctx, username, password, client)
             .await
             .map(Principal::User),
-        Credentials::Bearer(token) if token.matches('.').count() == 2 => ctx
-            .jwt
-            .verify(token, ctx.now_ms() / 1000)
-            .map(Principal::Token)
-            .map_err(|_| AuthError::InvalidToken),
+        Credentials::Bearer(token) if token.matches('.').count() == 2 => {
+            let grant = ctx
+                .jwt
+                .verify(token, &ctx.registry_service(), ctx.now_ms() / 1000)
+                .map_err(|_| AuthError::InvalidToken)?;
+            registry_token_account(ctx, grant)
+                .await
+                .map(Principal::Token)
+        }
         Credentials::Bearer(token) => access_token_user(ctx, token).await.map(Principal::OAuth),
     }
+}
+
+/// A registry token is bound to its account's id: it is refused once that account is deleted
+/// (a new account of the same name has another id) or disabled, or, for a robot, once its owner
+/// is disabled. The names and the superuser flag are refreshed from the account, so a demoted
+/// superuser's token carries no superuser power.
+async fn registry_token_account(ctx: &Ctx, mut grant: Grant) -> Result<Grant, AuthError> {
+    let id = match (&grant.user, &grant.robot) {
+        (Some(u), _) => u.id,
+        (None, Some(r)) => r.id,
+        (None, None) => return Ok(grant),
+    };
+    let account = db::tenancy::namespaces::token_account(ctx.db.pool(), id)
+        .await?
+        .ok_or(AuthError::InvalidToken)?;
+    if let Some(user) = &mut grant.user {
+        if account.kind != db::tenancy::namespaces::KIND_USER {
+            return Err(AuthError::InvalidToken);
+        }
+        if !account.enabled {
+            return Err(AuthError::Disabled);
+        }
+        user.superuser = account.superuser || ctx.is_config_superuser(&account.name);
+        user.name = account.name;
+    } else if let Some(robot) = &mut grant.robot {
+        let Some((owner, owner_enabled)) = account.owner else {
+            return Err(AuthError::InvalidToken);
+        };
+        if account.kind != db::tenancy::namespaces::KIND_ROBOT {
+            return Err(AuthError::InvalidToken);
+        }
+        if !account.enabled || !owner_enabled {
+            return Err(AuthError::Disabled);
+        }
+        robot.name = account.name;
+        robot.owner = owner;
+    }
+    Ok(grant)
 }
 
 fn user_ref(ctx: &Ctx, row: &db::tenancy::namespaces::NamespaceRow) -> UserRef {
@@ -122,32 +206,49 @@ fn user_ref(ctx: &Ctx, row: &db::tenancy::namespaces::NamespaceRow) -> UserRef {
     }
 }
 
-async fn password_user(ctx: &Ctx, username: &str, password: &str) -> Result<UserRef, AuthError> {
+async fn password_user(
+    ctx: &Ctx,
+    username: &str,
+    password: &str,
+    client: Option<IpAddr>,
+) -> Result<UserRef, AuthError> {
     let now = ctx.now_ms();
     let cache_key = hash_secret(&format!("{username}\0{password}"));
     if let Some(user) = ctx.auth_cache.get(&cache_key, now) {
         return Ok(user);
     }
     let row = db::tenancy::namespaces::by_name(ctx.db.pool(), username).await?;
-    let Some(row) = row.filter(|r| r.is_user()) else {
-        // Spend the same time as a real check so user names cannot be probed by timing.
-        let _ = passwords::verify_password(password, DUMMY_HASH).await;
+    let row = row.filter(|r| r.is_user());
+    let stored = row.as_ref().and_then(|r| r.password_hash.as_deref());
+    let failed_key = hash_secret(&format!(
+        "{username}\0{password}\0{}",
+        stored.unwrap_or(DUMMY_HASH)
+    ));
+    if ctx.auth_cache.failed_recently(&failed_key, now) {
         return Err(AuthError::InvalidCredentials);
-    };
-    let Some(hash) = row.password_hash.as_deref() else {
-        return Err(AuthError::InvalidCredentials);
-    };
-    let mut ok = passwords::verify_password(password, hash).await?;
-    if !ok && let Some(unsealed) = ctx.sealer().open(password) {
-        ok = passwords::verify_password(&unsealed, hash).await?;
     }
+    let slot = passwords::login_slot(client).await?;
+    let (Some(row), Some(hash)) = (row.as_ref(), stored) else {
+        if row.is_none() {
+            // Spend the same time as a real check so user names cannot be probed by timing.
+            let _ = passwords::verify_password(&slot, password, DUMMY_HASH).await;
+        }
+        ctx.auth_cache.put_failed(failed_key, now);
+        return Err(AuthError::InvalidCredentials);
+    };
+    let mut ok = passwords::verify_password(&slot, password, hash).await?;
+    if !ok && let Some(unsealed) = ctx.sealer().open(password) {
+        ok = passwords::verify_password(&slot, &unsealed, hash).await?;
+    }
+    drop(slot);
     if !ok {
+        ctx.auth_cache.put_failed(failed_key, now);
         return Err(AuthError::InvalidCredentials);
     }
     if !row.enabled {
         return Err(AuthError::Disabled);
     }
-    let user = user_ref(ctx, &row);
+    let user = user_ref(ctx, row);
     ctx.auth_cache.put(cache_key, user.clone(), now);
     Ok(user)
 }

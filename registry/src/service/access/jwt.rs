@@ -1,7 +1,11 @@
 //! Registry bearer tokens (Docker token authentication): compact JWTs signed with HS256.
 //!
 //! The token server (`/v2/auth`) decides what a principal may do when it issues a token and
-//! writes it into the `access` claim; `/v2` requests then need no database lookup to authorize.
+//! writes it into the `access` claim; `/v2` requests then authorize from the claim, after one
+//! indexed lookup that the token's account still exists and is enabled.
+//! A token is for one audience, this registry's service name ([`Ctx::registry_service`]), and
+//! names its account by id: verification refuses any other audience, and the caller
+//! ([`super::auth`]) refuses a token whose account is gone or disabled.
 //! The signing key is shared by every replica (derived from `SECRET_KEY`, or generated once and
 //! kept in the database), so any replica verifies any replica's tokens.
 
@@ -9,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::{Deserialize, Serialize};
 
-use crate::service::{Access, Grant, RobotRef, UserRef};
+use crate::service::{Access, Ctx, Grant, RobotRef, UserRef};
 
 /// How long an issued registry token is valid.
 pub const TOKEN_LIFETIME_S: i64 = 3600;
@@ -62,6 +66,9 @@ pub enum JwtError {
     BadSignature,
     #[error("token has expired")]
     Expired,
+    /// The token was issued for another service (its `aud` is not this registry's).
+    #[error("token is not for this registry")]
+    WrongAudience,
 }
 
 pub struct Keys {
@@ -166,9 +173,14 @@ impl Keys {
         format!("{signing_input}.{}", B64.encode(sig.as_ref()))
     }
 
-    /// Verifies signature and lifetime and returns the grant.
-    pub fn verify(&self, token: &str, now_s: i64) -> Result<Grant, JwtError> {
+    /// Verifies signature, lifetime and audience (`audience` is this registry's service name,
+    /// [`Ctx::registry_service`]) and returns the grant. The grant names its account by id; the
+    /// caller still checks that the account exists and is enabled.
+    pub fn verify(&self, token: &str, audience: &str, now_s: i64) -> Result<Grant, JwtError> {
         let claims = self.verify_claims(token, now_s)?;
+        if claims.aud != audience {
+            return Err(JwtError::WrongAudience);
+        }
         let (user, robot) = match (
             claims.context.kind.as_str(),
             claims.context.uid,
@@ -225,6 +237,19 @@ impl Keys {
     }
 }
 
+impl Ctx {
+    /// This registry's service name: the only audience its token server issues tokens for and
+    /// its `/v2` accepts, and the `service` of its `WWW-Authenticate` challenge.
+    /// `SERVER_HOSTNAME`, or the listen address when no hostname is configured (never the
+    /// request's `Host`, which the caller chooses).
+    pub fn registry_service(&self) -> String {
+        self.config
+            .server_hostname
+            .clone()
+            .unwrap_or_else(|| self.config.listen.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,31 +271,40 @@ mod tests {
             actions: vec!["pull".into(), "push".into()],
         }];
         let token = keys.issue(Subject::User(&alice()), access.clone(), "registry", 1000);
-        let grant = keys.verify(&token, 1001).unwrap();
+        let grant = keys.verify(&token, "registry", 1001).unwrap();
         assert_eq!(grant.user, Some(alice()));
         assert!(grant.allows("repository", "alice/app", "push"));
         assert!(!grant.allows("repository", "alice/other", "pull"));
         assert!(!grant.allows("repository", "alice/app", "delete"));
 
         assert_eq!(
-            keys.verify(&token, 1000 + TOKEN_LIFETIME_S),
+            keys.verify(&token, "registry", 1000 + TOKEN_LIFETIME_S),
             Err(JwtError::Expired)
         );
         assert_eq!(
-            Keys::new(b"other").verify(&token, 1001),
+            Keys::new(b"other").verify(&token, "registry", 1001),
             Err(JwtError::BadSignature)
         );
         let mut tampered = token.clone();
         tampered.insert(token.find('.').unwrap() + 3, 'x');
-        assert!(keys.verify(&tampered, 1001).is_err());
-        assert_eq!(keys.verify("abc", 1001), Err(JwtError::Malformed));
+        assert!(keys.verify(&tampered, "registry", 1001).is_err());
+        assert_eq!(
+            keys.verify("abc", "registry", 1001),
+            Err(JwtError::Malformed)
+        );
+        // A token for another service is refused, however well signed.
+        let foreign = keys.issue(Subject::User(&alice()), vec![], "elsewhere", 1000);
+        assert_eq!(
+            keys.verify(&foreign, "registry", 1001),
+            Err(JwtError::WrongAudience)
+        );
     }
 
     #[test]
     fn anonymous_token() {
         let keys = Keys::new(b"k");
         let t = keys.issue(Subject::Anonymous, vec![], "s", 10);
-        let g = keys.verify(&t, 11).unwrap();
+        let g = keys.verify(&t, "s", 11).unwrap();
         assert!(g.user.is_none());
         assert!(g.access.is_empty());
     }
@@ -284,7 +318,7 @@ mod tests {
             owner: "org".into(),
         };
         let t = keys.issue(Subject::Robot(&robot), vec![], "s", 10);
-        assert_eq!(keys.verify(&t, 11).unwrap().robot, Some(robot.clone()));
+        assert_eq!(keys.verify(&t, "s", 11).unwrap().robot, Some(robot.clone()));
         let login = keys.issue_robot_login(&robot, 10);
         assert!(keys.verify_robot_login(&login, "org+ci", 11).is_ok());
         assert!(keys.verify_robot_login(&login, "org+other", 11).is_err());
@@ -293,7 +327,7 @@ mod tests {
             Err(JwtError::Expired)
         );
         // A login token is not a registry token, and the other way round.
-        assert!(keys.verify(&login, 11).is_err());
+        assert!(keys.verify(&login, "s", 11).is_err());
         assert!(keys.verify_robot_login(&t, "org+ci", 11).is_err());
     }
 }

@@ -98,19 +98,27 @@ pub async fn initialize(
             ));
         }
     }
+    let already =
+        || AccountError::NotAllowed("Cannot initialize user in a non-empty database".into());
+    // Cheap early answer; the singleton row claimed below is what decides under concurrency.
     if db::tenancy::namespaces::count_users(ctx.db.pool()).await? > 0 {
-        return Err(AccountError::NotAllowed(
-            "Cannot initialize user in a non-empty database".into(),
-        ));
+        return Err(already());
     }
-    let user = create_user(
-        ctx,
-        username,
-        password,
-        (!email.is_empty()).then_some(email),
-        true,
-    )
-    .await?;
+    let email = (!email.is_empty()).then_some(email);
+    let hash = validated_hash(username, password, email).await?;
+    let now = ctx.now_ms();
+    let mut tx = ctx.db.begin().await?;
+    match db::tenancy::namespaces::claim_initialization(&mut tx, now).await {
+        Ok(()) => {}
+        Err(e) if e.is_unique_violation() => return Err(already()),
+        Err(e) => return Err(e.into()),
+    }
+    let user = insert_user(ctx, &mut *tx, username, &hash, email, true).await?;
+    match tx.commit().await {
+        Ok(()) => {}
+        Err(e) if e.is_unique_violation() => return Err(already()),
+        Err(e) => return Err(e.into()),
+    }
     let access_token = if want_token {
         Some(create_access_token(ctx, &user, ALL_SCOPES).await?)
     } else {
@@ -118,7 +126,7 @@ pub async fn initialize(
     };
     Ok(Initialized {
         username: user.name,
-        email: email.to_owned(),
+        email: email.unwrap_or_default().to_owned(),
         encrypted_password: ctx.sealer().seal(password),
         access_token,
     })
@@ -132,6 +140,16 @@ pub async fn create_user(
     email: Option<&str>,
     superuser: bool,
 ) -> Result<UserRef, AccountError> {
+    let hash = validated_hash(username, password, email).await?;
+    insert_user(ctx, ctx.db.pool(), username, &hash, email, superuser).await
+}
+
+/// Checks a new user's name, password and e-mail, and hashes the password.
+async fn validated_hash(
+    username: &str,
+    password: &str,
+    email: Option<&str>,
+) -> Result<String, AccountError> {
     validate_namespace_name(username).map_err(|message| AccountError::Invalid {
         field: "username",
         message,
@@ -140,15 +158,25 @@ pub async fn create_user(
     if let Some(email) = email {
         validate_email(email)?;
     }
-    let hash = passwords::hash_password(password).await?;
+    Ok(passwords::hash_password(password).await?)
+}
+
+async fn insert_user<'c>(
+    ctx: &Ctx,
+    ex: impl db::Exec<'c>,
+    username: &str,
+    hash: &str,
+    email: Option<&str>,
+    superuser: bool,
+) -> Result<UserRef, AccountError> {
     let new = NewUser {
         name: username,
         email,
-        password_hash: Some(&hash),
+        password_hash: Some(hash),
         superuser,
         tag_expiration_s: ctx.config.default_tag_expiration_s,
     };
-    match db::tenancy::namespaces::insert_user(ctx.db.pool(), &new, ctx.now_ms()).await {
+    match db::tenancy::namespaces::insert_user(ex, &new, ctx.now_ms()).await {
         Ok(id) => Ok(UserRef {
             id,
             name: username.to_owned(),
@@ -159,6 +187,39 @@ pub async fn create_user(
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Why an account may not be given access in a namespace (see [`delegate_account`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum DelegateRefusal {
+    /// No user or robot of that name (organizations never receive permissions).
+    Unknown,
+    /// A robot of another namespace.
+    ForeignRobot,
+}
+
+/// The one rule for who may be given access in namespace `owner_id`, used by every route that
+/// grants it (repository permissions, team membership, default permissions): an existing user,
+/// or a robot owned by that namespace itself (decided by the robot's owner, not its name).
+/// Never an organization, never another namespace's robot.
+pub async fn delegate_account(
+    ctx: &Ctx,
+    owner_id: i64,
+    name: &str,
+) -> Result<Result<NamespaceRow, DelegateRefusal>, TenancyError> {
+    let Some(account) = db::tenancy::namespaces::by_name(ctx.db.pool(), name)
+        .await?
+        .filter(|a| a.is_user() || a.is_robot())
+    else {
+        return Ok(Err(DelegateRefusal::Unknown));
+    };
+    if account.is_robot() {
+        let robot = db::tenancy::robots::by_id(ctx.db.pool(), account.id).await?;
+        if robot.is_none_or(|r| r.owner_id != owner_id) {
+            return Ok(Err(DelegateRefusal::ForeignRobot));
+        }
+    }
+    Ok(Ok(account))
 }
 
 /// Issues a new access token for `user`; the secret is returned once and stored hashed.

@@ -1,5 +1,8 @@
 //! Repository permissions of users, robots and teams (`read`, `write`, `admin`), and an
 //! organization's default permissions (prototypes).
+//!
+//! Rule: a user or robot delegate is accepted only through [`accounts::delegate_account`] (a
+//! user, or a robot of the namespace itself), for direct permissions and prototypes alike.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +12,14 @@ use serde_json::json;
 use crate::db::{self, content::repositories::RepoRow, tenancy::namespaces::NamespaceRow};
 use crate::service::access::authz::{self, Action, Resource, Role};
 use crate::service::operations::audit::{Caller, Event};
+use crate::service::tenancy::accounts::{self, DelegateRefusal};
 use crate::service::{Ctx, TenancyError, content::repositories, tenancy::orgs, views};
+
+fn foreign_robot(robot: &str, namespace: &str) -> TenancyError {
+    TenancyError::Invalid(format!(
+        "Cannot add robot {robot} under namespace {namespace}"
+    ))
+}
 
 fn parse_role(role: &str) -> Result<Role, TenancyError> {
     Role::parse(role).ok_or_else(|| {
@@ -120,17 +130,17 @@ pub async fn set_user(
             "Namespace owner must always be admin.".into(),
         ));
     }
-    let account = account_row(ctx, username)
-        .await?
-        .ok_or_else(|| TenancyError::Invalid(format!("Invalid username: {username}")))?;
-    if account.is_robot() {
-        let owner = username.split_once('+').map(|(o, _)| o).unwrap_or_default();
-        if owner != namespace {
+    let account = match accounts::delegate_account(ctx, ns.id, username).await? {
+        Ok(account) => account,
+        Err(DelegateRefusal::Unknown) => {
             return Err(TenancyError::Invalid(format!(
-                "Cannot add robot {username} under namespace {namespace}"
+                "Invalid username: {username}"
             )));
         }
-    }
+        Err(DelegateRefusal::ForeignRobot) => {
+            return Err(foreign_robot(username, namespace));
+        }
+    };
     db::tenancy::permissions::set_user(ctx.db.pool(), repo.id, account.id, role.as_str()).await?;
     ctx.audit.record(
         caller,
@@ -417,7 +427,15 @@ pub async fn create_prototype(
         ),
     };
     let (delegate_account, delegate_team) = match request.delegate.kind.as_str() {
-        "user" => (account_row(ctx, &request.delegate.name).await?, None),
+        "user" => {
+            match accounts::delegate_account(ctx, org_row.id, &request.delegate.name).await? {
+                Ok(account) => (Some(account), None),
+                Err(DelegateRefusal::Unknown) => (None, None),
+                Err(DelegateRefusal::ForeignRobot) => {
+                    return Err(foreign_robot(&request.delegate.name, org));
+                }
+            }
+        }
         "team" => (
             None,
             db::tenancy::teams::get(ctx.db.pool(), org_row.id, &request.delegate.name).await?,

@@ -278,19 +278,22 @@ pub async fn add_member(
 ) -> Result<api::TeamMember, TenancyError> {
     let org = admin_org(ctx, caller, org_name).await?;
     let team = team_row(ctx, &org, team_name).await?;
-    let account = db::tenancy::namespaces::by_name(ctx.db.pool(), member)
-        .await?
-        .filter(|a| !a.is_org())
-        .ok_or_else(|| TenancyError::Invalid("Unknown user".into()))?;
-    let now = ctx.now_ms();
-    if account.is_robot() {
-        let robot = db::tenancy::robots::by_id(ctx.db.pool(), account.id).await?;
-        if robot.is_none_or(|r| r.owner_id != org.id) {
+    let account = match accounts::delegate_account(ctx, org.id, member).await? {
+        Ok(account) => account,
+        Err(accounts::DelegateRefusal::Unknown) => {
+            return Err(TenancyError::Invalid("Unknown user".into()));
+        }
+        Err(accounts::DelegateRefusal::ForeignRobot) => {
             return Err(TenancyError::Refused(
                 "Cannot add the specified robot to this team, as it is not a member of the organization".into(),
             ));
         }
-    } else if ctx.config.mail_configured() && ctx.config.features.require_team_invite {
+    };
+    let now = ctx.now_ms();
+    if !account.is_robot()
+        && ctx.config.mail_configured()
+        && ctx.config.features.require_team_invite
+    {
         let org_members = db::tenancy::teams::org_member_ids(ctx.db.pool(), org.id).await?;
         if !org_members.contains(&account.id) {
             let inviter = caller.principal.account();
