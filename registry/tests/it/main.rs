@@ -10,6 +10,7 @@ mod common;
 mod audit;
 mod auth;
 mod authz_matrix;
+mod bad_input;
 mod blobs;
 mod clients;
 mod content;

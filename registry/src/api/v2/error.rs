@@ -24,6 +24,8 @@ pub struct Extra {
     pub challenge: Option<String>,
     /// The `Range` header of a 416 on an upload.
     pub range: Option<String>,
+    /// The `Content-Range` header of a 416 on a blob (`bytes */<size>`).
+    pub content_range: Option<String>,
 }
 
 impl V2Error {
@@ -52,6 +54,13 @@ impl V2Error {
 
     pub fn with_detail(mut self, detail: serde_json::Value) -> V2Error {
         self.extra.get_or_insert_with(Default::default).detail = Some(detail);
+        self
+    }
+
+    pub fn with_content_range(mut self, content_range: String) -> V2Error {
+        self.extra
+            .get_or_insert_with(Default::default)
+            .content_range = Some(content_range);
         self
     }
 
@@ -109,6 +118,7 @@ impl V2Error {
                 detail,
                 challenge,
                 range,
+                content_range: None,
             })
         });
         V2Error {
@@ -131,6 +141,12 @@ impl IntoResponse for V2Error {
         }
         if let Some(r) = extra.range.and_then(|r| HeaderValue::from_str(&r).ok()) {
             headers.insert(header::RANGE, r);
+        }
+        if let Some(r) = extra
+            .content_range
+            .and_then(|r| HeaderValue::from_str(&r).ok())
+        {
+            headers.insert(header::CONTENT_RANGE, r);
         }
         response
     }
