@@ -13,6 +13,7 @@ backend_tests!(
     range_positions_past_u64_clamp_to_the_blob,
     unsatisfiable_ranges_answer_416_with_content_range,
     chunk_ranges_past_the_largest_offset_answer_416,
+    every_v2_route_challenges_for_the_scope_it_checks,
 );
 
 async fn range_get(s: &TestServer, path: &str, range: &str) -> reqwest::Response {
@@ -125,4 +126,185 @@ async fn chunk_ranges_past_the_largest_offset_answer_416(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+/// The `scope` of a `WWW-Authenticate: Bearer ...` challenge.
+fn challenge_scope(r: &reqwest::Response) -> Option<String> {
+    let h = r.headers().get("www-authenticate")?.to_str().ok()?;
+    let rest = h.split("scope=\"").nth(1)?;
+    Some(rest.split('"').next()?.to_owned())
+}
+
+/// A new upload session in `repo`, as the admin; returns its location.
+async fn upload_session(s: &TestServer, repo: &str) -> String {
+    let r = s
+        .as_admin()
+        .send(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    r.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// Issue 15 item 15: for every `/v2` route, an anonymous request is challenged for a scope,
+/// and a token for exactly that scope is accepted (the upload status used to challenge for
+/// `pull` and check `push`; an upload cancel challenged for `delete`).
+async fn every_v2_route_challenges_for_the_scope_it_checks(b: Backend) {
+    let s = TestServer::start(b).await;
+    s.init_admin().await;
+    let repo = "admin/private";
+    let image = s.as_admin().push_image(repo, "v1").await;
+    let other = s.as_admin().push_image("admin/source", "v1").await;
+    let layer = sha256(&image.layers[0]);
+    let foreign = sha256(&other.layers[0]);
+    let fresh = random_bytes(300);
+    let chunk = random_bytes(200);
+    let last = random_bytes(100);
+    let status_session = upload_session(&s, repo).await;
+    let patch_session = upload_session(&s, repo).await;
+    let put_session = upload_session(&s, repo).await;
+    let cancel_session = upload_session(&s, repo).await;
+    let next = Image::random(1);
+    for blob in next.blobs() {
+        s.as_admin().push_blob(repo, blob).await;
+    }
+    let base = format!("/v2/{repo}");
+    let cases: Vec<(Method, String, Vec<u8>, Option<&str>, StatusCode)> = vec![
+        (
+            Method::GET,
+            format!("{base}/tags/list"),
+            vec![],
+            None,
+            StatusCode::OK,
+        ),
+        (
+            Method::GET,
+            format!("{base}/manifests/v1"),
+            vec![],
+            None,
+            StatusCode::OK,
+        ),
+        (
+            Method::HEAD,
+            format!("{base}/manifests/v1"),
+            vec![],
+            None,
+            StatusCode::OK,
+        ),
+        (
+            Method::PUT,
+            format!("{base}/manifests/v2"),
+            next.manifest.clone(),
+            Some(OCI_MANIFEST),
+            StatusCode::CREATED,
+        ),
+        (
+            Method::GET,
+            format!("{base}/blobs/{layer}"),
+            vec![],
+            None,
+            StatusCode::OK,
+        ),
+        (
+            Method::HEAD,
+            format!("{base}/blobs/{layer}"),
+            vec![],
+            None,
+            StatusCode::OK,
+        ),
+        (
+            Method::GET,
+            format!("{base}/referrers/{}", image.digest),
+            vec![],
+            None,
+            StatusCode::OK,
+        ),
+        (
+            Method::POST,
+            format!("{base}/blobs/uploads/"),
+            vec![],
+            None,
+            StatusCode::ACCEPTED,
+        ),
+        (
+            Method::POST,
+            format!("{base}/blobs/uploads/?digest={}", sha256(&fresh)),
+            fresh.clone(),
+            None,
+            StatusCode::CREATED,
+        ),
+        (
+            Method::GET,
+            status_session.clone(),
+            vec![],
+            None,
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            Method::PATCH,
+            patch_session.clone(),
+            chunk.clone(),
+            None,
+            StatusCode::ACCEPTED,
+        ),
+        (
+            Method::PUT,
+            format!("{put_session}?digest={}", sha256(&last)),
+            last.clone(),
+            None,
+            StatusCode::CREATED,
+        ),
+        (
+            Method::DELETE,
+            cancel_session.clone(),
+            vec![],
+            None,
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            Method::POST,
+            format!("{base}/blobs/uploads/?mount={foreign}&from=admin/source"),
+            vec![],
+            None,
+            StatusCode::CREATED,
+        ),
+        (
+            Method::DELETE,
+            format!("{base}/blobs/{}", sha256(&fresh)),
+            vec![],
+            None,
+            StatusCode::ACCEPTED,
+        ),
+        (
+            Method::DELETE,
+            format!("{base}/manifests/{}", next.digest),
+            vec![],
+            None,
+            StatusCode::ACCEPTED,
+        ),
+    ];
+    for (method, path, body, content_type, success) in cases {
+        let what = format!("{method} {path}");
+        let request = |api: Api<'_>| {
+            let mut req = api.request(method.clone(), &path).body(body.clone());
+            if let Some(ct) = content_type {
+                req = req.header("Content-Type", ct);
+            }
+            req
+        };
+        let r = request(s.anonymous()).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{what}");
+        let scope = challenge_scope(&r).unwrap_or_else(|| panic!("{what}: no scope in challenge"));
+        let token = s.token(Some((ADMIN, ADMIN_PASSWORD)), &[&scope]).await;
+        let r = request(s.as_bearer(&token)).send().await.unwrap();
+        let status = r.status();
+        assert_eq!(
+            status,
+            success,
+            "{what} with a token for the challenged scope {scope:?}: {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+    // The catalog answers anonymous callers (what they may see); its scope is the catalog's.
+    let r = s.anonymous().send(Method::GET, "/v2/_catalog").await;
+    assert_eq!(r.status(), StatusCode::OK);
 }
