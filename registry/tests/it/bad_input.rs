@@ -135,6 +135,9 @@ fn challenge_scope(r: &reqwest::Response) -> Option<String> {
     Some(rest.split('"').next()?.to_owned())
 }
 
+/// A request (method, path, body, content type) and the status it answers when allowed.
+type Case = (Method, String, Vec<u8>, Option<&'static str>, StatusCode);
+
 /// A new upload session in `repo`, as the admin; returns its location.
 async fn upload_session(s: &TestServer, repo: &str) -> String {
     let r = s
@@ -168,7 +171,7 @@ async fn every_v2_route_challenges_for_the_scope_it_checks(b: Backend) {
         s.as_admin().push_blob(repo, blob).await;
     }
     let base = format!("/v2/{repo}");
-    let cases: Vec<(Method, String, Vec<u8>, Option<&str>, StatusCode)> = vec![
+    let cases: Vec<Case> = vec![
         (
             Method::GET,
             format!("{base}/tags/list"),
