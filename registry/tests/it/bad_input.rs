@@ -4,6 +4,7 @@
 //! items 11, 12, 13, 15, 17, 18).
 
 use reqwest::{Method, StatusCode};
+use serde_json::json;
 
 use crate::backend_tests;
 use crate::common::oci::*;
@@ -14,6 +15,7 @@ backend_tests!(
     unsatisfiable_ranges_answer_416_with_content_range,
     chunk_ranges_past_the_largest_offset_answer_416,
     every_v2_route_challenges_for_the_scope_it_checks,
+    mount_is_decided_on_the_account_whatever_the_token_scopes,
 );
 
 async fn range_get(s: &TestServer, path: &str, range: &str) -> reqwest::Response {
@@ -310,4 +312,83 @@ async fn every_v2_route_challenges_for_the_scope_it_checks(b: Backend) {
     // The catalog answers anonymous callers (what they may see); its scope is the catalog's.
     let r = s.anonymous().send(Method::GET, "/v2/_catalog").await;
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// Issue 15 item 17: a cross-repository mount is decided on the caller's access to `from`, not
+/// on the scopes its token carries (clients ask only for the target's scope): 201 when the
+/// account can read the source (a permission, or a public repository), 202 (a fresh upload)
+/// when it cannot.
+async fn mount_is_decided_on_the_account_whatever_the_token_scopes(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin_token = s.init_admin().await;
+    let (bob, bob_pw) = s.user("bob").await;
+    let (carol, carol_pw) = s.user("carol").await;
+    let private = s
+        .as_admin()
+        .push_blob("admin/src", &random_bytes(700))
+        .await;
+    let public = s
+        .as_admin()
+        .push_blob("admin/pub", &random_bytes(800))
+        .await;
+    let (status, body) = s
+        .call(
+            Some(&admin_token),
+            Method::POST,
+            "/repository/admin/pub/changevisibility",
+            Some(json!({ "visibility": "public" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = s
+        .call(
+            Some(&admin_token),
+            Method::PUT,
+            "/repository/admin/src/permissions/user/bob",
+            Some(json!({ "role": "read" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let mount = |user: &str, token: &str, digest: &str, from: &str| {
+        let path = format!("/v2/{user}/dst/blobs/uploads/?mount={digest}&from={from}");
+        let token = token.to_owned();
+        let s = &s;
+        async move { s.as_bearer(&token).send(Method::POST, &path).await }
+    };
+    let bob_token = s
+        .token(Some((&bob, &bob_pw)), &["repository:bob/dst:pull,push"])
+        .await;
+    for (digest, from) in [(&private, "admin/src"), (&public, "admin/pub")] {
+        let r = mount(&bob, &bob_token, digest, from).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "bob from {from}");
+        assert_eq!(r.headers()["docker-content-digest"], digest.as_str());
+        let r = s
+            .as_basic(&bob, &bob_pw)
+            .send(Method::HEAD, &format!("/v2/bob/dst/blobs/{digest}"))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "bob/dst has {from}'s blob");
+    }
+
+    let carol_token = s
+        .token(
+            Some((&carol, &carol_pw)),
+            &["repository:carol/dst:pull,push"],
+        )
+        .await;
+    // Carol cannot read admin/src: a fresh upload, and nothing linked.
+    let r = mount(&carol, &carol_token, &private, "admin/src").await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert!(r.headers().contains_key("docker-upload-uuid"));
+    let r = s
+        .as_basic(&carol, &carol_pw)
+        .send(Method::HEAD, &format!("/v2/carol/dst/blobs/{private}"))
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // Anyone, anonymous included, may read admin/pub: its blob mounts.
+    let r = mount(&carol, &carol_token, &public, "admin/pub").await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // A token that says nothing about the target still cannot push: the target is checked.
+    let r = mount(&carol, &bob_token, &public, "admin/pub").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
