@@ -2,6 +2,7 @@
 //! maps the result; errors are mapped to the surface's format in one place per surface.
 //! No SQL and no storage access here.
 
+pub mod edge;
 pub mod federation;
 pub mod health;
 pub mod quay;
@@ -36,10 +37,12 @@ pub fn router(state: AppState) -> Router {
         .merge(v2::router())
         .nest(
             "/api/v1",
-            quay::router().layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                quay::error::absolute_error_types,
-            )),
+            quay::router()
+                .layer(axum::middleware::from_fn(edge::quay_text))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    quay::error::absolute_error_types,
+                )),
         )
         .merge(federation::router())
         .merge(health::router())
@@ -114,6 +117,10 @@ pub fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>, Malformed
             .map_err(|_| MalformedAuthorization)?;
         let text = String::from_utf8(decoded).map_err(|_| MalformedAuthorization)?;
         let (username, password) = text.split_once(':').ok_or(MalformedAuthorization)?;
+        // No account name or password holds a NUL (see `edge`).
+        if text.contains('\0') {
+            return Err(MalformedAuthorization);
+        }
         Ok(Some(Credentials::Basic {
             username: username.to_owned(),
             password: password.to_owned(),

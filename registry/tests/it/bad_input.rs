@@ -4,10 +4,11 @@
 //! items 11, 12, 13, 15, 17, 18).
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::backend_tests;
 use crate::common::oci::*;
+use crate::common::quay::assert_quay_error;
 use crate::common::*;
 
 backend_tests!(
@@ -16,6 +17,7 @@ backend_tests!(
     chunk_ranges_past_the_largest_offset_answer_416,
     every_v2_route_challenges_for_the_scope_it_checks,
     mount_is_decided_on_the_account_whatever_the_token_scopes,
+    nul_characters_are_refused_at_the_edge,
 );
 
 async fn range_get(s: &TestServer, path: &str, range: &str) -> reqwest::Response {
@@ -391,4 +393,220 @@ async fn mount_is_decided_on_the_account_whatever_the_token_scopes(b: Backend) {
     // A token that says nothing about the target still cannot push: the target is checked.
     let r = mount(&carol, &bob_token, &public, "admin/pub").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// A raw `/api/v1` request (the body as bytes, so it can be anything).
+async fn raw_call(
+    s: &TestServer,
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<&[u8]>,
+) -> (StatusCode, Value) {
+    let mut req = s.client.request(method, format!("{}/api/v1{path}", s.url));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req
+            .header("Content-Type", "application/json")
+            .body(b.to_vec());
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Issue 15 item 11: a NUL character (`%00`, `\u0000`) anywhere a request carries text is a 400
+/// naming where it is, in the surface's format, on every backend (PostgreSQL answered 500, some
+/// of them to anonymous callers).
+async fn nul_characters_are_refused_at_the_edge(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.init_admin().await;
+    s.as_admin().push_image("admin/repo", "v1").await;
+    s.create_org(&admin, "org").await;
+
+    // /v2: the OCI envelope.
+    let v2 = |path: &'static str, anonymous: bool| {
+        let s = &s;
+        async move {
+            let api = if anonymous {
+                s.anonymous()
+            } else {
+                s.as_admin()
+            };
+            api.send(Method::GET, path).await
+        }
+    };
+    for (path, anonymous, at) in [
+        ("/v2/_catalog?last=%00", true, "last"),
+        ("/v2/_catalog?n=1&last=a%00b", false, "last"),
+        ("/v2/admin/repo/tags/list?last=%00", false, "last"),
+        ("/v2/admin/repo/tags/list?n=%00", false, "n"),
+        (
+            "/v2/admin/repo/blobs/uploads/?mount=%00&from=admin/repo",
+            false,
+            "mount",
+        ),
+    ] {
+        let body = expect_error(
+            v2(path, anonymous).await,
+            StatusCode::BAD_REQUEST,
+            "UNSUPPORTED",
+        )
+        .await;
+        assert_eq!(
+            body["errors"][0]["message"],
+            format!("query parameter {at} must not contain NUL characters"),
+            "{path}"
+        );
+    }
+    // /v2 paths are matched undecoded: the parsers refuse the `%`.
+    expect_error(
+        v2("/v2/a%00b/tags/list", false).await,
+        StatusCode::BAD_REQUEST,
+        "NAME_INVALID",
+    )
+    .await;
+    let r = v2("/v2/admin/repo/blobs/sha256:%00", false).await;
+    expect_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+    // The token endpoint: its query, and its form.
+    let r = s
+        .anonymous()
+        .send(
+            Method::GET,
+            &format!(
+                "/v2/auth?service={}&scope=repository:admin/a%00:pull",
+                s.host
+            ),
+        )
+        .await;
+    expect_error(r, StatusCode::BAD_REQUEST, "UNSUPPORTED").await;
+    let r = s
+        .client
+        .post(format!("{}/v2/auth", s.url))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("grant_type=password&username=ad%00min&password=x&scope=repository:admin/repo:pull")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    assert_eq!(
+        body["error_description"],
+        "form field username must not contain NUL characters"
+    );
+    // Basic credentials holding a NUL are malformed, on both surfaces.
+    let nul_user = s.as_basic("ad\0min", ADMIN_PASSWORD);
+    let r = nul_user.send(Method::GET, "/v2/").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = nul_user.send(Method::GET, "/v2/admin/repo/tags/list").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = nul_user.send(Method::GET, "/api/v1/user/").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // A manifest whose kept fields hold a NUL.
+    let image = Image::random(1);
+    for blob in image.blobs() {
+        s.as_admin().push_blob("admin/repo", blob).await;
+    }
+    let mut manifest: Value = serde_json::from_slice(&image.manifest).unwrap();
+    manifest["annotations"] = json!({ "org.example": "a\u{0}b" });
+    let r = s
+        .as_admin()
+        .put_manifest(
+            "admin/repo",
+            "nul",
+            OCI_MANIFEST,
+            &serde_json::to_vec(&manifest).unwrap(),
+        )
+        .await;
+    let body = expect_error(r, StatusCode::BAD_REQUEST, "MANIFEST_INVALID").await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("annotations must not contain NUL"),
+        "{body}"
+    );
+
+    // /api/v1: Quay's error body.
+    let quay = |status: StatusCode, body: &Value, at: &str| {
+        assert_quay_error(
+            status,
+            body,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &format!("{at} must not contain NUL characters"),
+        )
+    };
+    // Sign-up, anonymous.
+    let (status, body) = raw_call(
+        &s,
+        None,
+        Method::POST,
+        "/user/",
+        Some(br#"{"username":"new\u0000user","password":"password-123","email":"n@example.com"}"#),
+    )
+    .await;
+    quay(status, &body, "username");
+    for (path, at) in [
+        (
+            "/repository/admin/repo/tag/?specificTag=%00",
+            "query parameter specificTag",
+        ),
+        (
+            "/repository/admin/repo/tag/?onlyActiveTags=true&specificTag=v%001",
+            "query parameter specificTag",
+        ),
+        ("/repository?namespace=%00", "query parameter namespace"),
+        ("/organization/a%00b", "the path"),
+        ("/repository/admin/re%00po/tag/", "the path"),
+        ("/users/a%00b", "the path"),
+    ] {
+        let (status, body) = raw_call(&s, Some(&admin), Method::GET, path, None).await;
+        quay(status, &body, at);
+        // Anonymous callers get the same answer, not a 500.
+        let (status, body) = raw_call(&s, None, Method::GET, path, None).await;
+        quay(status, &body, at);
+    }
+    let (status, body) = raw_call(
+        &s,
+        Some(&admin),
+        Method::POST,
+        "/organization/org/applications",
+        Some(br#"{"name":"app","description":"an \u0000 app"}"#),
+    )
+    .await;
+    quay(status, &body, "description");
+    let (status, body) = raw_call(
+        &s,
+        Some(&admin),
+        Method::PUT,
+        "/repository/admin/repo",
+        Some(br#"{"description":"\u0000"}"#),
+    )
+    .await;
+    quay(status, &body, "description");
+    let (status, body) = raw_call(
+        &s,
+        Some(&admin),
+        Method::POST,
+        "/repository/admin/repo/manifest/sha256:0/labels",
+        Some(br#"{"key":"k","value":"v","media_type":"text/plain","x":{"\u0000":1}}"#),
+    )
+    .await;
+    quay(status, &body, "x.keys");
+    // Nothing was stored.
+    let (status, body) = raw_call(
+        &s,
+        Some(&admin),
+        Method::GET,
+        "/repository/admin/repo",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(body["description"], "\u{0}");
 }

@@ -55,6 +55,7 @@ pub fn router() -> Router<AppState> {
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
+        .layer(axum::middleware::from_fn(super::edge::v2_text))
 }
 
 /// What the failing request would need: its scope, for the `WWW-Authenticate` challenge.
