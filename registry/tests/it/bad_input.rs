@@ -18,6 +18,8 @@ backend_tests!(
     every_v2_route_challenges_for_the_scope_it_checks,
     mount_is_decided_on_the_account_whatever_the_token_scopes,
     nul_characters_are_refused_at_the_edge,
+    error_messages_echo_input_within_bounds,
+    bodies_that_are_not_the_expected_json_are_refused,
 );
 
 async fn range_get(s: &TestServer, path: &str, range: &str) -> reqwest::Response {
@@ -609,4 +611,118 @@ async fn nul_characters_are_refused_at_the_edge(b: Backend) {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_ne!(body["description"], "\u{0}");
+}
+
+/// Asserts a bounded message: at most 1 KiB, cut with an ellipsis.
+#[track_caller]
+fn assert_bounded(message: &Value, what: &str) {
+    let m = message
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: no message"));
+    assert!(m.len() <= 1024, "{what}: {} bytes", m.len());
+    assert!(m.ends_with('…'), "{what}: {m}");
+}
+
+/// Issue 15 item 13: a message that echoes a huge input is cut (with an ellipsis) instead of
+/// making the body too large to write (it came back empty past 64 KiB).
+async fn error_messages_echo_input_within_bounds(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.init_admin().await;
+    s.as_admin().push_image("admin/repo", "v1").await;
+    let huge = "x".repeat(100 * 1024);
+    // serde echoes an unknown variant / a string of the wrong type.
+    for (method, path, body) in [
+        (
+            Method::PUT,
+            "/repository/admin/repo/permissions/user/admin",
+            json!({ "role": huge }),
+        ),
+        (
+            Method::POST,
+            "/repository/admin/repo/changevisibility",
+            json!({ "visibility": huge }),
+        ),
+    ] {
+        let what = format!("{method} {path}");
+        let (status, body) = s.call(Some(&admin), method, path, Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {body}");
+        assert_eq!(body["error_type"], "invalid_request", "{what}");
+        assert_bounded(&body["error_message"], &what);
+        assert_bounded(&body["detail"], &what);
+        assert!(body["type"].as_str().unwrap().starts_with("http"), "{what}");
+    }
+    // /v2: a huge reference echoed in TAG_INVALID.
+    let image = Image::random(1);
+    let tag = "t".repeat(60 * 1024);
+    let r = s
+        .as_admin()
+        .put_manifest(
+            "admin/repo",
+            &format!("{tag}!"),
+            OCI_MANIFEST,
+            &image.manifest,
+        )
+        .await;
+    let body = expect_error(r, StatusCode::BAD_REQUEST, "TAG_INVALID").await;
+    assert_bounded(&body["errors"][0]["message"], "TAG_INVALID");
+}
+
+/// Issue 15 item 13: a body that is not the JSON the endpoint expects (another top-level type,
+/// not UTF-8) is a 400 in Quay's error body, never a silent no-op.
+async fn bodies_that_are_not_the_expected_json_are_refused(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.init_admin().await;
+    s.as_admin().push_image("admin/repo", "v1").await;
+    let (status, _) = s
+        .call(
+            Some(&admin),
+            Method::PUT,
+            "/repository/admin/repo",
+            Some(json!({ "description": "kept" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let endpoints = [
+        (Method::PUT, "/repository/admin/repo"),
+        (Method::PUT, "/repository/admin/repo/tag/v1"),
+        (Method::PUT, "/repository/admin/repo/permissions/user/admin"),
+        (Method::PUT, "/user/"),
+        (Method::POST, "/repository/admin/repo/changevisibility"),
+    ];
+    let bodies: [&[u8]; 9] = [
+        b"[]",
+        br#"["not kept"]"#,
+        b"\"not kept\"",
+        b"1",
+        b"null",
+        b"true",
+        b"\xff\xfe{}",
+        b"{\"description\":\"not \xff kept\"}",
+        b"{\"description\":\"not kept\",\"junk\":\"\xff\"}",
+    ];
+    for (method, path) in endpoints {
+        for body in bodies {
+            let what = format!("{method} {path} {}", String::from_utf8_lossy(body));
+            let (status, answer) =
+                raw_call(&s, Some(&admin), method.clone(), path, Some(body)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {answer}");
+            assert_eq!(answer["error_type"], "invalid_request", "{what}: {answer}");
+            let m = answer["error_message"].as_str().unwrap();
+            assert!(
+                m.starts_with("Invalid JSON body: ")
+                    && (m.contains("expected a JSON object") || m.contains("not UTF-8")),
+                "{what}: {m}"
+            );
+        }
+    }
+    let (status, body) = raw_call(
+        &s,
+        Some(&admin),
+        Method::GET,
+        "/repository/admin/repo",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["description"], "kept");
 }

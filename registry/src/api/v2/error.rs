@@ -1,5 +1,6 @@
 //! The OCI error envelope, written in exactly one place: `{"errors":[{code,message,detail}]}`
-//! with the status the Distribution spec assigns to each code.
+//! with the status the Distribution spec assigns to each code. Messages are bounded
+//! (`api::bounded_message`): they may echo input.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -133,7 +134,8 @@ impl V2Error {
 impl IntoResponse for V2Error {
     fn into_response(self) -> Response {
         let extra = self.extra.map(|e| *e).unwrap_or_default();
-        let body = json!({ "errors": [{ "code": self.code, "message": self.message, "detail": extra.detail }] });
+        let message = crate::api::bounded_message(self.message);
+        let body = json!({ "errors": [{ "code": self.code, "message": message, "detail": extra.detail }] });
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         if let Some(c) = extra.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
