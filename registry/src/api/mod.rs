@@ -4,6 +4,7 @@
 
 pub mod edge;
 pub mod federation;
+pub mod fuzzing;
 pub mod health;
 pub mod quay;
 pub mod v2;

@@ -63,7 +63,7 @@ pub(super) async fn delete(req: &Req<'_>, digest: &str) -> Result<Response, V2Er
 /// `Range: bytes=a-b`, `bytes=a-`, `bytes=-n` (a single range); `None` when the header is
 /// absent or not one this server implements (then the whole blob is served). A range with
 /// `b < a` is returned as it is: resolving it against the blob finds it unsatisfiable.
-pub(super) fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
+pub fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
     let v = headers.get(header::RANGE)?.to_str().ok()?;
     let spec = v.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {

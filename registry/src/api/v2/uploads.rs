@@ -114,10 +114,10 @@ pub(super) async fn cancel(req: &Req<'_>, uuid: &str) -> Result<Response, V2Erro
 }
 
 /// The largest byte position an upload may reach.
-pub(super) const MAX_OFFSET: u64 = i64::MAX as u64;
+pub const MAX_OFFSET: u64 = i64::MAX as u64;
 
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum ChunkRangeError {
+pub enum ChunkRangeError {
     /// Not `<start>-<end>` in decimal digits.
     Malformed,
     /// A position past [`MAX_OFFSET`].
@@ -126,7 +126,7 @@ pub(super) enum ChunkRangeError {
 
 /// `Content-Range: <start>-<end>` (OCI) or `bytes <start>-<end>/<total>`, inclusive. An end
 /// before the start is returned as it is (the service answers 416 for it).
-pub(super) fn parse_content_range(v: &HeaderValue) -> Result<(u64, u64), ChunkRangeError> {
+pub fn parse_content_range(v: &HeaderValue) -> Result<(u64, u64), ChunkRangeError> {
     let s = v.to_str().map_err(|_| ChunkRangeError::Malformed)?.trim();
     let s = s.strip_prefix("bytes ").unwrap_or(s);
     let s = s.split('/').next().unwrap_or(s);
