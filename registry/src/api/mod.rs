@@ -2,7 +2,9 @@
 //! maps the result; errors are mapped to the surface's format in one place per surface.
 //! No SQL and no storage access here.
 
+pub mod edge;
 pub mod federation;
+pub mod fuzzing;
 pub mod health;
 pub mod quay;
 pub mod v2;
@@ -36,10 +38,12 @@ pub fn router(state: AppState) -> Router {
         .merge(v2::router())
         .nest(
             "/api/v1",
-            quay::router().layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                quay::error::absolute_error_types,
-            )),
+            quay::router()
+                .layer(axum::middleware::from_fn(edge::quay_text))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    quay::error::absolute_error_types,
+                )),
         )
         .merge(federation::router())
         .merge(health::router())
@@ -95,6 +99,40 @@ pub fn prepare<B>(request: &mut axum::http::Request<B>) {
     }
 }
 
+/// The most bytes of an error message a surface writes: messages may echo input (a name, a
+/// value serde could not read), which is not bounded.
+pub const MAX_MESSAGE: usize = 1024;
+
+/// `message`, cut at a character boundary to at most [`MAX_MESSAGE`] bytes and ended with `…`
+/// when cut. Each surface's error writer applies it to every message it writes.
+pub fn bounded_message(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE - '…'.len_utf8();
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_bounded_at_a_char_boundary() {
+        assert_eq!(bounded_message("short".into()), "short");
+        let exact = "a".repeat(MAX_MESSAGE);
+        assert_eq!(bounded_message(exact.clone()), exact);
+        let long = bounded_message("é".repeat(MAX_MESSAGE));
+        assert!(long.len() <= MAX_MESSAGE, "{}", long.len());
+        assert!(long.ends_with('…'));
+        assert!(long.trim_end_matches('…').chars().all(|c| c == 'é'));
+    }
+}
+
 /// An `Authorization` header that is neither valid Basic nor Bearer.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed Authorization header")]
@@ -114,6 +152,10 @@ pub fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>, Malformed
             .map_err(|_| MalformedAuthorization)?;
         let text = String::from_utf8(decoded).map_err(|_| MalformedAuthorization)?;
         let (username, password) = text.split_once(':').ok_or(MalformedAuthorization)?;
+        // No account name or password holds a NUL (see `edge`).
+        if text.contains('\0') {
+            return Err(MalformedAuthorization);
+        }
         Ok(Some(Credentials::Basic {
             username: username.to_owned(),
             password: password.to_owned(),

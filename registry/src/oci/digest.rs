@@ -19,7 +19,8 @@ impl Algorithm {
         }
     }
 
-    fn hex_len(self) -> usize {
+    /// How many hex characters a digest of this algorithm has.
+    pub fn hex_len(self) -> usize {
         match self {
             Algorithm::Sha256 => 64,
             Algorithm::Sha512 => 128,

@@ -159,6 +159,47 @@ pub enum ManifestError {
     UnexpectedField(&'static str, &'static str),
     #[error("descriptor size must not be negative")]
     NegativeSize,
+    /// The registry keeps these fields as text, which holds no NUL (see `api::edge`).
+    #[error("manifest field {0} must not contain NUL characters")]
+    Nul(&'static str),
+}
+
+/// The first field of a manifest that the registry keeps and that holds a NUL character.
+fn nul_field(raw: &RawManifest) -> Option<&'static str> {
+    let nul = |s: &str| s.contains('\0');
+    let nul_map =
+        |m: &Option<BTreeMap<String, String>>| m.iter().flatten().any(|(k, v)| nul(k) || nul(v));
+    let descriptor_nul = |d: &Descriptor| {
+        nul(&d.media_type)
+            || d.artifact_type.as_deref().is_some_and(nul)
+            || d.urls.iter().flatten().any(|u| nul(u))
+            || nul_map(&d.annotations)
+            || d.platform.as_ref().is_some_and(|p| {
+                nul(&p.architecture)
+                    || nul(&p.os)
+                    || p.variant.as_deref().is_some_and(nul)
+                    || p.os_version.as_deref().is_some_and(nul)
+            })
+    };
+    if raw.media_type.as_deref().is_some_and(nul) {
+        return Some("mediaType");
+    }
+    if raw.artifact_type.as_deref().is_some_and(nul) {
+        return Some("artifactType");
+    }
+    if nul_map(&raw.annotations) {
+        return Some("annotations");
+    }
+    let fields: [(&'static str, &[Descriptor]); 4] = [
+        ("config", raw.config.as_slice()),
+        ("layers", raw.layers.as_deref().unwrap_or_default()),
+        ("manifests", raw.manifests.as_deref().unwrap_or_default()),
+        ("subject", raw.subject.as_slice()),
+    ];
+    fields
+        .into_iter()
+        .find(|(_, ds)| ds.iter().any(descriptor_nul))
+        .map(|(name, _)| name)
 }
 
 /// Strips parameters (`; charset=...`) and whitespace from a Content-Type value.
@@ -170,6 +211,9 @@ pub fn bare_media_type(content_type: &str) -> &str {
 pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest, ManifestError> {
     let raw: RawManifest =
         serde_json::from_slice(body).map_err(|e| ManifestError::Json(e.to_string()))?;
+    if let Some(field) = nul_field(&raw) {
+        return Err(ManifestError::Nul(field));
+    }
     let header = content_type
         .map(bare_media_type)
         .filter(|h| !h.is_empty() && *h != "application/json" && *h != "application/octet-stream");
@@ -315,6 +359,63 @@ mod tests {
         assert_eq!(
             parse(Some(OCI_INDEX), br#"{"schemaVersion":1,"manifests":[]}"#).unwrap_err(),
             ManifestError::SchemaVersion
+        );
+    }
+
+    #[test]
+    fn nul_in_kept_fields_is_refused() {
+        let with = |from: &str, to: &str| image(Some(OCI_MANIFEST)).replacen(from, to, 1);
+        assert_eq!(
+            parse(
+                None,
+                with(
+                    "\"schemaVersion\"",
+                    "\"annotations\":{\"k\":\"v\\u0000\"},\"schemaVersion\""
+                )
+                .as_bytes()
+            )
+            .unwrap_err(),
+            ManifestError::Nul("annotations")
+        );
+        assert_eq!(
+            parse(
+                None,
+                with(
+                    "\"schemaVersion\"",
+                    "\"artifactType\":\"a/\\u0000\",\"schemaVersion\""
+                )
+                .as_bytes()
+            )
+            .unwrap_err(),
+            ManifestError::Nul("artifactType")
+        );
+        assert_eq!(
+            parse(
+                None,
+                with(OCI_IMAGE_CONFIG, "application/x\\u0000").as_bytes()
+            )
+            .unwrap_err(),
+            ManifestError::Nul("config")
+        );
+        assert_eq!(
+            parse(
+                None,
+                with("https://example.com/x", "https://example.com/\\u0000").as_bytes()
+            )
+            .unwrap_err(),
+            ManifestError::Nul("layers")
+        );
+        // Unknown fields are not kept: a NUL there is the client's business.
+        assert!(
+            parse(
+                None,
+                with(
+                    "\"schemaVersion\"",
+                    "\"x-other\":\"\\u0000\",\"schemaVersion\""
+                )
+                .as_bytes()
+            )
+            .is_ok()
         );
     }
 

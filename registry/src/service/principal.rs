@@ -100,6 +100,21 @@ impl Principal {
         }
     }
 
+    /// The principal with its account's own rights instead of a registry token's grant: a
+    /// token's user or robot (anonymous for an anonymous token); any other principal as it is.
+    /// For what a token's scopes cannot have anticipated: the source of a cross-repository
+    /// mount is decided on the account, as Distribution and Quay do.
+    pub fn account_rights(&self) -> Principal {
+        match self {
+            Principal::Token(g) => match (&g.user, &g.robot) {
+                (Some(u), _) => Principal::User(u.clone()),
+                (None, Some(r)) => Principal::Robot(r.clone()),
+                (None, None) => Principal::Anonymous,
+            },
+            other => other.clone(),
+        }
+    }
+
     /// The OAuth scopes limiting this principal; `None` when it is not limited by scopes.
     pub fn scopes(&self) -> Option<Scopes> {
         match self {

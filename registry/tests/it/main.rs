@@ -11,6 +11,7 @@ mod audit;
 mod auth;
 mod auth_holes;
 mod authz_matrix;
+mod bad_input;
 mod blobs;
 mod clients;
 mod content;

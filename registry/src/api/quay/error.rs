@@ -1,6 +1,7 @@
 //! Quay's API error answers, written in exactly one place: the error body
 //! `{"status", "error_message", "error_type", "detail", "title", "type"}` (with `type` an absolute
 //! URL, completed by [`absolute_error_types`]), or `{"message": ...}` where Quay answers that way.
+//! Messages are bounded (`api::bounded_message`): they may echo input.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -9,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::api::{AppState, ConnScheme, public_origin};
+use crate::api::{AppState, ConnScheme, bounded_message, public_origin};
 use crate::service::{AccountError, Internal, TenancyError};
 
 #[derive(Debug)]
@@ -118,7 +119,8 @@ impl From<TenancyError> for ApiError {
 }
 
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
+        self.message = bounded_message(self.message);
         if self.plain {
             return (self.status, axum::Json(json!({ "message": self.message }))).into_response();
         }

@@ -7,7 +7,7 @@
 //! `GET /api/v1/discovery` are both built from that one list, so they cannot drift, and the
 //! required scope is enforced in one place: the [`Auth`] extractor reads the scope the table
 //! attached to the route. This module holds only that shared machinery: the [`Endpoint`] type,
-//! the router, the extractors ([`Auth`], [`Body`], [`OptionalBody`], [`Query`]) and the answer
+//! the router, the extractors ([`Auth`], [`Query`]; [`Body`] and [`OptionalBody`] in [`body`]) and the answer
 //! helpers.
 //!
 //! The areas: [`discovery`], [`user`], [`superuser`], [`orgs`], [`teams`] (and team invitations),
@@ -25,6 +25,7 @@
 //! use the API, as in Quay).
 
 pub mod apps;
+pub mod body;
 pub mod discovery;
 pub mod error;
 pub mod not_implemented;
@@ -42,12 +43,12 @@ pub mod user;
 use std::collections::BTreeMap;
 
 use axum::Router;
-use axum::extract::{Extension, FromRequest, FromRequestParts, Request};
+use axum::extract::{Extension, FromRequestParts};
 use axum::http::Method;
 use axum::http::request::Parts;
 use axum::routing::MethodRouter;
-use serde::de::DeserializeOwned;
 
+pub use self::body::{Body, OptionalBody};
 use self::error::ApiError;
 use super::{AppState, PeerAddr, credentials};
 use crate::service::access::auth::{self, AuthError};
@@ -189,49 +190,6 @@ impl FromRequestParts<AppState> for Auth {
             return Err(ApiError::forbidden());
         }
         Ok(Auth(Caller::new(principal, ip)))
-    }
-}
-
-/// A JSON request body; a missing or malformed body is a 400 naming the problem.
-pub struct Body<T>(pub T);
-
-impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, _state: &AppState) -> Result<Self, ApiError> {
-        let bytes = axum::body::to_bytes(req.into_body(), 1024 * 1024)
-            .await
-            .map_err(|_| ApiError::invalid_request("The request body is too large"))?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::invalid_request("Missing JSON body"));
-        }
-        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(&mut deserializer)
-            .map(Body)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                if path == "." {
-                    ApiError::invalid_request(format!("Invalid JSON body: {inner}"))
-                } else {
-                    ApiError::invalid_request(format!("{path}: {inner}"))
-                }
-            })
-    }
-}
-
-/// An optional JSON request body (absent or empty is `None`).
-pub struct OptionalBody<T>(pub Option<T>);
-
-impl<T: DeserializeOwned> FromRequest<AppState> for OptionalBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        match Body::<T>::from_request(req, state).await {
-            Ok(Body(v)) => Ok(OptionalBody(Some(v))),
-            Err(e) if e.message == "Missing JSON body" => Ok(OptionalBody(None)),
-            Err(e) => Err(e),
-        }
     }
 }
 

@@ -1,5 +1,12 @@
 //! `GET|HEAD|DELETE /v2/<name>/blobs/<digest>`: blob bytes with single `Range` requests
-//! (206 with `Content-Range`, 416 when unsatisfiable).
+//! (206 with `Content-Range`; 416 with `Content-Range: bytes */<size>` when unsatisfiable).
+//!
+//! Ranges follow RFC 9110 §14: positions are arbitrary-precision decimals, so a position past
+//! `u64::MAX` saturates instead of failing; an end past the blob clamps to its last byte; a
+//! well-formed range whose end precedes its start, or that starts past the end, is unsatisfiable
+//! (416); a header this server does not implement (another unit, several ranges, not numbers)
+//! is ignored and the whole blob served, as §14.2 allows. No arithmetic on positions can
+//! overflow.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -29,7 +36,8 @@ pub(super) async fn get(req: &Req<'_>, digest: &str) -> Result<Response, V2Error
                 "BLOB_UNKNOWN",
                 format!("requested range not satisfiable (blob is {size} bytes)"),
             )
-            .with_detail(serde_json::json!({ "size": size })),
+            .with_detail(serde_json::json!({ "size": size }))
+            .with_content_range(format!("bytes */{size}")),
             other => req.fail(other),
         })?;
     let served_len = blob.range.as_ref().map_or(blob.size, |r| r.end - r.start);
@@ -52,8 +60,10 @@ pub(super) async fn delete(req: &Req<'_>, digest: &str) -> Result<Response, V2Er
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-/// `Range: bytes=a-b`, `bytes=a-`, `bytes=-n` (a single range).
-pub(super) fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
+/// `Range: bytes=a-b`, `bytes=a-`, `bytes=-n` (a single range); `None` when the header is
+/// absent or not one this server implements (then the whole blob is served). A range with
+/// `b < a` is returned as it is: resolving it against the blob finds it unsatisfiable.
+pub fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
     let v = headers.get(header::RANGE)?.to_str().ok()?;
     let spec = v.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {
@@ -61,20 +71,24 @@ pub(super) fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
     }
     let (a, b) = spec.split_once('-')?;
     match (a.trim(), b.trim()) {
-        ("", n) => n.parse().ok().map(ByteRange::Suffix),
-        (a, "") => a
-            .parse()
-            .ok()
-            .map(|start| ByteRange::From { start, end: None }),
-        (a, b) => {
-            let (start, end): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
-            (end >= start).then_some(ByteRange::From {
-                start,
-                end: Some(end),
-            })
-        }
+        ("", n) => position(n).map(ByteRange::Suffix),
+        (a, "") => position(a).map(|start| ByteRange::From { start, end: None }),
+        (a, b) => Some(ByteRange::From {
+            start: position(a)?,
+            end: Some(position(b)?),
+        }),
     }
 }
+
+/// A byte position: one or more ASCII digits, saturating at `u64::MAX` (no blob is that large,
+/// so a saturated end still means "to the last byte" and a saturated start is past the end).
+fn position(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(s.parse().unwrap_or(u64::MAX))
+}
+
 pub(super) fn blob_headers(h: &mut HeaderMap, digest: &str, len: u64) {
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(
@@ -100,27 +114,65 @@ mod tests {
         h
     }
 
+    fn range(v: &str) -> Option<ByteRange> {
+        parse_range(&headers(header::RANGE, v))
+    }
+
     #[test]
     fn ranges() {
         assert_eq!(
-            parse_range(&headers(header::RANGE, "bytes=0-9")),
+            range("bytes=0-9"),
             Some(ByteRange::From {
                 start: 0,
                 end: Some(9)
             })
         );
         assert_eq!(
-            parse_range(&headers(header::RANGE, "bytes=5-")),
+            range("bytes=5-"),
             Some(ByteRange::From {
                 start: 5,
                 end: None
             })
         );
+        assert_eq!(range("bytes=-5"), Some(ByteRange::Suffix(5)));
+        // Kept, so that resolving finds it unsatisfiable (416), not ignored (200).
         assert_eq!(
-            parse_range(&headers(header::RANGE, "bytes=-5")),
-            Some(ByteRange::Suffix(5))
+            range("bytes=9-0"),
+            Some(ByteRange::From {
+                start: 9,
+                end: Some(0)
+            })
         );
-        assert_eq!(parse_range(&headers(header::RANGE, "bytes=9-0")), None);
-        assert_eq!(parse_range(&headers(header::RANGE, "bytes=0-1,3-4")), None);
+        // Not implemented: ignored.
+        assert_eq!(range("bytes=0-1,3-4"), None);
+        assert_eq!(range("items=0-1"), None);
+        assert_eq!(range("bytes=a-1"), None);
+        assert_eq!(range("bytes=+1-2"), None);
+        assert_eq!(range("bytes=-"), None);
+    }
+
+    #[test]
+    fn huge_positions_saturate_and_resolve_without_overflow() {
+        let max = u64::MAX.to_string();
+        let past_max = "99999999999999999999999999";
+        for end in [max.as_str(), past_max] {
+            let r = range(&format!("bytes=0-{end}")).unwrap();
+            assert_eq!(
+                r,
+                ByteRange::From {
+                    start: 0,
+                    end: Some(u64::MAX)
+                }
+            );
+            // Clamped to the last byte (RFC 9110 §14.1.2).
+            assert_eq!(r.resolve(100), Some(0..100));
+        }
+        let r = range(&format!("bytes={max}-")).unwrap();
+        assert_eq!(r.resolve(100), None);
+        let r = range(&format!("bytes=-{past_max}")).unwrap();
+        assert_eq!(r.resolve(100), Some(0..100));
+        assert_eq!(range("bytes=500-0").unwrap().resolve(1000), None);
+        assert_eq!(range("bytes=500-0").unwrap().resolve(100), None);
+        assert_eq!(range("bytes=-0").unwrap().resolve(100), None);
     }
 }

@@ -1,5 +1,6 @@
 //! The OCI error envelope, written in exactly one place: `{"errors":[{code,message,detail}]}`
-//! with the status the Distribution spec assigns to each code.
+//! with the status the Distribution spec assigns to each code. Messages are bounded
+//! (`api::bounded_message`): they may echo input.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -24,6 +25,8 @@ pub struct Extra {
     pub challenge: Option<String>,
     /// The `Range` header of a 416 on an upload.
     pub range: Option<String>,
+    /// The `Content-Range` header of a 416 on a blob (`bytes */<size>`).
+    pub content_range: Option<String>,
 }
 
 impl V2Error {
@@ -52,6 +55,13 @@ impl V2Error {
 
     pub fn with_detail(mut self, detail: serde_json::Value) -> V2Error {
         self.extra.get_or_insert_with(Default::default).detail = Some(detail);
+        self
+    }
+
+    pub fn with_content_range(mut self, content_range: String) -> V2Error {
+        self.extra
+            .get_or_insert_with(Default::default)
+            .content_range = Some(content_range);
         self
     }
 
@@ -109,6 +119,7 @@ impl V2Error {
                 detail,
                 challenge,
                 range,
+                content_range: None,
             })
         });
         V2Error {
@@ -123,7 +134,8 @@ impl V2Error {
 impl IntoResponse for V2Error {
     fn into_response(self) -> Response {
         let extra = self.extra.map(|e| *e).unwrap_or_default();
-        let body = json!({ "errors": [{ "code": self.code, "message": self.message, "detail": extra.detail }] });
+        let message = crate::api::bounded_message(self.message);
+        let body = json!({ "errors": [{ "code": self.code, "message": message, "detail": extra.detail }] });
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         if let Some(c) = extra.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
@@ -131,6 +143,12 @@ impl IntoResponse for V2Error {
         }
         if let Some(r) = extra.range.and_then(|r| HeaderValue::from_str(&r).ok()) {
             headers.insert(header::RANGE, r);
+        }
+        if let Some(r) = extra
+            .content_range
+            .and_then(|r| HeaderValue::from_str(&r).ok())
+        {
+            headers.insert(header::CONTENT_RANGE, r);
         }
         response
     }

@@ -40,6 +40,7 @@ use self::route::Route;
 use super::{AppState, ConnScheme, PeerAddr, credentials, public_origin};
 use crate::oci::RepoName;
 use crate::service::access::auth;
+use crate::service::access::authz::Action;
 use crate::service::content::repositories;
 use crate::service::operations::audit::{Caller, Event};
 use crate::service::{Ctx, Principal, RegistryError};
@@ -54,6 +55,7 @@ pub fn router() -> Router<AppState> {
         .route("/v2", any(dispatch))
         .route("/v2/", any(dispatch))
         .route("/v2/{*rest}", any(dispatch))
+        .layer(axum::middleware::from_fn(super::edge::v2_text))
 }
 
 /// What the failing request would need: its scope, for the `WWW-Authenticate` challenge.
@@ -78,19 +80,44 @@ impl Challenge {
     }
 }
 
-fn scope_for(method: &Method, route: &Route<'_>) -> Option<String> {
-    match route {
-        Route::Catalog => Some("registry:catalog:*".into()),
-        Route::Base | Route::Unknown => None,
-        other => {
-            let actions = match *method {
-                Method::GET | Method::HEAD => "pull",
-                Method::DELETE => "delete",
-                _ => "pull,push",
-            };
-            other.name().map(|n| format!("repository:{n}:{actions}"))
+/// What a request needs, in one table: the action the service checks for each route and method
+/// (every upload route, its status included, checks `Push`). The `WWW-Authenticate` challenge of
+/// a 401 is written from it by [`scope_for`], so the scope a client is told to get is the scope
+/// the check accepts; `bad_input::every_v2_route_challenges_for_the_scope_it_checks` holds the
+/// two together route by route.
+pub(super) fn required_action(method: &Method, route: &Route<'_>) -> Option<Action> {
+    Some(match (route, method) {
+        (Route::Base | Route::Unknown, _) => return None,
+        (Route::Catalog, _) => Action::ListCatalog,
+        (Route::Tags { .. } | Route::Referrers { .. }, _) => Action::Pull,
+        (Route::Manifest { .. } | Route::Blob { .. }, &Method::DELETE) => Action::Delete,
+        (Route::Manifest { .. }, &Method::PUT) => Action::Push,
+        (Route::Manifest { .. } | Route::Blob { .. }, _) => Action::Pull,
+        (Route::UploadStart { .. } | Route::Upload { .. }, _) => Action::Push,
+    })
+}
+
+/// The challenge's scope for [`required_action`]: a push asks for `pull,push`, as Docker
+/// clients do; a cross-repository mount also asks for `pull` on the source repository.
+fn scope_for(method: &Method, route: &Route<'_>, query: Option<&str>) -> Option<String> {
+    let action = required_action(method, route)?;
+    let Some(name) = route.name() else {
+        return Some("registry:catalog:*".into());
+    };
+    let actions = match action {
+        Action::Push | Action::CreateRepo => "pull,push",
+        other => other.scope_action(),
+    };
+    let mut scope = format!("repository:{name}:{actions}");
+    if matches!(route, Route::UploadStart { .. }) {
+        let query = Query::parse(query);
+        if let (Some(_), Some(from)) = (query.get("mount"), query.get("from"))
+            && RepoName::parse(from).is_ok()
+        {
+            scope.push_str(&format!(" repository:{from}:pull"));
         }
     }
+    Some(scope)
 }
 
 async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
@@ -109,7 +136,7 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
     let challenge = Challenge {
         realm: format!("{scheme}://{host}/v2/auth"),
         service: state.ctx.registry_service(),
-        scope: scope_for(&parts.method, &route),
+        scope: scope_for(&parts.method, &route, parts.uri.query()),
     };
     let ip = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
     let handled = handle(

@@ -22,7 +22,7 @@ impl ByteRange {
     pub fn resolve(self, size: u64) -> Option<Range<u64>> {
         match self {
             ByteRange::From { start, end } => {
-                let end = end.map_or(size, |e| (e + 1).min(size));
+                let end = end.map_or(size, |e| e.saturating_add(1).min(size));
                 (start < size && start < end).then_some(start..end)
             }
             ByteRange::Suffix(n) => (n > 0 && size > 0).then(|| size.saturating_sub(n)..size),

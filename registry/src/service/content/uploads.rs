@@ -128,8 +128,8 @@ pub async fn monolithic(
     complete_inner(ctx, name, &status.uuid, expected, Some(body)).await
 }
 
-/// `POST ?mount=<digest>&from=<repo>`: links a blob the caller can read in `from` into `name`;
-/// otherwise starts a normal upload.
+/// `POST ?mount=<digest>&from=<repo>`: links a blob the caller's account can read in `from` into
+/// `name`; otherwise starts a normal upload.
 pub async fn mount(
     ctx: &Ctx,
     principal: &Principal,
@@ -139,9 +139,11 @@ pub async fn mount(
 ) -> Result<MountOutcome, RegistryError> {
     let target = repositories::for_push(ctx, principal, name).await?;
     if let (Ok(digest), Some(Ok(source))) = (digest.parse::<Digest>(), from.map(RepoName::parse)) {
-        let readable = repositories::authorize(ctx, principal, Action::Pull, &source)
-            .await
-            .is_ok();
+        // Decided on the caller's account, whatever scopes its token carries.
+        let readable =
+            repositories::authorize(ctx, &principal.account_rights(), Action::Pull, &source)
+                .await
+                .is_ok();
         if readable
             && let Some(src) = db::content::repositories::get(
                 ctx.db.pool(),
