@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::db;
 use crate::service::scopes::Scopes;
@@ -78,9 +78,46 @@ const FAILED_TTL_MS: i64 = 60_000;
 pub struct CredentialCache {
     entries: Mutex<HashMap<String, (UserRef, i64)>>,
     failed: Mutex<HashMap<String, i64>>,
+    /// One check at a time per credentials: concurrent requests with the same username and
+    /// password (a client pushing layers in parallel) wait for the first check's answer
+    /// instead of each taking a login slot.
+    in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Holds the check of one set of credentials; forgets it when the last holder goes.
+struct Flight<'a> {
+    cache: &'a CredentialCache,
+    key: String,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.cache.in_flight.lock()
+            && m.get(&self.key).is_some_and(|l| Arc::strong_count(l) <= 2)
+        {
+            m.remove(&self.key);
+        }
+    }
 }
 
 impl CredentialCache {
+    async fn flight(&self, key: &str) -> Option<Flight<'_>> {
+        let lock = self
+            .in_flight
+            .lock()
+            .ok()?
+            .entry(key.to_owned())
+            .or_default()
+            .clone();
+        let guard = lock.lock_owned().await;
+        Some(Flight {
+            cache: self,
+            key: key.to_owned(),
+            _guard: guard,
+        })
+    }
+
     fn failed_recently(&self, key: &str, now_ms: i64) -> bool {
         self.failed
             .lock()
@@ -214,6 +251,12 @@ async fn password_user(
 ) -> Result<UserRef, AuthError> {
     let now = ctx.now_ms();
     let cache_key = hash_secret(&format!("{username}\0{password}"));
+    if let Some(user) = ctx.auth_cache.get(&cache_key, now) {
+        return Ok(user);
+    }
+    // Concurrent checks of the same credentials: the first one decides, the others find its
+    // answer in the cache.
+    let _flight = ctx.auth_cache.flight(&cache_key).await;
     if let Some(user) = ctx.auth_cache.get(&cache_key, now) {
         return Ok(user);
     }
