@@ -95,6 +95,20 @@ pub struct RunArgs {
     /// The cluster's DNS domain.
     #[arg(long, env = "QUAYSIDE_CLUSTER_DOMAIN", default_value = "cluster.local")]
     pub cluster_domain: String,
+    /// How often content resources (Organization, Robot) re-read the registry to correct drift
+    /// (e.g. 5m, 1h); a resource's spec.resyncInterval overrides it.
+    #[arg(long, env = "QUAYSIDE_OPERATOR_RESYNC_INTERVAL", default_value = "5m", value_parser = resync_interval)]
+    pub resync_interval: std::time::Duration,
+}
+
+fn resync_interval(text: &str) -> Result<std::time::Duration, String> {
+    crate::content::duration::parse(text).and_then(|d| {
+        if d.is_zero() {
+            Err("the resync interval must be longer than 0s".into())
+        } else {
+            Ok(d)
+        }
+    })
 }
 
 impl RunArgs {
@@ -105,6 +119,7 @@ impl RunArgs {
             base_domain: self.base_domain.clone().filter(|s| !s.is_empty()),
             ingress_class_name: self.ingress_class_name.clone().filter(|s| !s.is_empty()),
             cluster_domain: self.cluster_domain.clone(),
+            resync_interval: self.resync_interval,
             ..Settings::default()
         }
     }

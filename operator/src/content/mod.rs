@@ -38,6 +38,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
 use serde_json::{Map, Value, json};
 
 use crate::crd::{ContentStatus, DeletionPolicy, QuayRegistry, RegistryRef};
@@ -559,6 +560,37 @@ pub async fn run<K, F>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::{Organization, Robot};
+    use serde::Deserialize as _;
+
+    #[test]
+    fn the_samples_parse_and_pass_the_operators_checks() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/samples");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for doc in serde_yaml::Deserializer::from_str(&text) {
+                let v = serde_yaml::Value::deserialize(doc).unwrap();
+                match v["kind"].as_str() {
+                    Some("Organization") => {
+                        let o: Organization = serde_yaml::from_value(v).unwrap();
+                        o.validate().unwrap();
+                        seen += 1;
+                    }
+                    Some("Robot") => {
+                        let r: Robot = serde_yaml::from_value(v).unwrap();
+                        r.validate().unwrap();
+                        seen += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(
+            seen, 3,
+            "organization.yaml, organization-external.yaml, robot.yaml"
+        );
+    }
 
     #[test]
     fn statuses_compare_without_key_order_or_nulls() {
