@@ -628,6 +628,13 @@ spec:
 ---
 apiVersion: quayside.dev/v1alpha1
 kind: Organization
+metadata: {{name: bad-name}}
+spec:
+  {reference}
+  name: Not_A_Namespace
+---
+apiVersion: quayside.dev/v1alpha1
+kind: Organization
 metadata: {{name: twin}}
 spec:
   {reference}
@@ -638,6 +645,9 @@ spec:
     );
     put_secret(&client, "wrong", &[("token", "not-a-token")]).await;
     apply_server_side(emu.kubeconfig_path(), NS, &bad);
+    let n: Organization = wait_content(&client, "bad-name", "Ready", "False", Some("InvalidSpec")).await;
+    let said = &n.content_status().expect("status").conditions[1].message;
+    assert!(said.contains("Not_A_Namespace") && said.contains("not valid"), "{said}");
     let m: Organization = wait_content(
         &client,
         "bad-member",
@@ -814,4 +824,77 @@ spec:
     pull(work.path(), &authfile, &format!("{addr}/shop/app:v1")).expect("the robot pulls app");
     pull(work.path(), &authfile, &format!("{addr}/shop/other:v1"))
         .expect_err("the robot may not pull other");
+}
+
+/// Benchmark (run by hand: `cargo nextest run -p quayside-operator --run-ignored only
+/// thousand_organizations --no-capture`; figures in docs/benchmarks.md): 1,000 Organizations
+/// with one team each converge, then a full resync of all of them sends no write to the
+/// registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark, run by hand"]
+async fn thousand_organizations_converge_and_resync_without_writes() {
+    const N: usize = 1000;
+    let registry = external_registry().await;
+    let emu = kube_emulator::Emulator::start().await.expect("emulator");
+    install_crds(&emu).await;
+    let client = emu.client();
+    create_namespace(&client, NS).await;
+    put_secret(&client, "registry-admin", &[("token", &registry.token)]).await;
+    let operator = Operator::start(&emu, settings()).await;
+    let api: Api<Organization> = Api::namespaced(client.clone(), NS);
+    let started = std::time::Instant::now();
+    // Created as `kubectl apply` of a large manifest would: many requests in flight.
+    use futures_util::StreamExt as _;
+    futures_util::stream::iter(0..N)
+        .map(|i| {
+            let api = api.clone();
+            let url = registry.url.clone();
+            async move {
+                let org: Organization = serde_json::from_value(serde_json::json!({
+                    "apiVersion": "quayside.dev/v1alpha1", "kind": "Organization",
+                    "metadata": {"name": format!("org{i:04}")},
+                    "spec": {
+                        "registryRef": {"endpoint": url, "credentialsSecretRef": {"name": "registry-admin"}},
+                        "resyncInterval": "30s",
+                        "teams": [{"name": "team", "members": [ADMIN]}],
+                    },
+                }))
+                .expect("organization");
+                api.create(&PostParams::default(), &org).await.expect("create");
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    let created = started.elapsed();
+    wait_for(
+        Duration::from_secs(600),
+        "every Organization Ready",
+        || async {
+            let list = api.list(&Default::default()).await.ok()?;
+            let ready = list
+                .items
+                .iter()
+                .filter(|o| {
+                    o.content_status().is_some_and(|s| {
+                        s.conditions
+                            .iter()
+                            .any(|c| c.type_ == "Ready" && c.status == "True")
+                    })
+                })
+                .count();
+            (ready == N).then_some(())
+        },
+    )
+    .await;
+    let converged = started.elapsed();
+    let writes = registry.writes.load(Ordering::SeqCst);
+    // Every Organization resyncs at least once in 35 s.
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    let resync_writes = registry.writes.load(Ordering::SeqCst) - writes;
+    println!(
+        "BENCH organizations={N} created_in={created:?} converged_in={converged:?} registry_writes_to_converge={writes} registry_writes_in_a_full_resync={resync_writes}"
+    );
+    assert_eq!(resync_writes, 0, "a full resync wrote to the registry");
+    operator.stop().await;
 }
