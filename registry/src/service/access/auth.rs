@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::db;
 use crate::service::scopes::Scopes;
@@ -78,9 +78,47 @@ const FAILED_TTL_MS: i64 = 60_000;
 pub struct CredentialCache {
     entries: Mutex<HashMap<String, (UserRef, i64)>>,
     failed: Mutex<HashMap<String, i64>>,
+    /// Checks under way, by the key of their credentials: a concurrent check of the same
+    /// credentials waits for the first and reads its outcome from the caches, so a client
+    /// sending its credentials on several parallel requests costs one argon2.
+    checking: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Holds the per-credentials turn of [`CredentialCache::checking`]; forgets it on drop when no
+/// one else waits for it.
+struct CheckTurn<'a> {
+    cache: &'a CredentialCache,
+    key: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for CheckTurn<'_> {
+    fn drop(&mut self) {
+        self._guard.take();
+        if let Ok(mut checking) = self.cache.checking.lock()
+            && Arc::strong_count(&self.lock) <= 2
+        {
+            checking.remove(&self.key);
+        }
+    }
 }
 
 impl CredentialCache {
+    async fn turn(&self, key: &str) -> CheckTurn<'_> {
+        let lock = match self.checking.lock() {
+            Ok(mut checking) => checking.entry(key.to_owned()).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        let guard = lock.clone().lock_owned().await;
+        CheckTurn {
+            cache: self,
+            key: key.to_owned(),
+            lock,
+            _guard: Some(guard),
+        }
+    }
+
     fn failed_recently(&self, key: &str, now_ms: i64) -> bool {
         self.failed
             .lock()
@@ -212,8 +250,12 @@ async fn password_user(
     password: &str,
     client: Option<IpAddr>,
 ) -> Result<UserRef, AuthError> {
-    let now = ctx.now_ms();
     let cache_key = hash_secret(&format!("{username}\0{password}"));
+    if let Some(user) = ctx.auth_cache.get(&cache_key, ctx.now_ms()) {
+        return Ok(user);
+    }
+    let _turn = ctx.auth_cache.turn(&cache_key).await;
+    let now = ctx.now_ms();
     if let Some(user) = ctx.auth_cache.get(&cache_key, now) {
         return Ok(user);
     }
