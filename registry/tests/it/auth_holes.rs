@@ -531,6 +531,23 @@ async fn a_flood_of_bad_logins_is_bounded_and_does_not_lock_out(b: Backend) {
     assert!(max_running >= 1);
     assert_eq!(running, 0);
 
+    // The gauges are on /metrics.
+    let metrics = s
+        .anonymous()
+        .send(Method::GET, "/metrics")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("\nquayside_password_hashes_in_progress 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nquayside_password_hashes_total "),
+        "{metrics}"
+    );
+
     // One client's parallel requests with the same login cost one argon2, and none is refused.
     s.ctx().auth_cache.clear();
     let (_, _, before) = passwords::hashing_gauges();
