@@ -41,17 +41,7 @@ pub async fn build_context(config: Config, clock: Arc<dyn Clock>) -> anyhow::Res
     let store = storage::open(&config.storage)
         .await
         .context("cannot open blob storage")?;
-    let secret = match &config.secret_key {
-        Some(key) => key.clone().into_bytes(),
-        None => {
-            let mut fresh = [0u8; 32];
-            getrandom::getrandom(&mut fresh).context("no system randomness")?;
-            let candidate = base64::engine::general_purpose::STANDARD.encode(fresh);
-            db::operations::settings::get_or_insert(db.pool(), "secret_key", &candidate)
-                .await?
-                .into_bytes()
-        }
-    };
+    let secret = installation_secret(&config, &db).await?;
     tracing::info!(database = %redact_url(&config.database_url), storage = %store.describe(), "services ready");
     Ok(Arc::new(Ctx {
         jwt: jwt::Keys::new(&secret),
@@ -67,6 +57,100 @@ pub async fn build_context(config: Config, clock: Arc<dyn Clock>) -> anyhow::Res
         pull_cache: PullCache::from_env(),
         pauses: Default::default(),
     }))
+}
+
+/// File in the data directory holding the installation secret when `SECRET_KEY` is not set.
+pub const SECRET_FILE: &str = "installation-secret";
+/// Where releases before the secret file kept it (in the database it protects).
+const LEGACY_SECRET_SETTING: &str = "secret_key";
+
+/// The installation secret, from which the registry-token signing key and the key sealing robot
+/// tokens and encrypted passwords are derived.
+///
+/// Rule: it never lives in the database it protects (whoever reads a database dump must not be
+/// able to forge tokens or unseal robot tokens). It is the configuration's `SECRET_KEY`, or the
+/// file [`SECRET_FILE`] in the data directory, readable by its owner only (mode 0600), created
+/// with a random value on first start. A secret a previous release kept in the database is moved
+/// to the file (so existing robot tokens keep working) and removed from the database. Several
+/// replicas must share one `SECRET_KEY` (the operator sets it); the file is per data directory.
+pub async fn installation_secret(config: &Config, db: &Db) -> anyhow::Result<Vec<u8>> {
+    if let Some(key) = &config.secret_key {
+        return Ok(key.clone().into_bytes());
+    }
+    let path = config.data_dir.join(SECRET_FILE);
+    let legacy = db::operations::settings::get(db.pool(), LEGACY_SECRET_SETTING).await?;
+    let secret = match read_secret_file(&path)? {
+        Some(secret) => secret,
+        None => {
+            let candidate = match &legacy {
+                Some(old) => old.clone(),
+                None => {
+                    let mut fresh = [0u8; 32];
+                    getrandom::getrandom(&mut fresh).context("no system randomness")?;
+                    base64::engine::general_purpose::STANDARD.encode(fresh)
+                }
+            };
+            create_secret_file(&path, &candidate)?
+        }
+    };
+    if legacy.is_some() {
+        db::operations::settings::delete(db.pool(), LEGACY_SECRET_SETTING).await?;
+        tracing::info!(file = %path.display(), "installation secret moved out of the database");
+    }
+    Ok(secret.into_bytes())
+}
+
+fn read_secret_file(path: &std::path::Path) -> anyhow::Result<Option<String>> {
+    let secret = match std::fs::read_to_string(path) {
+        Ok(s) => s.trim().to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    anyhow::ensure!(
+        !secret.is_empty(),
+        "{} is empty: restore it from a backup, or remove it to start with a new secret \
+         (robot tokens and encrypted passwords are then invalid)",
+        path.display()
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(file = %path.display(), mode = format!("{:o}", mode & 0o777), "installation secret was readable by others; set to 0600");
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(Some(secret))
+}
+
+/// Writes `candidate` to `path` with mode 0600, atomically: the file appears complete or not at
+/// all, and if another process created it first, its value wins.
+fn create_secret_file(path: &std::path::Path, candidate: &str) -> anyhow::Result<String> {
+    use std::io::Write as _;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = dir.join(format!(".{SECRET_FILE}.{}", uuid::Uuid::new_v4()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = options.open(&tmp).and_then(|mut f| {
+        f.write_all(candidate.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(candidate.to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_secret_file(path)?
+            .with_context(|| format!("{} vanished while starting", path.display())),
+        Err(e) => Err(e).with_context(|| format!("cannot write {}", path.display())),
+    }
 }
 
 /// Hides the password of a database URL.

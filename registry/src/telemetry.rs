@@ -153,6 +153,11 @@ impl Metrics {
             "# HELP quayside_uploads_in_progress Blob upload requests currently streaming.\n# TYPE quayside_uploads_in_progress gauge\nquayside_uploads_in_progress {}",
             ctx.uploads.in_progress.load(Ordering::Relaxed)
         );
+        let (hashing, _, hashes) = crate::service::access::passwords::hashing_gauges();
+        let _ = writeln!(
+            out,
+            "# HELP quayside_password_hashes_in_progress Argon2 computations running now (at most one per core).\n# TYPE quayside_password_hashes_in_progress gauge\nquayside_password_hashes_in_progress {hashing}\n# HELP quayside_password_hashes_total Argon2 computations run.\n# TYPE quayside_password_hashes_total counter\nquayside_password_hashes_total {hashes}"
+        );
         out
     }
 }

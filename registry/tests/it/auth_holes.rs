@@ -15,6 +15,7 @@ backend_tests!(
     concurrent_initialize_creates_one_superuser,
     default_permissions_refuse_another_organizations_robot,
     a_flood_of_bad_logins_is_bounded_and_does_not_lock_out,
+    zero_config_secret_lives_in_a_private_file_not_the_database,
 );
 
 /// Issue 15 item 4: a token names its account by id; a new account of the same name is not it.
@@ -530,6 +531,37 @@ async fn a_flood_of_bad_logins_is_bounded_and_does_not_lock_out(b: Backend) {
     assert!(max_running >= 1);
     assert_eq!(running, 0);
 
+    // The gauges are on /metrics.
+    let metrics = s
+        .anonymous()
+        .send(Method::GET, "/metrics")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("\nquayside_password_hashes_in_progress 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nquayside_password_hashes_total "),
+        "{metrics}"
+    );
+
+    // One client's parallel requests with the same login cost one argon2, and none is refused.
+    s.ctx().auth_cache.clear();
+    let (_, _, before) = passwords::hashing_gauges();
+    let parallel = (0..16).map(|_| {
+        s.as_basic(&alice, &alice_pw)
+            .request(Method::GET, "/v2/")
+            .send()
+    });
+    for r in futures_util::future::join_all(parallel).await {
+        assert_eq!(r.unwrap().status(), StatusCode::OK);
+    }
+    let (_, _, after) = passwords::hashing_gauges();
+    assert_eq!(after - before, 1);
+
     // The same wrong password again and again runs argon2 once.
     let (_, _, runs_before) = passwords::hashing_gauges();
     for _ in 0..20 {
@@ -564,6 +596,64 @@ async fn a_flood_of_bad_logins_is_bounded_and_does_not_lock_out(b: Backend) {
             .send(Method::GET, "/v2/")
             .await
             .status(),
+        StatusCode::OK
+    );
+}
+
+/// Issue 15 item 9: without `SECRET_KEY` the installation secret is a 0600 file in the data
+/// directory, never a row of the database it protects; a secret an older release stored in the
+/// database is moved to the file, so what it signed stays valid.
+async fn zero_config_secret_lives_in_a_private_file_not_the_database(b: Backend) {
+    use quayside::db::operations::settings;
+    use std::os::unix::fs::PermissionsExt;
+    let mut s = TestServer::start(b).await;
+    s.init_admin().await;
+    let token = s.token(Some((ADMIN, ADMIN_PASSWORD)), &[]).await;
+    let file = s.data_dir().join(quayside::server::SECRET_FILE);
+    let mode = |f: &std::path::Path| std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600);
+    let secret = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    assert!(secret.len() >= 40, "{secret}");
+    assert_eq!(
+        settings::get(s.ctx().db.pool(), "secret_key")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // The same secret after a restart: tokens signed before stay valid.
+    s.restart().await;
+    assert_eq!(
+        s.as_bearer(&token).send(Method::GET, "/v2/").await.status(),
+        StatusCode::OK
+    );
+
+    // An older release's database held the secret: it moves to the file and leaves the database.
+    settings::put(s.ctx().db.pool(), "secret_key", &secret)
+        .await
+        .unwrap();
+    s.stop().await;
+    std::fs::remove_file(&file).unwrap();
+    s.restart().await;
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), secret);
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(
+        settings::get(s.ctx().db.pool(), "secret_key")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.as_bearer(&token).send(Method::GET, "/v2/").await.status(),
+        StatusCode::OK
+    );
+
+    // A file left readable by others is made private again.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    s.restart().await;
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(
+        s.as_bearer(&token).send(Method::GET, "/v2/").await.status(),
         StatusCode::OK
     );
 }

@@ -73,3 +73,12 @@ pub async fn put<'c>(ex: impl Exec<'c>, name: &str, value: &str) -> DbResult<()>
     .await?;
     Ok(())
 }
+
+/// Forgets `name`; whether it was there.
+pub async fn delete<'c>(ex: impl Exec<'c>, name: &str) -> DbResult<bool> {
+    let done = sqlx::query("DELETE FROM instance_setting WHERE name = $1")
+        .bind(name)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}

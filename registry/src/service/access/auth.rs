@@ -78,44 +78,45 @@ const FAILED_TTL_MS: i64 = 60_000;
 pub struct CredentialCache {
     entries: Mutex<HashMap<String, (UserRef, i64)>>,
     failed: Mutex<HashMap<String, i64>>,
-    /// One check at a time per credentials: concurrent requests with the same username and
-    /// password (a client pushing layers in parallel) wait for the first check's answer
-    /// instead of each taking a login slot.
-    in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Checks under way, by the key of their credentials: a concurrent check of the same
+    /// credentials waits for the first and reads its outcome from the caches, so a client
+    /// sending its credentials on several parallel requests costs one argon2.
+    checking: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// Holds the check of one set of credentials; forgets it when the last holder goes.
-struct Flight<'a> {
+/// Holds the per-credentials turn of [`CredentialCache::checking`]; forgets it on drop when no
+/// one else waits for it.
+struct CheckTurn<'a> {
     cache: &'a CredentialCache,
     key: String,
-    _guard: tokio::sync::OwnedMutexGuard<()>,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
-impl Drop for Flight<'_> {
+impl Drop for CheckTurn<'_> {
     fn drop(&mut self) {
-        if let Ok(mut m) = self.cache.in_flight.lock()
-            && m.get(&self.key).is_some_and(|l| Arc::strong_count(l) <= 2)
+        self._guard.take();
+        if let Ok(mut checking) = self.cache.checking.lock()
+            && Arc::strong_count(&self.lock) <= 2
         {
-            m.remove(&self.key);
+            checking.remove(&self.key);
         }
     }
 }
 
 impl CredentialCache {
-    async fn flight(&self, key: &str) -> Option<Flight<'_>> {
-        let lock = self
-            .in_flight
-            .lock()
-            .ok()?
-            .entry(key.to_owned())
-            .or_default()
-            .clone();
-        let guard = lock.lock_owned().await;
-        Some(Flight {
+    async fn turn(&self, key: &str) -> CheckTurn<'_> {
+        let lock = match self.checking.lock() {
+            Ok(mut checking) => checking.entry(key.to_owned()).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        let guard = lock.clone().lock_owned().await;
+        CheckTurn {
             cache: self,
             key: key.to_owned(),
-            _guard: guard,
-        })
+            lock,
+            _guard: Some(guard),
+        }
     }
 
     fn failed_recently(&self, key: &str, now_ms: i64) -> bool {
@@ -249,14 +250,12 @@ async fn password_user(
     password: &str,
     client: Option<IpAddr>,
 ) -> Result<UserRef, AuthError> {
-    let now = ctx.now_ms();
     let cache_key = hash_secret(&format!("{username}\0{password}"));
-    if let Some(user) = ctx.auth_cache.get(&cache_key, now) {
+    if let Some(user) = ctx.auth_cache.get(&cache_key, ctx.now_ms()) {
         return Ok(user);
     }
-    // Concurrent checks of the same credentials: the first one decides, the others find its
-    // answer in the cache.
-    let _flight = ctx.auth_cache.flight(&cache_key).await;
+    let _turn = ctx.auth_cache.turn(&cache_key).await;
+    let now = ctx.now_ms();
     if let Some(user) = ctx.auth_cache.get(&cache_key, now) {
         return Ok(user);
     }

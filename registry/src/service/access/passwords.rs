@@ -24,7 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::service::{Ctx, Internal};
 
 /// Slots one client (IP address) may hold at once, running or waiting.
-pub const PER_CLIENT: usize = 4;
+pub const PER_CLIENT: usize = 8;
 /// Login checks that may wait for a slot, in all.
 pub const QUEUE: usize = 64;
 /// How long a login check waits for a slot before it is refused.
