@@ -645,9 +645,13 @@ spec:
     );
     put_secret(&client, "wrong", &[("token", "not-a-token")]).await;
     apply_server_side(emu.kubeconfig_path(), NS, &bad);
-    let n: Organization = wait_content(&client, "bad-name", "Ready", "False", Some("InvalidSpec")).await;
+    let n: Organization =
+        wait_content(&client, "bad-name", "Ready", "False", Some("InvalidSpec")).await;
     let said = &n.content_status().expect("status").conditions[1].message;
-    assert!(said.contains("Not_A_Namespace") && said.contains("not valid"), "{said}");
+    assert!(
+        said.contains("Not_A_Namespace") && said.contains("not valid"),
+        "{said}"
+    );
     let m: Organization = wait_content(
         &client,
         "bad-member",
