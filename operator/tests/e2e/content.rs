@@ -365,6 +365,32 @@ spec:
     );
     let _: Robot = wait_content(&client, "ci", "Ready", "True", None).await;
 
+    // An organization made by hand is adopted, not an error.
+    admin
+        .create_organization(&qapi::CreateOrganizationRequest {
+            name: "legacy".into(),
+            email: None,
+        })
+        .await
+        .expect("create legacy by hand");
+    let legacy = write_manifest(
+        work.path(),
+        "legacy.yaml",
+        &format!(
+            "apiVersion: quayside.dev/v1alpha1\nkind: Organization\nmetadata: {{name: legacy}}\nspec:\n  {reference}\n  teams: [{{name: ops, members: [alice]}}]\n"
+        ),
+    );
+    apply_server_side(emu.kubeconfig_path(), NS, &legacy);
+    wait_content::<Organization>(&client, "legacy", "Synced", "True", Some("Adopted")).await;
+    let ops = admin.team_members("legacy", "ops").await.expect("members");
+    assert!(
+        ops.members
+            .iter()
+            .any(|m| m.name.as_deref() == Some("alice"))
+    );
+    let adopted = events(&client, "Adopted").await;
+    assert!(adopted.iter().any(|n| n.contains("legacy")), "{adopted:?}");
+
     // The registry holds what the manifests say.
     let members = admin
         .team_members("acme", "deployers")
