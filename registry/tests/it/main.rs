@@ -16,6 +16,7 @@ mod content;
 mod expiration;
 mod federation;
 mod gc;
+mod integrity;
 mod labels;
 mod manifests;
 mod oauth;

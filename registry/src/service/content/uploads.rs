@@ -458,10 +458,16 @@ async fn write_part(
     tx.commit().await?;
     if !recorded {
         ctx.store.delete(&key).await?;
-        let size = db::content::uploads::get(ctx.db.pool(), uuid)
-            .await?
-            .map_or(0, |u| u.size as u64);
-        return Err(RegistryError::RangeInvalid { size });
+        // Another request extended the upload first (416 with its size), or the upload is
+        // gone (cancelled, or its repository deleted meanwhile: unknown).
+        return Err(
+            match db::content::uploads::get(ctx.db.pool(), uuid).await? {
+                Some(u) => RegistryError::RangeInvalid {
+                    size: u.size as u64,
+                },
+                None => RegistryError::UploadUnknown,
+            },
+        );
     }
     ctx.uploads.put_hasher(uuid, start + written, hasher);
     Ok(written)
