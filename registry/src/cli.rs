@@ -73,12 +73,19 @@ pub enum Command {
     },
     /// Garbage collection: `quayside gc --now` runs one full collection (including orphaned
     /// blob files) and prints what it reclaimed. The `gc` worker does the same periodically.
+    /// `quayside gc --verify` checks that every blob row has its bytes in storage, removes the
+    /// rows without bytes that no manifest references, and lists the ones manifests reference
+    /// (push those blobs again); it exits with status 1 when any of those remain.
     Gc {
         #[command(flatten)]
         common: Common,
         /// Run one collection now.
-        #[arg(long, required = true)]
+        #[arg(long, required_unless_present = "verify")]
         now: bool,
+        /// Find blob rows without bytes in storage and repair them (after the collection, with
+        /// --now).
+        #[arg(long)]
+        verify: bool,
     },
     /// Apply database migrations and exit.
     Migrate {
@@ -178,15 +185,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Gc { common, now: _ } => {
+        Command::Gc {
+            common,
+            now,
+            verify,
+        } => {
             let config = common.load(None)?;
             let ctx = server::build_context(config, Arc::new(SystemClock)).await?;
-            let report = crate::service::content::gc::collect(&ctx, true)
-                .await
-                .context("garbage collection failed")?;
-            println!("garbage collection: {report}");
+            let result = gc_command(&ctx, now, verify).await;
             ctx.audit.shutdown().await;
             ctx.db.close().await;
+            let unrepaired = result?;
+            if unrepaired > 0 {
+                anyhow::bail!(
+                    "{unrepaired} blobs referenced by manifests have no bytes in storage; push them again"
+                );
+            }
             Ok(())
         }
         Command::Migrate { common } => {
@@ -243,4 +257,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `quayside gc`: the collection (`--now`) then the check (`--verify`), printing both reports.
+/// Returns how many blobs the check could not repair.
+async fn gc_command(ctx: &crate::service::Ctx, now: bool, verify: bool) -> anyhow::Result<usize> {
+    use crate::service::content::gc;
+    if now {
+        let report = gc::collect(ctx, true)
+            .await
+            .context("garbage collection failed")?;
+        println!("garbage collection: {report}");
+    }
+    if !verify {
+        return Ok(0);
+    }
+    let report = gc::verify(ctx).await.context("verification failed")?;
+    println!("verify: {report}");
+    for (digest, repos) in &report.referenced {
+        println!(
+            "missing bytes: {digest} (referenced in {})",
+            repos.join(", ")
+        );
+    }
+    Ok(report.referenced.len())
 }

@@ -2,13 +2,20 @@
 //! arms a point, the code that reaches it stops there (still holding whatever locks it holds)
 //! until the test resumes it. Points are one-shot; an unarmed point costs one uncontended lock.
 //!
-//! The points in the code: `gc.blob_row_deleted` (garbage collection deleted a blob's row and
-//! is about to delete its bytes, holding the digest lock), `gc.links_deleted` (it deleted a
+//! The points in the code: `gc.blob_row_deleted` (garbage collection committed the deletion of
+//! a blob's row and is about to delete its bytes; no lock held), `gc.links_deleted` (it deleted a
 //! repository's stale blob links, holding the repository lock), `uploads.blob_checked` (an
-//! upload checked whether the blob row exists, holding the digest lock).
+//! upload checked whether the blob row exists, holding the digest lock),
+//! `gc.blob_bytes_deleted` (garbage collection deleted a blob's bytes, its row already gone).
+//!
+//! A process can also be stopped for good at a point, so a test can `kill -9` it exactly there:
+//! `QUAYSIDE_TEST_PAUSE_AT=<point>` (or `<point>#<n>`, the n-th time it is reached) makes it
+//! print `paused at <point>` on stderr and wait forever. Unset (always, outside tests), it
+//! costs one atomic load.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use tokio::sync::oneshot;
 
@@ -22,6 +29,20 @@ pub struct PausePoints {
     armed: Mutex<HashMap<&'static str, Armed>>,
 }
 
+/// `QUAYSIDE_TEST_PAUSE_AT`, parsed once: the point and on which hit (from 1) to stop.
+fn env_point() -> &'static Option<(String, u64)> {
+    static POINT: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    POINT.get_or_init(|| {
+        let value = std::env::var("QUAYSIDE_TEST_PAUSE_AT").ok()?;
+        Some(match value.split_once('#') {
+            Some((name, n)) => (name.to_owned(), n.parse().unwrap_or(1)),
+            None => (value, 1),
+        })
+    })
+}
+
+static ENV_HITS: AtomicU64 = AtomicU64::new(0);
+
 /// A test's handle on an armed point.
 pub struct Paused {
     reached: Option<oneshot::Receiver<()>>,
@@ -31,6 +52,13 @@ pub struct Paused {
 impl PausePoints {
     /// Stops here if a test armed `name`, until it resumes (or drops its handle).
     pub async fn point(&self, name: &'static str) {
+        if let Some((at, nth)) = env_point()
+            && at == name
+            && ENV_HITS.fetch_add(1, Ordering::SeqCst) + 1 == *nth
+        {
+            eprintln!("paused at {name}");
+            std::future::pending::<()>().await;
+        }
         let armed = self
             .armed
             .lock()

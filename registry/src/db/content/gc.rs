@@ -225,3 +225,60 @@ pub async fn unreferenced_blobs<'c>(
     .await?;
     rows.iter().map(|r| Ok(r.try_get("digest")?)).collect()
 }
+
+/// Up to `limit` blob digests after `after`, in digest order (every row, for `gc --verify`).
+pub async fn blobs_after<'c>(ex: impl Exec<'c>, after: &str, limit: i64) -> DbResult<Vec<String>> {
+    let rows = sqlx::query("SELECT digest FROM blob WHERE digest > $1 ORDER BY digest LIMIT $2")
+        .bind(after)
+        .bind(limit)
+        .fetch_all(ex)
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get("digest")?)).collect()
+}
+
+/// Deletes a blob row and its repository links when no manifest references it; returns whether
+/// it did. Call under the digest lock.
+pub async fn delete_blob_unless_in_manifest(tx: &mut Tx, digest: &str) -> DbResult<bool> {
+    let referenced = sqlx::query("SELECT 1 AS one FROM manifest_blob WHERE digest = $1 LIMIT 1")
+        .bind(digest)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some();
+    if referenced {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM repo_blob WHERE digest = $1")
+        .bind(digest)
+        .execute(&mut **tx)
+        .await?;
+    let done = sqlx::query("DELETE FROM blob WHERE digest = $1")
+        .bind(digest)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The repositories (`namespace/name`, sorted) holding a manifest that references the blob.
+pub async fn repositories_referencing<'c>(
+    ex: impl Exec<'c>,
+    digest: &str,
+) -> DbResult<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT n.name AS namespace, r.name AS name FROM manifest_blob mb \
+         JOIN manifest m ON m.id = mb.manifest_id JOIN repository r ON r.id = m.repository_id \
+         JOIN namespace n ON n.id = r.namespace_id WHERE mb.digest = $1",
+    )
+    .bind(digest)
+    .fetch_all(ex)
+    .await?;
+    let mut names = rows
+        .iter()
+        .map(|r| {
+            let namespace: String = r.try_get("namespace")?;
+            let name: String = r.try_get("name")?;
+            Ok(format!("{namespace}/{name}"))
+        })
+        .collect::<DbResult<Vec<_>>>()?;
+    names.sort();
+    Ok(names)
+}

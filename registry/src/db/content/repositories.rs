@@ -80,14 +80,37 @@ pub async fn insert<'c>(
 /// until the transaction ends: a row lock on PostgreSQL (`FOR NO KEY UPDATE`, so inserts that
 /// merely reference the repository, such as blob links, do not queue behind it); on SQLite
 /// write transactions are already serialised.
-pub async fn lock(tx: &mut Tx, repository_id: i64) -> DbResult<()> {
-    if tx.backend() == Backend::Postgres {
-        sqlx::query("SELECT id FROM repository WHERE id = $1 FOR NO KEY UPDATE")
-            .bind(repository_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    }
-    Ok(())
+///
+/// Returns whether the repository still exists. A caller must stop (`NotFound`) when it does
+/// not: the repository was deleted since it was looked up, and anything it inserted would
+/// violate a foreign key. Once this answered `true`, a concurrent delete waits for the
+/// transaction to end.
+pub async fn lock(tx: &mut Tx, repository_id: i64) -> DbResult<bool> {
+    let sql = match tx.backend() {
+        Backend::Postgres => "SELECT id FROM repository WHERE id = $1 FOR NO KEY UPDATE",
+        Backend::Sqlite => "SELECT id FROM repository WHERE id = $1",
+    };
+    let row = sqlx::query(sql)
+        .bind(repository_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Keeps the repository from being deleted until the transaction ends, without serialising
+/// other writers (`FOR KEY SHARE` on PostgreSQL, the lock a foreign-key check takes; on SQLite
+/// the write transaction already excludes a delete). Returns whether it still exists: rows that
+/// reference it (uploads, blob links) may be inserted only when it does.
+pub async fn hold(tx: &mut Tx, repository_id: i64) -> DbResult<bool> {
+    let sql = match tx.backend() {
+        Backend::Postgres => "SELECT id FROM repository WHERE id = $1 FOR KEY SHARE",
+        Backend::Sqlite => "SELECT id FROM repository WHERE id = $1",
+    };
+    let row = sqlx::query(sql)
+        .bind(repository_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.is_some())
 }
 
 /// Who is listing repositories: decides which rows the catalog may show.

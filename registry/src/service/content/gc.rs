@@ -16,7 +16,8 @@
 //! 4. **Blob links** (`repo_blob`) older than the grace period that no manifest of their
 //!    repository references are deleted: an upload nobody used.
 //! 5. **Blobs** that no repository links and no manifest references (and older than the grace
-//!    period) are deleted: first the row, then the bytes.
+//!    period) are deleted: first the row (committed), then the bytes, so a collection killed at
+//!    any point never leaves a row without its bytes (see [`sweep_blob`]).
 //! 6. **Orphaned bytes**: files under `blobs/` with no blob row (a crash between an upload's
 //!    rename into place and its row insert), older than the grace period by their storage time.
 //!    Listing the store is costly, so the worker does this at most daily; `quayside gc --now`
@@ -41,18 +42,23 @@
 //!   a transaction-scoped advisory lock on PostgreSQL; on SQLite every write transaction holds
 //!   the database's write lock, `BEGIN IMMEDIATE`, which also covers other processes such as
 //!   `quayside gc --now` beside a server). The collector holds it across "nothing links or
-//!   references it" (in the `DELETE`), the row delete and the bytes delete. Completing an
-//!   upload holds it across "does the row exist", moving the bytes into place, inserting the
-//!   row and linking it; a cross-repository mount holds it across "the row exists" and linking.
-//!   The dangerous interleaving, an upload that sees the row, skips writing the bytes, and
-//!   links the blob while the collector deletes row then bytes, cannot happen: the upload
-//!   either links before the collector looks (and the blob is kept) or looks after the
-//!   collector committed (and finds no row, so it writes the bytes itself).
+//!   references it" (in the `DELETE`) and the row delete, and commits; then it takes it again
+//!   and deletes the bytes only if there is still no row. Completing an upload holds it across
+//!   "does the row exist and are its bytes in storage", moving the bytes into place, inserting
+//!   the row and linking it; a cross-repository mount holds it across "the row exists and its
+//!   bytes are stored" and linking. An upload between the collector's two steps finds no row,
+//!   so it writes the bytes and the row, and the collector's second step then sees the row and
+//!   leaves the bytes alone. A crash between the steps leaves bytes without a row (reclaimed as
+//!   orphaned bytes), never a row without bytes; rows that lost their bytes some other way are
+//!   found and repaired by `quayside gc --verify` ([`verify`]), and an upload of such a digest
+//!   writes the bytes again.
 //! - **Grace periods** keep recent work out of reach even before locks matter: links refreshed
 //!   by an upload or mount, blobs stored, and manifests pushed within `PUSH_TEMP_TAG_EXPIRATION_SEC`
 //!   are never candidates.
 //!
-//! No transaction takes both a repository lock and a digest lock, so they cannot deadlock.
+//! A transaction that takes both a repository lock and a digest lock (completing an upload, a
+//! mount, which only hold the repository against deletion) takes the repository's first, and
+//! none takes them in the other order, so they cannot deadlock.
 //! Pulls take no locks: a pull of a blob the collector just removed is one nothing referenced.
 
 use std::collections::{HashMap, HashSet};
@@ -177,7 +183,9 @@ pub async fn sweep_manifests(ctx: &Ctx, repository_id: i64) -> Result<u64, Inter
         return Ok(0);
     };
     let mut tx = ctx.db.begin().await?;
-    db::content::repositories::lock(&mut tx, repository_id).await?;
+    if !db::content::repositories::lock(&mut tx, repository_id).await? {
+        return Ok(0);
+    }
     let now = ctx.now_ms();
     let window_ms = window_s.saturating_mul(1000);
     let graph = db::content::gc::graph(&mut tx, repository_id, now - window_ms).await?;
@@ -246,7 +254,9 @@ pub fn reachable(graph: &db::content::gc::Graph, recent_ms: i64) -> HashSet<i64>
 /// under the repository lock. Returns how many.
 pub async fn sweep_links(ctx: &Ctx, repository_id: i64) -> Result<u64, Internal> {
     let mut tx = ctx.db.begin().await?;
-    db::content::repositories::lock(&mut tx, repository_id).await?;
+    if !db::content::repositories::lock(&mut tx, repository_id).await? {
+        return Ok(0);
+    }
     let cutoff = ctx.now_ms() - grace_ms(ctx);
     let deleted = db::content::gc::delete_stale_links(&mut tx, repository_id, cutoff).await?;
     ctx.pauses.point("gc.links_deleted").await;
@@ -254,8 +264,15 @@ pub async fn sweep_links(ctx: &Ctx, repository_id: i64) -> Result<u64, Internal>
     Ok(deleted)
 }
 
-/// Deletes a blob nothing links or references: its row, then its bytes, under the digest lock.
-/// Returns its size if it was deleted.
+/// Deletes a blob nothing links or references: its row, then its bytes, each step committed on
+/// its own, so a crash (even `kill -9`) at any point leaves either the row and its bytes or
+/// bytes alone (orphaned bytes, which [`sweep_orphaned_bytes`] reclaims), never a row without
+/// bytes. Returns its size if it was deleted.
+///
+/// 1. Under the digest lock, the row is deleted if still unreferenced, and that commits.
+/// 2. Under the digest lock again, the bytes are deleted only if there is still no row: an
+///    upload of the same digest between the two steps found no row, so it wrote the bytes and
+///    the row itself (under the same lock), and they must stay.
 pub async fn sweep_blob(ctx: &Ctx, digest: &str) -> Result<Option<u64>, Internal> {
     let Ok(parsed) = digest.parse::<Digest>() else {
         tracing::warn!(digest, "blob row with an invalid digest left alone");
@@ -268,8 +285,19 @@ pub async fn sweep_blob(ctx: &Ctx, digest: &str) -> Result<Option<u64>, Internal
     else {
         return Ok(None);
     };
+    tx.commit().await?;
     ctx.pauses.point("gc.blob_row_deleted").await;
+    let mut tx = ctx.db.begin().await?;
+    db::content::blobs::lock_digest(&mut tx, digest).await?;
+    if db::content::blobs::size(&mut *tx, digest).await?.is_some() {
+        tracing::debug!(
+            digest,
+            "blob uploaded again while collected: its bytes stay"
+        );
+        return Ok(Some(size as u64));
+    }
     ctx.store.delete(&paths::blob(&parsed)).await?;
+    ctx.pauses.point("gc.blob_bytes_deleted").await;
     tx.commit().await?;
     tracing::debug!(digest, size, "blob deleted");
     Ok(Some(size as u64))
@@ -306,6 +334,82 @@ pub async fn sweep_orphaned_bytes(ctx: &Ctx) -> Result<(u64, u64), Internal> {
         bytes += entry.size;
     }
     Ok((files, bytes))
+}
+
+/// What `quayside gc --verify` found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Blob rows looked at.
+    pub checked: u64,
+    /// Rows whose bytes were not in storage.
+    pub missing: u64,
+    /// Of those, rows removed because no manifest references them (with their upload links:
+    /// the blob is gone, a client pushes it again).
+    pub removed: u64,
+    /// Of those, rows kept because manifests reference them: `(digest, repositories)`. Their
+    /// images cannot be pulled until someone pushes the blob again (an upload of a digest whose
+    /// bytes are missing writes them).
+    pub referenced: Vec<(String, Vec<String>)>,
+}
+
+impl std::fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "checked {} blobs: {} without their bytes in storage, {} removed (nothing referenced them), \
+             {} referenced by manifests (push them again)",
+            self.checked,
+            self.missing,
+            self.removed,
+            self.referenced.len()
+        )
+    }
+}
+
+/// Finds blob rows whose bytes are not in storage and repairs what it can: a row no manifest
+/// references is removed (with its links, so the blob is unknown and a push writes it again); a
+/// row manifests reference is kept and reported, because removing it would break those
+/// manifests' integrity in the database, and a re-push of the blob restores the bytes.
+///
+/// Each missing row is re-checked under its digest lock, so a blob an upload is restoring at the
+/// same time is left alone.
+pub async fn verify(ctx: &Ctx) -> Result<VerifyReport, Internal> {
+    let mut report = VerifyReport::default();
+    let mut after = String::new();
+    loop {
+        let digests = db::content::gc::blobs_after(ctx.db.pool(), &after, BATCH).await?;
+        let Some(last) = digests.last() else { break };
+        after = last.clone();
+        for digest in digests {
+            report.checked += 1;
+            let Ok(parsed) = digest.parse::<Digest>() else {
+                tracing::warn!(digest, "blob row with an invalid digest left alone");
+                continue;
+            };
+            let key = paths::blob(&parsed);
+            if ctx.store.stat(&key).await?.is_some() {
+                continue;
+            }
+            let mut tx = ctx.db.begin().await?;
+            db::content::blobs::lock_digest(&mut tx, &digest).await?;
+            if db::content::blobs::size(&mut *tx, &digest).await?.is_none()
+                || ctx.store.stat(&key).await?.is_some()
+            {
+                continue;
+            }
+            report.missing += 1;
+            if db::content::gc::delete_blob_unless_in_manifest(&mut tx, &digest).await? {
+                tx.commit().await?;
+                tracing::warn!(digest, "blob row without bytes removed");
+                report.removed += 1;
+            } else {
+                let repos = db::content::gc::repositories_referencing(&mut *tx, &digest).await?;
+                tracing::error!(digest, ?repos, "blob referenced by manifests has no bytes");
+                report.referenced.push((digest, repos));
+            }
+        }
+    }
+    Ok(report)
 }
 
 /// When the worker last swept orphaned bytes (instance setting), to do it at most daily.

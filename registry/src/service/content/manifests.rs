@@ -136,7 +136,10 @@ pub async fn put(
         attempt += 1;
         let now = ctx.now_ms();
         let mut tx = ctx.db.begin().await?;
-        db::content::repositories::lock(&mut tx, repo.id).await?;
+        if !db::content::repositories::lock(&mut tx, repo.id).await? {
+            // Deleted since it was looked up: nothing may reference it any more.
+            return Err(RegistryError::NameUnknown);
+        }
         check_references(&mut tx, repo.id, &required, &children).await?;
         let existed = db::content::manifests::id_of(&mut *tx, repo.id, digest.as_str())
             .await?

@@ -160,7 +160,9 @@ async fn retarget(
     let digest = parse_digest(digest)?;
     let now = ctx.now_ms();
     let mut tx = ctx.db.begin().await?;
-    db::content::repositories::lock(&mut tx, repo.id).await?;
+    if !db::content::repositories::lock(&mut tx, repo.id).await? {
+        return Err(TenancyError::NotFound);
+    }
     let manifest = db::content::manifests::by_digest(&mut *tx, repo.id, digest.as_str())
         .await?
         .filter(|m| m.deleted_ms.is_none())
@@ -312,7 +314,9 @@ pub async fn restore(
         .ok_or(TenancyError::NotFound)?;
     let now = ctx.now_ms();
     let mut tx = ctx.db.begin().await?;
-    db::content::repositories::lock(&mut tx, repo.id).await?;
+    if !db::content::repositories::lock(&mut tx, repo.id).await? {
+        return Err(TenancyError::NotFound);
+    }
     let manifest = db::content::manifests::by_digest(&mut *tx, repo.id, digest.as_str())
         .await?
         .ok_or(TenancyError::NotFound)?;

@@ -110,9 +110,29 @@ pub async fn start(
     name: &RepoName,
 ) -> Result<UploadStatus, RegistryError> {
     let repo = repositories::for_push(ctx, principal, name).await?;
+    new_session(ctx, repo.id).await
+}
+
+/// Records a new upload session in a repository, which may have been deleted since it was
+/// looked up: then `NAME_UNKNOWN`, as if the lookup had come after the delete (never the
+/// foreign-key violation the insert would otherwise hit).
+async fn new_session(ctx: &Ctx, repository_id: i64) -> Result<UploadStatus, RegistryError> {
     let uuid = uuid::Uuid::new_v4().to_string();
-    db::content::uploads::insert(ctx.db.pool(), &uuid, repo.id, ctx.now_ms()).await?;
+    let mut tx = ctx.db.begin().await?;
+    if !db::content::repositories::hold(&mut tx, repository_id).await? {
+        return Err(RegistryError::NameUnknown);
+    }
+    db::content::uploads::insert(&mut *tx, &uuid, repository_id, ctx.now_ms()).await?;
+    tx.commit().await?;
     Ok(UploadStatus { uuid, size: 0 })
+}
+
+/// Whether the blob's bytes are really in storage. A blob row is only written once its bytes
+/// are, and garbage collection deletes the row before the bytes, but a store can still lose a
+/// file (a crash of an older version mid-collection, an operator's mistake): an upload or mount
+/// that trusted the row alone would acknowledge a blob nobody can pull, so it checks.
+async fn bytes_present(ctx: &Ctx, digest: &Digest) -> Result<bool, RegistryError> {
+    Ok(ctx.store.stat(&paths::blob(digest)).await?.is_some())
 }
 
 /// `POST ?digest=`: the whole blob in one request.
@@ -153,12 +173,20 @@ pub async fn mount(
             .await?
         {
             // Under the digest lock, so garbage collection cannot delete the blob between the
-            // check and the link (see `service::content::gc`).
+            // check and the link (see `service::content::gc`); holding the target repository
+            // first, so a concurrent delete of it gives NAME_UNKNOWN, not a foreign-key error.
             let mut tx = ctx.db.begin().await?;
+            if !db::content::repositories::hold(&mut tx, target.id).await? {
+                return Err(RegistryError::NameUnknown);
+            }
             db::content::blobs::lock_digest(&mut tx, digest.as_str()).await?;
-            if let Some(size) =
-                db::content::blobs::size_in_repo(&mut *tx, src.id, digest.as_str()).await?
-            {
+            let size = db::content::blobs::size_in_repo(&mut *tx, src.id, digest.as_str()).await?;
+            // A row whose bytes are gone is not mounted: the client uploads them instead.
+            let size = match size {
+                Some(size) if bytes_present(ctx, &digest).await? => Some(size),
+                _ => None,
+            };
+            if let Some(size) = size {
                 db::content::blobs::link(&mut *tx, target.id, digest.as_str(), ctx.now_ms())
                     .await?;
                 tx.commit().await?;
@@ -169,9 +197,7 @@ pub async fn mount(
             }
         }
     }
-    let uuid = uuid::Uuid::new_v4().to_string();
-    db::content::uploads::insert(ctx.db.pool(), &uuid, target.id, ctx.now_ms()).await?;
-    Ok(MountOutcome::Started(UploadStatus { uuid, size: 0 }))
+    Ok(MountOutcome::Started(new_session(ctx, target.id).await?))
 }
 
 async fn upload_in(
@@ -301,16 +327,27 @@ async fn complete_inner(
     // Whether the blob's bytes exist, moving them into place, the row and the link are decided
     // under the digest lock that garbage collection holds while it deletes a blob's row and
     // bytes (see `service::content::gc`), so a blob is never linked while its bytes are going away.
+    // The repository is held first (the order every transaction takes these locks in), so a
+    // concurrent delete of it either waits for this commit or makes this answer NAME_UNKNOWN.
     let mut tx = ctx.db.begin().await?;
+    if !db::content::repositories::hold(&mut tx, upload.repository_id).await? {
+        return Err(RegistryError::NameUnknown);
+    }
     db::content::blobs::lock_digest(&mut tx, expected.as_str()).await?;
     let now = ctx.now_ms();
-    let stored = db::content::blobs::size(&mut *tx, expected.as_str())
+    let row = db::content::blobs::size(&mut *tx, expected.as_str())
         .await?
         .is_some();
+    // A row is trusted only with its bytes: if they are gone, this upload writes them again.
+    let stored = row && bytes_present(ctx, &expected).await?;
     ctx.pauses.point("uploads.blob_checked").await;
     if !stored {
         ctx.store.rename(&staged, &blob_key).await?;
-        db::content::blobs::insert(&mut *tx, expected.as_str(), size as i64, now).await?;
+        if row {
+            tracing::warn!(digest = %expected, "blob row without bytes: the upload restored them");
+        } else {
+            db::content::blobs::insert(&mut *tx, expected.as_str(), size as i64, now).await?;
+        }
     }
     db::content::blobs::link(&mut *tx, upload.repository_id, expected.as_str(), now).await?;
     db::content::uploads::delete(&mut *tx, uuid).await?;
@@ -423,10 +460,16 @@ async fn write_part(
     tx.commit().await?;
     if !recorded {
         ctx.store.delete(&key).await?;
-        let size = db::content::uploads::get(ctx.db.pool(), uuid)
-            .await?
-            .map_or(0, |u| u.size as u64);
-        return Err(RegistryError::RangeInvalid { size });
+        // Another request extended the upload first (416 with its size), or the upload is
+        // gone (cancelled, or its repository deleted meanwhile: unknown).
+        return Err(
+            match db::content::uploads::get(ctx.db.pool(), uuid).await? {
+                Some(u) => RegistryError::RangeInvalid {
+                    size: u.size as u64,
+                },
+                None => RegistryError::UploadUnknown,
+            },
+        );
     }
     ctx.uploads.put_hasher(uuid, start + written, hasher);
     Ok(written)
