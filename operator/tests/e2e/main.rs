@@ -2,6 +2,7 @@
 //! (`tests/kube-emulator`), with the real registry binary, PostgreSQL, kubectl, skopeo and Helm.
 
 mod apis;
+mod events;
 mod full;
 mod harness;
 mod helm;

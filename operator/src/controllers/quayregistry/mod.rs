@@ -33,7 +33,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
@@ -316,28 +316,8 @@ async fn publish(
     action: &str,
     note: &str,
 ) {
-    let mut note = note.to_owned();
-    if note.len() > 1000 {
-        let mut cut = 1000;
-        while !note.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        note.truncate(cut);
-    }
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx
-        .recorder
-        .publish(&event, &registry.object_ref(&()))
-        .await
-    {
-        tracing::warn!(error = %e, "cannot publish an event");
-    }
+    let object = registry.object_ref(&());
+    crate::runtime::events::publish(&ctx.recorder, &object, type_, reason, action, note).await;
 }
 
 /// Deletes what lives outside the registry's namespace, then releases the finalizer.
