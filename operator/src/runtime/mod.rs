@@ -5,11 +5,13 @@
 //!
 //! - [`conditions`]: Kubernetes-style conditions that keep their transition time.
 //! - [`context`]: operator-wide settings and the context every reconcile receives.
+//! - [`events`]: publishing Events, one per distinct message.
 //! - [`leader`]: leader election on a Lease; [`server`]: `/metrics`, `/healthz`, `/readyz`;
 //!   [`telemetry`]: logging and metrics.
 
 pub mod conditions;
 pub mod context;
+pub mod events;
 pub mod leader;
 pub mod server;
 pub mod telemetry;

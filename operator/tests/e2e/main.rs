@@ -3,6 +3,7 @@
 
 mod apis;
 mod content;
+mod events;
 mod full;
 mod harness;
 mod helm;

@@ -128,6 +128,38 @@ async fn minimal_registry_serves_rolls_scales_blocks_and_is_deleted() {
         Duration::from_secs(60),
     )
     .await;
+    // Drift of an owned object other than a Deployment is repaired within seconds (the
+    // operator watches every kind it owns), not at the 10-minute requeue.
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), NS);
+    let svc = services.get("registry-quay-app").await.unwrap();
+    let (label, value) = svc
+        .labels()
+        .iter()
+        .find(|(k, _)| k.as_str() != "quayside.dev/quayregistry")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .expect("the Service has a label besides the registry's");
+    services
+        .patch(
+            "registry-quay-app",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"labels": {label.as_str(): null}}})),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "the Service's label restored",
+        || {
+            let services = services.clone();
+            let (label, value) = (label.clone(), value.clone());
+            async move {
+                let svc = services.get("registry-quay-app").await.ok()?;
+                (svc.labels().get(&label) == Some(&value)).then_some(())
+            }
+        },
+    )
+    .await;
+
     let status = r.status.clone().unwrap_or_default();
     assert_eq!(
         status.registry_endpoint.as_deref(),

@@ -283,10 +283,25 @@ impl State {
 
     /// The object as served at `rt`'s version.
     pub fn present(rt: &ResourceType, obj: &Value) -> Value {
-        let mut v = obj.clone();
+        let mut v = if rt.is("events.k8s.io", "Event") {
+            crate::events::events_view(obj)
+        } else if rt.is("", "Event") {
+            crate::events::core_view(obj)
+        } else {
+            obj.clone()
+        };
         v["apiVersion"] = json!(rt.api_version());
         v["kind"] = json!(rt.kind);
         v
+    }
+
+    /// The shape an object written at `rt`'s version is stored in.
+    fn to_storage(rt: &ResourceType, obj: Value) -> Value {
+        if rt.is("events.k8s.io", "Event") {
+            crate::events::to_storage(&obj)
+        } else {
+            obj
+        }
     }
 
     /// Reads one object.
@@ -326,13 +341,13 @@ impl State {
             .store
             .list(&rt.store_key(), ns)
             .into_iter()
-            .filter(|o| opts.labels.matches(o) && opts.fields.matches(o))
             .filter(|o| {
                 start
                     .as_ref()
                     .is_none_or(|s| format!("{}/{}", ns_of(o), name_of(o)) > *s)
             })
             .map(|o| Self::present(rt, &o))
+            .filter(|o| opts.labels.matches(o) && opts.fields.matches(o))
             .collect();
         let mut metadata = json!({"resourceVersion": list_rv.to_string()});
         if opts.limit > 0 && items.len() > opts.limit {
@@ -602,9 +617,21 @@ impl State {
                 }
             }
             let schema = rt.crd.as_ref().and_then(|c| c.schema.as_ref());
+            // Merging collapses items of a list-map that share a key (the last one would
+            // win); the apiserver refuses such a configuration, on create and update alike.
+            if let Some(schema) = schema {
+                let dups: Vec<Cause> = schema::validate(&applied, schema)
+                    .into_iter()
+                    .filter(|c| c.reason == "FieldValueDuplicate")
+                    .collect();
+                if !dups.is_empty() {
+                    return Err(ApiError::invalid(&rt.group, &rt.kind, name, dups));
+                }
+            }
             let lt = ListTypes::from_schema(schema);
+            let old_view = old.as_deref().map(|o| Self::present(rt, o));
             let merged = apply::apply(
-                old.as_deref(),
+                old_view.as_ref(),
                 &applied,
                 &opts.manager,
                 opts.force,
@@ -663,6 +690,9 @@ impl State {
         scope: Scope,
         track: bool,
     ) -> ApiResult<Value> {
+        // Everything below works in `rt`'s view; the store gets its storage shape.
+        let old_view = old.map(|o| Self::present(rt, o));
+        let old = old_view.as_ref();
         let name = name_of(&new).to_owned();
         if let Some(old) = old {
             match scope {
@@ -826,12 +856,12 @@ impl State {
             && !rt.is("", "Pod")
         {
             let ns = ns_of(&new).to_owned();
-            self.store.put(&rt.store_key(), new);
+            self.store.put(&rt.store_key(), Self::to_storage(rt, new));
             let gone = self.store.remove(&rt.store_key(), &ns, &name);
             self.after_remove(rt, &name);
             return Ok(gone.map(|g| Self::present(rt, &g)).unwrap_or(json!({})));
         }
-        let stored = self.store.put(&rt.store_key(), new);
+        let stored = self.store.put(&rt.store_key(), Self::to_storage(rt, new));
         if rt.is("apiextensions.k8s.io", "CustomResourceDefinition") {
             self.registry.set_crd(&name, types_from_crd(&stored));
         }
@@ -1194,5 +1224,59 @@ mod tests {
         )
         .unwrap();
         assert!(st.find(&cm, "default", "f").is_none());
+    }
+
+    #[test]
+    fn apply_refuses_duplicate_list_map_keys_on_create_and_update() {
+        let c = Cluster::new(100);
+        let mut st = c.lock();
+        let crds = st.rt("apiextensions.k8s.io", "customresourcedefinitions");
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "components": {"type": "array", "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["kind"],
+                "items": {"type": "object", "required": ["kind"], "properties": {
+                    "kind": {"type": "string"}, "managed": {"type": "boolean"}}}}}}}});
+        st.create(
+            &crds,
+            "",
+            json!({"metadata": {"name": "widgets.example.com"}, "spec": {"group": "example.com",
+                "scope": "Namespaced", "names": {"plural": "widgets", "kind": "Widget"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": schema}}]}}),
+            &opts(),
+        )
+        .unwrap();
+        let rt = st
+            .registry
+            .by_plural("example.com", "v1", "widgets")
+            .unwrap();
+        let body = |components: Value| {
+            serde_json::to_vec(&json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                "metadata": {"name": "w"}, "spec": {"components": components}}))
+            .unwrap()
+        };
+        let dup = body(json!([{"kind": "a", "managed": true}, {"kind": "a", "managed": false}]));
+        let apply = |st: &mut State, b: &[u8]| {
+            st.patch(
+                &rt,
+                "default",
+                "w",
+                PatchType::Apply,
+                b,
+                &WriteOptions::controller("m"),
+                false,
+            )
+        };
+        let on_create = apply(&mut st, &dup).unwrap_err();
+        assert_eq!(on_create.code, 422);
+        apply(&mut st, &body(json!([{"kind": "a", "managed": true}]))).unwrap();
+        let on_update = apply(&mut st, &dup).unwrap_err();
+        assert_eq!(on_update.code, 422);
+        assert_eq!(on_update.to_status(), on_create.to_status());
+        let stored = st.get(&rt, "default", "w").unwrap();
+        assert_eq!(
+            stored["spec"]["components"],
+            json!([{"kind": "a", "managed": true}])
+        );
     }
 }

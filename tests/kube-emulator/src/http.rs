@@ -865,6 +865,7 @@ fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Value {
 }
 
 struct WatchFilter {
+    rt: Arc<ResourceType>,
     key: String,
     namespace: Option<String>,
     name: Option<String>,
@@ -873,12 +874,17 @@ struct WatchFilter {
 }
 
 impl WatchFilter {
+    /// Selectors match the object as served at the watched version.
     fn selects(&self, o: &Value) -> bool {
-        self.name
+        if !self
+            .name
             .as_ref()
             .is_none_or(|n| o["metadata"]["name"] == n.as_str())
-            && self.labels.matches(o)
-            && self.fields.matches(o)
+        {
+            return false;
+        }
+        let o = State::present(&self.rt, o);
+        self.labels.matches(&o) && self.fields.matches(&o)
     }
 
     /// The event to send for a store event, if any.
@@ -914,6 +920,7 @@ fn start_watch(
 ) -> ApiResult<Response> {
     let opts = list_options(q, rt)?;
     let filter = WatchFilter {
+        rt: rt.clone(),
         key: rt.store_key(),
         namespace: (rt.namespaced && !ns.is_empty()).then(|| ns.to_owned()),
         name: name

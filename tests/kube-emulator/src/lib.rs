@@ -22,7 +22,7 @@
 //! ```
 //!
 //! Module map: [`store`] (objects, resourceVersion, watch history), [`resources`] (kind
-//! registry), [`api`] (verb semantics), [`patch`] and [`apply`] (patch engines, server-side
+//! registry), [`events`] (the two Event views), [`api`] (verb semantics), [`patch`] and [`apply`] (patch engines, server-side
 //! apply), [`schema`] (CRD validation, defaulting, pruning), [`defaults`] (built-in kinds),
 //! [`selector`], [`gc`] (owner references, namespaces, CRD cleanup), [`rbac`], [`http`],
 //! [`discovery`], [`table`], [`workloads`] (controllers, kubelet, service proxy).
@@ -31,6 +31,7 @@ pub mod api;
 pub mod apply;
 pub mod defaults;
 pub mod discovery;
+pub mod events;
 pub mod gc;
 pub mod http;
 pub mod lists;

@@ -6,7 +6,8 @@
 //!   resources are added when a `CustomResourceDefinition` is created and removed when it goes.
 //! - Objects are stored once per `(group, plural)` ([`ResourceType::store_key`]); a CRD with
 //!   several served versions shares one storage and only the `apiVersion` is rewritten on read
-//!   (conversion strategy `None`, as the apiserver does without a webhook).
+//!   (conversion strategy `None`, as the apiserver does without a webhook). `core/v1` and
+//!   `events.k8s.io/v1` Events share one storage too, converted by [`crate::events`].
 //! - `generation` counts changes to everything except `metadata`, `status`, `apiVersion` and
 //!   `kind`; for kinds with a `status` subresource, writes to the main resource keep the stored
 //!   status and writes to `/status` keep everything else.
@@ -60,8 +61,12 @@ impl ResourceType {
         api_version(&self.group, &self.version)
     }
 
-    /// Storage key shared by all versions of this resource.
+    /// Storage key shared by all versions of this resource. Both `Event` kinds share the core
+    /// storage (see [`crate::events`]).
     pub fn store_key(&self) -> String {
+        if self.is("events.k8s.io", "Event") {
+            return "/events".into();
+        }
         format!("{}/{}", self.group, self.plural)
     }
 

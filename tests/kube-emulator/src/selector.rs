@@ -289,7 +289,11 @@ fn field_supported(kind: &str, field: &str) -> bool {
                     | "spec.serviceAccountName"
             ),
             "Secret" => field == "type",
-            "Event" => field.starts_with("involvedObject.") || matches!(field, "reason" | "type"),
+            "Event" => {
+                field.starts_with("involvedObject.")
+                    || field.starts_with("regarding.")
+                    || matches!(field, "reason" | "type" | "reportingController" | "source")
+            }
             "Namespace" => field == "status.phase",
             _ => false,
         }

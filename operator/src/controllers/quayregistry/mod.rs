@@ -28,12 +28,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
@@ -350,28 +348,8 @@ async fn publish(
     action: &str,
     note: &str,
 ) {
-    let mut note = note.to_owned();
-    if note.len() > 1000 {
-        let mut cut = 1000;
-        while !note.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        note.truncate(cut);
-    }
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx
-        .recorder
-        .publish(&event, &registry.object_ref(&()))
-        .await
-    {
-        tracing::warn!(error = %e, "cannot publish an event");
-    }
+    let object = registry.object_ref(&());
+    crate::runtime::events::publish(&ctx.recorder, &object, type_, reason, action, note).await;
 }
 
 /// Deletes what lives outside the registry's namespace, then releases the finalizer.
@@ -465,6 +443,34 @@ fn registries_using(
         .collect()
 }
 
+/// The kinds the controller watches as owned: every kind it applies next to the registry
+/// (not the builder namespace's, which owner references cannot reach), optional APIs only when
+/// the cluster serves them, Secrets excepted (watched on their own).
+async fn owned_kinds(client: &kube::Client, namespace: &Option<String>) -> Vec<kinds::Kind> {
+    async fn served(
+        client: &kube::Client,
+        ns: &Option<String>,
+        ar: &kube::core::ApiResource,
+    ) -> bool {
+        let api = match ns {
+            Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, ar),
+            None => Api::<DynamicObject>::all_with(client.clone(), ar),
+        };
+        api.list_metadata(&ListParams::default().limit(1))
+            .await
+            .is_ok()
+    }
+    let caps = observed::Capabilities {
+        routes: served(client, namespace, &kinds::route().ar).await,
+        monitoring: served(client, namespace, &kinds::service_monitor().ar).await,
+    };
+    let secret = kinds::secret().ar;
+    kinds::owned(caps)
+        .into_iter()
+        .filter(|k| !k.builder && k.ar != secret)
+        .collect()
+}
+
 /// Runs the QuayRegistry controller on one namespace (`None`: all namespaces) until
 /// `shutdown` resolves.
 pub async fn run_controller(
@@ -492,11 +498,18 @@ pub async fn run_controller(
         watcher::Config::default(),
     );
     let store = controller.store();
+    // Every kind the operator applies in the registry's namespace is watched (metadata only),
+    // so drift of any owned object is repaired within seconds, not at the periodic requeue.
+    // Secrets are watched below, with the bundles and certificates the registries read.
+    let mut controller = controller;
+    for kind in owned_kinds(&client, &namespace).await {
+        let api = match &namespace {
+            Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &kind.ar),
+            None => Api::<DynamicObject>::all_with(client.clone(), &kind.ar),
+        };
+        controller = controller.owns_with(api, kind.ar, owned_cfg.clone());
+    }
     controller
-        .owns(api::<Deployment>(&client, &namespace), owned_cfg.clone())
-        .owns(api::<StatefulSet>(&client, &namespace), owned_cfg.clone())
-        .owns(api::<Job>(&client, &namespace), owned_cfg.clone())
-        .owns(api::<PersistentVolumeClaim>(&client, &namespace), owned_cfg)
         .watches(
             api::<Secret>(&client, &namespace),
             watcher::Config::default(),

@@ -74,6 +74,8 @@ pub struct Observed {
     pub tls_secret: Option<SecretObs>,
     /// Objects carrying the registry's label.
     pub owned: BTreeMap<ObjKey, DynamicObject>,
+    /// Pods carrying the registry's label (for the reason a component is not ready).
+    pub pods: Vec<k8s_openapi::api::core::v1::Pod>,
 }
 
 impl Observed {
@@ -195,11 +197,16 @@ pub async fn read(client: &Client, registry: &QuayRegistry) -> kube::Result<Obse
             }
         }
     }
+    let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), &namespace)
+        .list(&selector)
+        .await?
+        .items;
     Ok(Observed {
         capabilities,
         bundle,
         tls_secret,
         owned,
+        pods,
     })
 }
 

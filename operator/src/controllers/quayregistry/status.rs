@@ -80,6 +80,95 @@ pub fn rolled_out(d: Option<&Deployment>, e: &Expectation) -> Result<String, Str
     ))
 }
 
+/// Why the pods a Deployment selects are not ready, as a person would dig it out of them:
+/// per unready pod, each container's waiting reason (`CrashLoopBackOff`, ...), its last
+/// termination (reason, exit code, message), its restarts, or a failing readiness probe when it
+/// runs but is not ready. Empty when nothing is known.
+pub fn pods_not_ready(d: Option<&Deployment>, pods: &[k8s_openapi::api::core::v1::Pod]) -> String {
+    let Some(selector) = d.and_then(|d| d.spec.selector.match_labels.clone()) else {
+        return String::new();
+    };
+    let mut out = Vec::new();
+    for pod in pods {
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+            continue;
+        }
+        let Some(status) = &pod.status else { continue };
+        let ready = status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        if ready {
+            continue;
+        }
+        let mut parts = Vec::new();
+        for c in status.container_statuses.iter().flatten() {
+            if c.ready {
+                continue;
+            }
+            let mut what = Vec::new();
+            let state = c.state.clone().unwrap_or_default();
+            if let Some(w) = &state.waiting {
+                let mut t = w.reason.clone().unwrap_or_else(|| "waiting".into());
+                if let Some(m) = w.message.as_deref().filter(|m| !m.is_empty()) {
+                    t = format!("{t} ({m})");
+                }
+                what.push(t);
+            } else if state.running.is_some() {
+                what.push("running but not ready (readiness probe failing)".into());
+            }
+            if let Some(t) = c.last_state.as_ref().and_then(|l| l.terminated.as_ref()) {
+                let mut text = format!(
+                    "last exited with code {}{}",
+                    t.exit_code,
+                    t.reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                );
+                if let Some(m) = t
+                    .message
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                {
+                    text.push_str(&format!(": {m}"));
+                }
+                what.push(text);
+            }
+            if c.restart_count > 0 {
+                what.push(format!("{} restarts", c.restart_count));
+            }
+            if !what.is_empty() {
+                parts.push(format!("container {}: {}", c.name, what.join(", ")));
+            }
+        }
+        if parts.is_empty()
+            && let Some(p) = &status.phase
+        {
+            parts.push(format!("phase {p}"));
+        }
+        if !parts.is_empty() {
+            out.push(format!(
+                "pod {}: {}",
+                pod.metadata.name.clone().unwrap_or_default(),
+                parts.join("; ")
+            ));
+        }
+    }
+    let mut text = out.join("; ");
+    if text.len() > 2000 {
+        let mut cut = 2000;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
 /// The registry serves: a ready registry pod of any version.
 fn serving(observed: &Observed, registry: &QuayRegistry) -> bool {
     let ns = registry.metadata.namespace.clone().unwrap_or_default();
@@ -160,13 +249,20 @@ pub fn compute(
             let ns = plan.namespace.as_str();
             let names = plan.names();
             let quay_deployment = observed.deployment(ns, &names.quay_app());
-            let quay_ready = rolled_out(quay_deployment.as_ref(), &desired.quay);
+            let quay_ready =
+                rolled_out(quay_deployment.as_ref(), &desired.quay).map_err(
+                    |m| match pods_not_ready(quay_deployment.as_ref(), &observed.pods) {
+                        why if why.is_empty() => m,
+                        why => format!("{m}: {why}"),
+                    },
+                );
             let db_ready = !plan.is_managed(ComponentKind::Postgres) || desired.database_ready;
             let storage = storage_state(plan, observed);
             let mut components = Vec::new();
             for kind in ComponentKind::ALL {
                 components.push(component(
                     kind,
+                    registry,
                     plan,
                     material,
                     desired,
@@ -178,7 +274,10 @@ pub fn compute(
 
             let mut missing = Vec::new();
             if !serving(observed, registry) {
-                missing.push("no registry pod is ready".to_owned());
+                missing.push(match &quay_ready {
+                    Err(why) => format!("no registry pod is ready ({why})"),
+                    Ok(_) => "no registry pod is ready".to_owned(),
+                });
             }
             if !db_ready {
                 missing.push("the database is not ready".to_owned());
@@ -287,8 +386,10 @@ fn storage_state(plan: &Plan, observed: &Observed) -> Result<String, String> {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // the inputs of one condition
 fn component(
     kind: ComponentKind,
+    registry: &QuayRegistry,
     plan: &Plan,
     material: &Material,
     desired: &Desired,
@@ -324,7 +425,18 @@ fn component(
                 "the certificate comes from the config bundle".into()
             }
             (ComponentKind::Tls, _) => "no certificate: the registry serves plain HTTP".into(),
-            _ => "configured by the config bundle".into(),
+            // Declared `managed: false` by the user: the bundle configures it. Otherwise the
+            // operator chose not to manage it, and says why.
+            _ if registry.spec.components.iter().any(|c| c.kind == kind) => {
+                "configured by the config bundle".into()
+            }
+            (ComponentKind::Monitoring, _) => {
+                "not managed by default: the monitoring.coreos.com API (Prometheus operator) is not available".into()
+            }
+            (ComponentKind::Clair, _) => {
+                "not managed by default: Quayside does not implement security scanning yet".into()
+            }
+            _ => "not managed by default".into(),
         };
         return ok("ComponentNotManaged", m);
     }
@@ -666,5 +778,73 @@ mod tests {
         );
         assert_eq!(s.current_version, before.current_version);
         assert_eq!(s.registry_endpoint, before.registry_endpoint);
+    }
+
+    #[test]
+    fn unready_registry_pods_say_why() {
+        let registry = cr(MINIMAL);
+        let (mut observed, r) = running(&registry);
+        let names = crate::controllers::quayregistry::names::Names::new("registry");
+        let mut selector = None;
+        for (key, obj) in observed.owned.iter_mut() {
+            if key.kind == "Deployment" && key.name == names.quay_app() {
+                obj.data["status"] = json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 0});
+                selector = Some(obj.data["spec"]["selector"]["matchLabels"].clone());
+            }
+        }
+        observed.pods = vec![serde_json::from_value(json!({
+            "metadata": {"name": "registry-quay-app-abc", "labels": selector.expect("quay Deployment")},
+            "status": {"phase": "Running",
+                "conditions": [{"type": "Ready", "status": "False"}],
+                "containerStatuses": [{"name": "quay", "image": "i", "imageID": "", "ready": false,
+                    "restartCount": 3,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s restarting failed container"}},
+                    "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
+                        "message": "storage: cannot reach https://s3.invalid: connection refused"}}}]}
+        }))
+        .unwrap()];
+        let s = compute_for(&registry, &observed, &r, "t2");
+        let quay = cond(&s, "ComponentQuayReady");
+        assert_eq!(quay.status, "False");
+        for part in [
+            "pod registry-quay-app-abc",
+            "CrashLoopBackOff",
+            "last exited with code 1 (Error): storage: cannot reach https://s3.invalid",
+            "3 restarts",
+        ] {
+            assert!(quay.message.contains(part), "{part}: {}", quay.message);
+        }
+        let available = cond(&s, "Available");
+        assert_eq!(available.status, "False");
+        assert!(
+            available
+                .message
+                .contains("cannot reach https://s3.invalid"),
+            "{}",
+            available.message
+        );
+    }
+
+    #[test]
+    fn only_declared_unmanaged_components_are_configured_by_the_bundle() {
+        let (_, r) = running(&cr(MINIMAL));
+        let registry = cr(MINIMAL);
+        let s = compute_for(&registry, &Observed::empty(), &r, "t1");
+        for t in ["ComponentClairReady", "ComponentMonitoringReady"] {
+            let c = cond(&s, t);
+            assert_eq!(c.reason, "ComponentNotManaged", "{t}");
+            assert!(
+                c.message.starts_with("not managed by default"),
+                "{t}: {}",
+                c.message
+            );
+        }
+        let declared = cr("spec:\n  components:\n    - kind: monitoring\n      managed: false\n");
+        let r = run(&declared, &Observed::empty());
+        let s = compute_for(&declared, &Observed::empty(), &r, "t1");
+        assert_eq!(
+            cond(&s, "ComponentMonitoringReady").message,
+            "configured by the config bundle"
+        );
     }
 }

@@ -130,6 +130,8 @@ enum CState {
     Terminated {
         code: i32,
         reason: String,
+        /// The termination message (`FallbackToLogsOnError`: the log's tail on failure).
+        message: String,
         started: String,
         finished: String,
     },
@@ -156,10 +158,16 @@ fn cstate_json(s: &CState) -> Value {
         CState::Terminated {
             code,
             reason,
+            message,
             started,
             finished,
-        } => json!({"terminated": {
-            "exitCode": code, "reason": reason, "startedAt": started, "finishedAt": finished}}),
+        } => {
+            let mut t = json!({"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": finished});
+            if !message.is_empty() {
+                t["message"] = json!(message);
+            }
+            json!({"terminated": t})
+        }
     }
 }
 
@@ -270,6 +278,17 @@ impl Ctx {
             let _ = st.set_status(&rt, &self.ns, &self.name, status, "kubelet");
         }
     }
+}
+
+/// The last 80 lines of a log, cut to its last 2048 bytes.
+fn log_tail(path: &std::path::Path) -> String {
+    let Ok(bytes) = std::fs::read(path) else {
+        return String::new();
+    };
+    let start = bytes.len().saturating_sub(2048);
+    let text = String::from_utf8_lossy(&bytes[start..]);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(80)..].join("\n")
 }
 
 fn free_port() -> u16 {
@@ -561,9 +580,17 @@ async fn run_container(ctx: Arc<Ctx>, init: bool, i: usize, spec: Value, policy:
         if let Some(p) = prober {
             p.abort();
         }
+        // `terminationMessagePolicy: FallbackToLogsOnError`: a failed container's message is the
+        // tail of its log (at most 80 lines and 2 KiB, as the kubelet reads it).
+        let message = if code != 0 && spec["terminationMessagePolicy"] == "FallbackToLogsOnError" {
+            log_tail(&log_path)
+        } else {
+            String::new()
+        };
         let term = CState::Terminated {
             code,
             reason: reason.into(),
+            message,
             started: started_at,
             finished: now(),
         };

