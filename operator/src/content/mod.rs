@@ -32,7 +32,7 @@ use futures_util::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
@@ -460,8 +460,8 @@ fn same_status(a: &Value, b: &Value) -> bool {
     canon(a) == canon(b)
 }
 
-/// Publishes an event about `obj`; the action names what happened, so different happenings
-/// never fold into one event.
+/// Publishes an event about `obj` (see [`crate::runtime::events::publish`]: each distinct
+/// message is its own Event).
 pub async fn publish<K: ContentKind>(
     ctx: &Context,
     obj: &K,
@@ -470,24 +470,15 @@ pub async fn publish<K: ContentKind>(
     action: &str,
     note: &str,
 ) {
-    let mut note = note.to_owned();
-    if note.len() > 1000 {
-        let mut cut = 1000;
-        while !note.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        note.truncate(cut);
-    }
-    let event = Event {
+    crate::runtime::events::publish(
+        &ctx.recorder,
+        &obj.object_ref(&()),
         type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
-        tracing::warn!(error = %e, "cannot publish an event");
-    }
+        reason,
+        action,
+        note,
+    )
+    .await;
 }
 
 /// Retry with back-off: 1 s, 2 s, 4 s, ... up to 5 minutes per resource.
