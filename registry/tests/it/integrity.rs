@@ -398,9 +398,11 @@ async fn deleting_a_repository_while_pushes_run_never_answers_5xx(b: Backend) {
         deletes.iter().any(|s| s.is_success()),
         "some deletes hit an existing repository"
     );
+    // Whether a push completed during the race depends on the machine's timing; once the
+    // deletes stop, a push must complete and the repository must be whole.
+    let after = push_raw(&s, repo, "after").await;
     assert!(
-        seen.iter()
-            .any(|(step, s)| step == "manifest" && s.is_success()),
-        "some pushes completed"
+        after.iter().all(|(_, st)| st.is_success()),
+        "a push after the race: {after:?}"
     );
 }
