@@ -204,6 +204,9 @@ impl Builder<'_> {
             ]),
             resources: Some(requests("250m", "512Mi")),
             security_context: Some(default_security_context()),
+            // A registry that fails to start says why in its status (the end of its log),
+            // which the QuayRegistry conditions repeat.
+            termination_message_policy: Some("FallbackToLogsOnError".into()),
             ..Default::default()
         }
     }
