@@ -161,10 +161,8 @@ pub async fn reconcile<K: ContentKind>(
     let result = reconcile_inner(obj.as_ref(), kc.as_ref()).await;
     ctx.metrics
         .reconciled(started.elapsed(), result.as_ref().err().map(|e| e.reason()));
-    if result.is_ok()
-        && let Ok(mut f) = ctx.failures.lock()
-    {
-        f.remove(&format!("{}:{}", K::NOUN, key(obj.as_ref())));
+    if result.is_ok() {
+        ctx.succeeded(&format!("{}:{}", K::NOUN, key(obj.as_ref())));
     }
     result
 }
@@ -488,18 +486,7 @@ pub fn error_policy<K: ContentKind>(
     kc: Arc<KindContext<K>>,
 ) -> Action {
     let key = format!("{}:{}", K::NOUN, key(obj.as_ref()));
-    let attempts = kc
-        .ctx
-        .failures
-        .lock()
-        .map(|mut f| {
-            let n = f.entry(key.clone()).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
-        })
-        .unwrap_or(1);
-    let delay = Duration::from_secs(1u64 << attempts.min(9).saturating_sub(1))
-        .min(Duration::from_secs(300));
+    let (attempts, delay) = kc.ctx.backoff(&key);
     tracing::warn!(resource = %key, %error, attempts, ?delay, "reconcile failed; retrying");
     Action::requeue(delay)
 }

@@ -72,6 +72,30 @@ pub struct Context {
 }
 
 impl Context {
+    /// Counts one more failure of `key` and returns how long to wait before retrying it:
+    /// 1 s, 2 s, 4 s, ... up to 5 minutes. A success forgets the count ([`Context::succeeded`]).
+    pub fn backoff(&self, key: &str) -> (u32, std::time::Duration) {
+        let attempts = self
+            .failures
+            .lock()
+            .map(|mut f| {
+                let n = f.entry(key.to_owned()).or_insert(0);
+                *n = n.saturating_add(1);
+                *n
+            })
+            .unwrap_or(1);
+        let delay = std::time::Duration::from_secs(1u64 << attempts.min(9).saturating_sub(1))
+            .min(std::time::Duration::from_secs(300));
+        (attempts, delay)
+    }
+
+    /// Forgets the failures of `key` (see [`Context::backoff`]).
+    pub fn succeeded(&self, key: &str) {
+        if let Ok(mut f) = self.failures.lock() {
+            f.remove(key);
+        }
+    }
+
     pub fn new(client: Client, settings: Settings, metrics: Arc<Metrics>) -> Arc<Self> {
         Context::build(client, settings, metrics, None)
     }

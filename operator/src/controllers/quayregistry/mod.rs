@@ -85,9 +85,7 @@ pub async fn reconcile(registry: Arc<QuayRegistry>, ctx: Arc<Context>) -> Result
     );
     match result {
         Ok((report, requeue)) => {
-            if let Ok(mut f) = ctx.failures.lock() {
-                f.remove(&key);
-            }
+            ctx.succeeded(&key);
             tracing::debug!(registry = %key, ?report, "reconciled");
             Ok(Action::requeue(requeue))
         }
@@ -102,17 +100,7 @@ pub fn error_policy(registry: Arc<QuayRegistry>, error: &Error, ctx: Arc<Context
         registry.namespace().unwrap_or_default(),
         registry.name_any()
     );
-    let attempts = ctx
-        .failures
-        .lock()
-        .map(|mut f| {
-            let n = f.entry(key.clone()).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
-        })
-        .unwrap_or(1);
-    let delay = Duration::from_secs(1u64 << attempts.min(9).saturating_sub(1))
-        .min(Duration::from_secs(300));
+    let (attempts, delay) = ctx.backoff(&key);
     tracing::warn!(registry = %key, %error, attempts, ?delay, "reconcile failed; retrying");
     Action::requeue(delay)
 }
