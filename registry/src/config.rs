@@ -135,6 +135,9 @@ pub struct Config {
     /// An sqlx URL: `sqlite://...` or `postgres://...`.
     pub database_url: String,
     pub storage: StorageConfig,
+    /// `STORAGE_START_WAIT_SECONDS` (a Quayside extension, default 30): how long a start waits
+    /// for the blob storage to answer before it exits (see `server::Unavailable`).
+    pub storage_start_wait: std::time::Duration,
     pub features: Features,
     pub super_users: Vec<String>,
     /// `USER_INITIALIZE_TOKEN` (a Quayside extension): when set, `/api/v1/user/initialize`
@@ -222,6 +225,8 @@ struct RawConfig {
     super_users: Option<Vec<String>>,
     #[serde(rename = "USER_INITIALIZE_TOKEN")]
     user_initialize_token: Option<String>,
+    #[serde(rename = "STORAGE_START_WAIT_SECONDS")]
+    storage_start_wait_seconds: Option<u64>,
     #[serde(rename = "SECRET_KEY")]
     secret_key: Option<String>,
     #[serde(rename = "TAG_EXPIRATION_OPTIONS")]
@@ -498,6 +503,9 @@ impl Config {
             url_scheme,
             database_url,
             storage,
+            storage_start_wait: std::time::Duration::from_secs(
+                raw.storage_start_wait_seconds.unwrap_or(30),
+            ),
             features: Features {
                 general_oci_support: raw.feature_general_oci_support.unwrap_or(true),
                 // With a configuration, as Quay: off unless set. The zero-config first run

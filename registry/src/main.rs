@@ -39,7 +39,11 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            // `downcast_ref` sees through the context layers callers added.
+            match e.downcast_ref::<quayside::server::Unavailable>() {
+                Some(u) => std::process::ExitCode::from(u.exit_code() as u8),
+                None => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

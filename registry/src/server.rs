@@ -31,16 +31,21 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Connects the database (running migrations), opens storage and derives the keys.
 pub async fn build_context(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<Ctx>> {
-    let db = Db::connect(&config.database_url).await.with_context(|| {
-        format!(
+    let db = Db::connect(&config.database_url).await.map_err(|e| {
+        anyhow::Error::new(e).context(Unavailable::Database(format!(
             "cannot open the database (DB_URI {})",
             redact_url(&config.database_url)
-        )
+        )))
     })?;
-    db.migrate().await.context("database migrations failed")?;
+    db.migrate().await.map_err(|e| {
+        anyhow::Error::new(e).context(Unavailable::Database(
+            "database migrations failed".to_owned(),
+        ))
+    })?;
     let store = storage::open(&config.storage)
         .await
         .context("cannot open blob storage")?;
+    wait_for_storage(store.as_ref(), config.storage_start_wait).await?;
     let secret = installation_secret(&config, &db).await?;
     tracing::info!(database = %redact_url(&config.database_url), storage = %store.describe(), "services ready");
     Ok(Arc::new(Ctx {
@@ -57,6 +62,52 @@ pub async fn build_context(config: Config, clock: Arc<dyn Clock>) -> anyhow::Res
         pull_cache: PullCache::from_env(),
         pauses: Default::default(),
     }))
+}
+
+/// A dependency the registry cannot start without, as the error of [`build_context`]; `main`
+/// turns it into the exit code of `quayside_client::process`, which the operator reads from the
+/// container's last termination to name the failing component.
+#[derive(Debug, thiserror::Error)]
+pub enum Unavailable {
+    #[error("{0}")]
+    Database(String),
+    #[error("{0}")]
+    Storage(String),
+}
+
+impl Unavailable {
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Database(_) => quayside_client::process::EXIT_DATABASE_UNAVAILABLE,
+            Self::Storage(_) => quayside_client::process::EXIT_STORAGE_UNAVAILABLE,
+        }
+    }
+}
+
+/// Waits until the store answers a probe, for at most `wait`. A registry that cannot reach its
+/// storage cannot serve a single pull; failing the start with the backend's error puts that
+/// error where a person looks first (the log's last line, the pod's termination message)
+/// instead of leaving a pod that runs but never becomes ready.
+async fn wait_for_storage(store: &dyn storage::BlobStore, wait: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let attempt = Duration::from_secs(5).min(wait);
+        let error = match storage::probe(store, attempt).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if tokio::time::Instant::now() + Duration::from_secs(1) >= deadline {
+            return Err(Unavailable::Storage(format!(
+                "cannot reach blob storage ({}) for {} s: {error}",
+                store.describe(),
+                wait.as_secs()
+            ))
+            .into());
+        }
+        tracing::warn!(storage = %store.describe(), %error, "blob storage does not answer; retrying");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// File in the data directory holding the installation secret when `SECRET_KEY` is not set.

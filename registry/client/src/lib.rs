@@ -15,6 +15,7 @@ pub mod labels;
 pub mod manifests;
 pub mod orgs;
 pub mod permissions;
+pub mod process;
 pub mod prototypes;
 pub mod repositories;
 pub mod robots;

@@ -12,6 +12,10 @@ use serde_json::json;
 use super::AppState;
 use crate::telemetry::RouteLabel;
 
+/// How long the health check waits for storage: well inside a kubelet probe's timeout, so a
+/// hanging backend reads as unhealthy rather than as a probe timeout.
+const PROBE_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/health/instance", get(instance))
@@ -21,7 +25,9 @@ pub fn router() -> Router<AppState> {
 
 async fn instance(State(state): State<AppState>) -> Response {
     let database = state.ctx.db.ping().await.is_ok();
-    let storage = state.ctx.store.stat("health-check-probe").await.is_ok();
+    let storage = crate::storage::probe(state.ctx.store.as_ref(), PROBE_WITHIN)
+        .await
+        .is_ok();
     let draining = state.metrics.draining.load(Ordering::Relaxed);
     let healthy = database && storage && !draining;
     let status = if healthy {

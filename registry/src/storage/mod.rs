@@ -84,6 +84,17 @@ pub async fn open(config: &crate::config::StorageConfig) -> StorageResult<Arc<dy
     })
 }
 
+/// Whether the store answers, within `within`: a metadata read of a key that need not exist
+/// (a missing key is an answer). `Err` carries the backend's error, or says it timed out; the
+/// bound matters because an S3 client retries an unreachable endpoint for minutes.
+pub async fn probe(store: &dyn BlobStore, within: std::time::Duration) -> Result<(), String> {
+    match tokio::time::timeout(within, store.stat("health-check-probe")).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", within.as_secs())),
+    }
+}
+
 /// Concatenates the objects at `parts` (in order) into `to`, atomically.
 pub async fn concat(store: &dyn BlobStore, parts: &[String], to: &str) -> StorageResult<u64> {
     use futures_util::StreamExt;

@@ -38,7 +38,16 @@ impl S3Store {
             .with_bucket_name(&config.bucket)
             .with_access_key_id(&config.access_key)
             .with_secret_access_key(&config.secret_key)
-            .with_region(&config.region);
+            .with_region(&config.region)
+            // A few quick retries, as the AWS SDKs make, rather than object_store's ten over
+            // three minutes: a client waiting on a blob is better served by an error it can
+            // retry itself, and an unreachable endpoint is reported with its real cause
+            // (connection refused, DNS) while the start-up probe still waits for it.
+            .with_retry(object_store::RetryConfig {
+                max_retries: 3,
+                retry_timeout: std::time::Duration::from_secs(20),
+                ..Default::default()
+            });
         if let Some(endpoint) = &config.endpoint {
             // Self-hosted S3 (RadosGW, MinIO) is addressed path-style.
             builder = builder

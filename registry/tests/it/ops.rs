@@ -128,6 +128,71 @@ fn config_validate_names_the_bad_key() {
     );
 }
 
+/// A start whose database or storage does not answer exits with the code naming it
+/// (`quayside_client::process`), the dependency's error as its last line: what the operator
+/// reads from a crashed container to say which component is down.
+#[test]
+fn a_start_without_its_database_or_storage_exits_with_the_code_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // A loopback port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let storage = dir.path().join("storage.yaml");
+    std::fs::write(
+        &storage,
+        format!(
+            "STORAGE_START_WAIT_SECONDS: 2\nDISTRIBUTED_STORAGE_PREFERENCE: [default]\n\
+             DISTRIBUTED_STORAGE_CONFIG:\n  default:\n    - S3Storage\n    - {{host: 127.0.0.1, port: {closed}, is_secure: false, \
+             s3_bucket: quay, s3_access_key: a, s3_secret_key: b, storage_path: /r}}\n"
+        ),
+    )
+    .unwrap();
+    // A SQLite file under a regular file: it cannot be opened (and fails at once, where an
+    // unreachable PostgreSQL is retried for the pool's 30 s acquire timeout).
+    let database = dir.path().join("database.yaml");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    std::fs::write(
+        &database,
+        format!("DB_URI: sqlite://{}/sub/quay.db\n", file.display()),
+    )
+    .unwrap();
+    for (config, code, words) in [
+        (
+            &storage,
+            quayside_client::process::EXIT_STORAGE_UNAVAILABLE,
+            format!("cannot reach blob storage (S3 bucket quay at http://127.0.0.1:{closed}"),
+        ),
+        (
+            &database,
+            quayside_client::process::EXIT_DATABASE_UNAVAILABLE,
+            format!(
+                "cannot open the database (DB_URI sqlite://{}",
+                file.display()
+            ),
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .arg("--config")
+            .arg(config)
+            .env("QUAYSIDE_LOG", "error")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("error: ") && last.contains(&words),
+            "{stderr}"
+        );
+    }
+}
+
 /// The binary: `admin create-user`, `migrate`, `serve` with the two flags, and SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_serves_and_shuts_down_gracefully() {

@@ -17,6 +17,7 @@
 //!   registry's status never changes.
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
 
 use super::build::{Desired, Expectation, MigrationState};
 use super::material::Material;
@@ -84,25 +85,9 @@ pub fn rolled_out(d: Option<&Deployment>, e: &Expectation) -> Result<String, Str
 /// per unready pod, each container's waiting reason (`CrashLoopBackOff`, ...), its last
 /// termination (reason, exit code, message), its restarts, or a failing readiness probe when it
 /// runs but is not ready. Empty when nothing is known.
-pub fn pods_not_ready(d: Option<&Deployment>, pods: &[k8s_openapi::api::core::v1::Pod]) -> String {
-    let Some(selector) = d.and_then(|d| d.spec.selector.match_labels.clone()) else {
-        return String::new();
-    };
+pub fn pods_not_ready(d: Option<&Deployment>, pods: &[Pod]) -> String {
     let mut out = Vec::new();
-    for pod in pods {
-        let labels = pod.metadata.labels.clone().unwrap_or_default();
-        if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-            continue;
-        }
-        let Some(status) = &pod.status else { continue };
-        let ready = status
-            .conditions
-            .iter()
-            .flatten()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
-        if ready {
-            continue;
-        }
+    for (pod, status) in unready_pods(d, pods) {
         let mut parts = Vec::new();
         for c in status.container_statuses.iter().flatten() {
             if c.ready {
@@ -167,6 +152,69 @@ pub fn pods_not_ready(d: Option<&Deployment>, pods: &[k8s_openapi::api::core::v1
         text.truncate(cut);
     }
     text
+}
+
+/// The pods a Deployment selects that are not Ready, with their status.
+fn unready_pods<'a>(
+    d: Option<&Deployment>,
+    pods: &'a [Pod],
+) -> impl Iterator<Item = (&'a Pod, &'a PodStatus)> {
+    let selector = d
+        .and_then(|d| d.spec.selector.match_labels.clone())
+        .unwrap_or_default();
+    pods.iter().filter_map(move |pod| {
+        if selector.is_empty() {
+            return None;
+        }
+        let labels = pod.metadata.labels.as_ref()?;
+        if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+            return None;
+        }
+        let status = pod.status.as_ref()?;
+        let ready = status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        (!ready).then_some((pod, status))
+    })
+}
+
+/// The dependency an unready registry pod's container last stopped for, read from its exit
+/// code (`quayside_client::process`: the registry exits with a code naming the database or the
+/// storage when it cannot start without it), with the termination message (the log's tail).
+/// This is how a bundle's unreachable S3 endpoint turns `ComponentObjectStorageReady` False,
+/// whoever manages the storage.
+fn dependency_down(d: Option<&Deployment>, pods: &[Pod]) -> Option<(ComponentKind, String)> {
+    use quayside_client::process::{EXIT_DATABASE_UNAVAILABLE, EXIT_STORAGE_UNAVAILABLE};
+    unready_pods(d, pods).find_map(|(pod, status)| {
+        status.container_statuses.iter().flatten().find_map(|c| {
+            let state = c.state.as_ref().and_then(|s| s.terminated.as_ref());
+            let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+            let t = state.or(last)?;
+            let kind = match t.exit_code {
+                EXIT_DATABASE_UNAVAILABLE => ComponentKind::Postgres,
+                EXIT_STORAGE_UNAVAILABLE => ComponentKind::Objectstorage,
+                _ => return None,
+            };
+            let pod = pod.metadata.name.as_deref().unwrap_or_default();
+            let message = match t.message.as_deref().map(str::trim) {
+                Some(m) if !m.is_empty() => last_line(m),
+                _ => format!("exited with code {}", t.exit_code),
+            };
+            Some((kind, format!("registry pod {pod}: {message}")))
+        })
+    })
+}
+
+/// The last non-empty line of a termination message (the log's tail ends with the error).
+fn last_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The registry serves: a ready registry pod of any version.
@@ -258,18 +306,22 @@ pub fn compute(
                 );
             let db_ready = !plan.is_managed(ComponentKind::Postgres) || desired.database_ready;
             let storage = storage_state(plan, observed);
+            let down = dependency_down(quay_deployment.as_ref(), &observed.pods);
             let mut components = Vec::new();
             for kind in ComponentKind::ALL {
-                components.push(component(
-                    kind,
-                    registry,
-                    plan,
-                    material,
-                    desired,
-                    observed,
-                    &quay_ready,
-                    &storage,
-                ));
+                components.push(match &down {
+                    Some((k, m)) if *k == kind => unreachable_dependency(kind, m),
+                    _ => component(
+                        kind,
+                        registry,
+                        plan,
+                        material,
+                        desired,
+                        observed,
+                        &quay_ready,
+                        &storage,
+                    ),
+                });
             }
 
             let mut missing = Vec::new();
@@ -355,6 +407,15 @@ pub fn compute(
             }
         }
     }
+}
+
+/// The condition of a component the registry pods cannot reach, managed or not.
+fn unreachable_dependency(kind: ComponentKind, message: &str) -> Computed {
+    let reason = match kind {
+        ComponentKind::Postgres => "DatabaseUnreachable",
+        _ => "StorageUnreachable",
+    };
+    Computed::new(kind.condition_type(), false, reason, message)
 }
 
 fn previous_or(previous: &QuayRegistryStatus, type_: &str, default: Computed) -> Computed {
@@ -823,6 +884,57 @@ mod tests {
             "{}",
             available.message
         );
+    }
+
+    /// The registry exits with the storage code when a bundle's S3 endpoint does not answer:
+    /// the storage condition turns False with the registry's own words, although the operator
+    /// does not manage the storage; the database condition is untouched.
+    #[test]
+    fn a_registry_that_cannot_reach_its_storage_turns_the_storage_condition_false() {
+        let registry = cr(
+            "spec:\n  configBundleSecret: bundle\n  components:\n    - kind: objectstorage\n      managed: false\n",
+        );
+        let bundle = "DISTRIBUTED_STORAGE_PREFERENCE: [default]\nDISTRIBUTED_STORAGE_CONFIG:\n  default:\n    - S3Storage\n    - {host: s3.invalid, s3_bucket: quay, s3_access_key: a, s3_secret_key: b, storage_path: /r}\n";
+        let (mut observed, r) = running_from(&registry, observed_with_bundle(bundle));
+        let names = crate::controllers::quayregistry::names::Names::new("registry");
+        let mut selector = None;
+        for (key, obj) in observed.owned.iter_mut() {
+            if key.kind == "Deployment" && key.name == names.quay_app() {
+                obj.data["status"] = json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 0});
+                selector = Some(obj.data["spec"]["selector"]["matchLabels"].clone());
+            }
+        }
+        let exit = |code: i32| -> Pod {
+            serde_json::from_value(json!({
+                "metadata": {"name": "registry-quay-app-abc", "labels": selector.clone().expect("quay Deployment")},
+                "status": {"phase": "Running",
+                    "conditions": [{"type": "Ready", "status": "False"}],
+                    "containerStatuses": [{"name": "quay", "image": "i", "imageID": "", "ready": false,
+                        "restartCount": 2,
+                        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                        "lastState": {"terminated": {"exitCode": code, "reason": "Error",
+                            "message": "INFO services starting\nerror: cannot reach blob storage (S3 bucket quay at https://s3.invalid) for 30 s: connection refused\n"}}}]}
+            }))
+            .unwrap()
+        };
+        observed.pods = vec![exit(quayside_client::process::EXIT_STORAGE_UNAVAILABLE)];
+        let s = compute_for(&registry, &observed, &r, "t2");
+        let storage = cond(&s, "ComponentObjectStorageReady");
+        assert_eq!(storage.status, "False");
+        assert_eq!(storage.reason, "StorageUnreachable");
+        assert_eq!(
+            storage.message,
+            "registry pod registry-quay-app-abc: error: cannot reach blob storage (S3 bucket quay at https://s3.invalid) for 30 s: connection refused"
+        );
+        assert_eq!(cond(&s, "ComponentPostgresReady").status, "True");
+        assert_eq!(cond(&s, "Available").status, "False");
+
+        // Another failure (exit code 1) names no dependency: the bundle's storage stays True.
+        observed.pods = vec![exit(1)];
+        let s = compute_for(&registry, &observed, &r, "t3");
+        let storage = cond(&s, "ComponentObjectStorageReady");
+        assert_eq!(storage.status, "True");
+        assert_eq!(storage.message, "configured by the config bundle");
     }
 
     #[test]
