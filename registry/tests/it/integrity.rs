@@ -22,7 +22,8 @@ backend_tests!(
     gc_killed_between_row_and_bytes_leaves_orphaned_bytes_only,
     upload_and_mount_restore_missing_bytes,
     gc_verify_repairs_rows_without_bytes,
-    deleting_a_repository_while_pushes_run_never_answers_5xx
+    deleting_a_repository_while_pushes_run_never_answers_5xx,
+    deleting_an_organization_while_pushes_create_repositories_never_answers_5xx
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_quayside");
@@ -401,6 +402,88 @@ async fn deleting_a_repository_while_pushes_run_never_answers_5xx(b: Backend) {
     // Whether a push completed during the race depends on the machine's timing; once the
     // deletes stop, a push must complete and the repository must be whole.
     let after = push_raw(&s, repo, "after").await;
+    assert!(
+        after.iter().all(|(_, st)| st.is_success()),
+        "a push after the race: {after:?}"
+    );
+}
+
+/// A push that creates its repository races the deletion (and re-creation) of the organization
+/// it lands in: each step answers 2xx or 404 (the namespace is gone), never 5xx, and a push
+/// after the race completes.
+async fn deleting_an_organization_while_pushes_create_repositories_never_answers_5xx(b: Backend) {
+    let s = Arc::new(TestServer::start(b).await);
+    let token = s.init_admin().await;
+    const ORG: &str = "churnorg";
+    let org = ORG;
+    let create = || json!({"name": ORG, "email": "churn@example.com"});
+    let (status, _) = s
+        .call(Some(&token), Method::POST, "/organization/", Some(create()))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
+    let mut pushers = Vec::new();
+    for worker in 0..3 {
+        let s = s.clone();
+        pushers.push(tokio::spawn(async move {
+            let mut all = Vec::new();
+            let mut i = 0;
+            while tokio::time::Instant::now() < deadline {
+                i += 1;
+                // A new repository each time: every push goes through create-on-push.
+                let repo = format!("{org}/w{worker}-{i}");
+                all.extend(push_raw(&s, &repo, "v1").await);
+            }
+            all
+        }));
+    }
+    let churn = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while tokio::time::Instant::now() < deadline {
+                let (deleted, _) = s
+                    .call(
+                        Some(&token),
+                        Method::DELETE,
+                        &format!("/organization/{org}"),
+                        None,
+                    )
+                    .await;
+                let (created, _) = s
+                    .call(Some(&token), Method::POST, "/organization/", Some(create()))
+                    .await;
+                statuses.push((deleted, created));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            statuses
+        })
+    };
+    let mut seen = Vec::new();
+    for p in pushers {
+        seen.extend(p.await.unwrap());
+    }
+    let churned = churn.await.unwrap();
+    let failed: Vec<_> = seen.iter().filter(|(_, s)| s.is_server_error()).collect();
+    assert!(
+        failed.is_empty(),
+        "5xx during organization churn: {failed:?}"
+    );
+    for (step, status) in &seen {
+        assert!(
+            status.is_success()
+                || *status == StatusCode::NOT_FOUND
+                || (step == "manifest" && *status == StatusCode::BAD_REQUEST),
+            "{step}: {status}"
+        );
+    }
+    assert!(
+        churned
+            .iter()
+            .all(|(d, c)| !d.is_server_error() && !c.is_server_error()),
+        "deletes and creates: {churned:?}"
+    );
+    let after = push_raw(&s, &format!("{org}/after"), "v1").await;
     assert!(
         after.iter().all(|(_, st)| st.is_success()),
         "a push after the race: {after:?}"

@@ -91,6 +91,9 @@ async fn insert_with_permissions(
     {
         Ok(id) => id,
         Err(e) if e.is_unique_violation() => return Ok(None),
+        // The namespace was deleted since it was read (an organization deleted while a push
+        // creates a repository in it): it does not exist, as a later read would say.
+        Err(e) if e.is_foreign_key_violation() => return Err(TenancyError::NotFound),
         Err(e) => return Err(e.into()),
     };
     if let Some(creator) = creator.filter(|c| c.id != namespace.id) {
@@ -183,6 +186,7 @@ pub async fn create_on_push(
             );
         }
         Ok(None) => {}
+        Err(TenancyError::NotFound) => return Err(RegistryError::NameUnknown),
         Err(TenancyError::Internal(i)) => return Err(RegistryError::Internal(i)),
         Err(_) => return Err(RegistryError::Denied),
     }
