@@ -106,8 +106,14 @@ pub enum TenancyError {
     Internal(#[from] Internal),
 }
 
+/// A foreign-key violation means a row the request names (an organization, a team, an account)
+/// was deleted between its read and the write that references it: the caller is told it does
+/// not exist, as it would be a moment later, rather than 500.
 impl From<crate::db::DbError> for TenancyError {
     fn from(e: crate::db::DbError) -> Self {
+        if e.is_foreign_key_violation() {
+            return TenancyError::NotFound;
+        }
         TenancyError::Internal(Internal::Db(e))
     }
 }

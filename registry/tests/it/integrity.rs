@@ -425,6 +425,7 @@ async fn deleting_an_organization_while_pushes_create_repositories_never_answers
     let mut pushers = Vec::new();
     for worker in 0..3 {
         let s = s.clone();
+        let token = token.clone();
         pushers.push(tokio::spawn(async move {
             let mut all = Vec::new();
             let mut i = 0;
@@ -433,6 +434,16 @@ async fn deleting_an_organization_while_pushes_create_repositories_never_answers
                 // A new repository each time: every push goes through create-on-push.
                 let repo = format!("{org}/w{worker}-{i}");
                 all.extend(push_raw(&s, &repo, "v1").await);
+                // API writes into the organization race the deletion too.
+                let (status, body) = s
+                    .call(
+                        Some(&token),
+                        Method::PUT,
+                        &format!("/organization/{org}/robots/w{worker}r{i}"),
+                        Some(json!({"description": "churn"})),
+                    )
+                    .await;
+                all.push((format!("robot {body}"), status));
             }
             all
         }));

@@ -145,6 +145,11 @@ pub async fn create(
         }
         Err(e) => return Err(e.into()),
     }
+    // Read back inside the transaction: after the commit the robot may already be gone with
+    // its organization, and the answer describes what was created.
+    let row = db::tenancy::robots::by_name(&mut *tx, &name)
+        .await?
+        .ok_or_else(|| TenancyError::Refused(NOT_FOUND.into()))?;
     tx.commit().await?;
     ctx.audit.record(
         caller,
@@ -155,7 +160,6 @@ pub async fn create(
         ),
         now,
     );
-    let row = robot_row(ctx, &owner_name, shortname).await?;
     Ok(view(&row, Some(token), Some(metadata.cloned())))
 }
 
