@@ -323,6 +323,45 @@ async fn full_sample_uses_s3_the_users_certificate_and_the_overrides() {
             .is_err(),
         "the old certificate is still served"
     );
+
+    // The bundle's S3 endpoint goes away, and a bundle change makes new pods start: they
+    // cannot reach the storage, and the QuayRegistry says so in the storage condition, with the
+    // registry's own words, although the bundle (not the operator) configures the storage.
+    drop(s3);
+    bundle["STORAGE_START_WAIT_SECONDS"] = 2.into();
+    b.string_data = Some(
+        [(
+            "config.yaml".to_owned(),
+            serde_yaml::to_string(&bundle).unwrap(),
+        )]
+        .into(),
+    );
+    secrets
+        .replace("registry-config-bundle", &PostParams::default(), &b)
+        .await
+        .expect("bundle");
+    let r = wait_condition(
+        &client,
+        NS,
+        "registry",
+        "ComponentObjectStorageReady",
+        "False",
+        Duration::from_secs(120),
+    )
+    .await;
+    let storage = r.condition("ComponentObjectStorageReady").unwrap();
+    assert_eq!(storage.reason, "StorageUnreachable", "{}", storage.message);
+    assert!(
+        storage
+            .message
+            .contains("cannot reach blob storage (S3 bucket quayside at http://127.0.0.1:"),
+        "{}",
+        storage.message
+    );
+    assert_eq!(
+        r.condition("ComponentPostgresReady").unwrap().status,
+        "True"
+    );
     operator.stop().await;
 }
 
