@@ -27,3 +27,4 @@ pub mod pull_cache;
 pub mod repositories;
 pub mod tags;
 pub mod uploads;
+pub mod upstream;
