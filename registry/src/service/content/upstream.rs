@@ -61,6 +61,8 @@ pub struct UpstreamOptions {
     pub attempts: u32,
     /// Wait before the first retry; doubled for each further one.
     pub backoff: Duration,
+    /// Counts every HTTP request sent (each try), for the metrics.
+    pub requests: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for UpstreamOptions {
@@ -70,6 +72,7 @@ impl Default for UpstreamOptions {
             read_timeout: Duration::from_secs(60),
             attempts: 3,
             backoff: Duration::from_millis(200),
+            requests: None,
         }
     }
 }
@@ -433,6 +436,7 @@ impl Upstream {
             if let Some(auth) = self.authorization(scope.as_deref()) {
                 req = req.header(header::AUTHORIZATION, auth);
             }
+            self.count();
             let retry_after = match req.send().await {
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !answered_challenge => {
                     answered_challenge = true;
@@ -471,6 +475,12 @@ impl Upstream {
             let wait = self.options.backoff * 2u32.saturating_pow(attempt - 1);
             tracing::debug!(upstream = %self.host, path, attempt, reason = %retry_after, ?wait, "retrying an upstream request");
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn count(&self) {
+        if let Some(c) = &self.options.requests {
+            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -520,6 +530,7 @@ impl Upstream {
         let mut attempt = 0;
         let resp = loop {
             attempt += 1;
+            self.count();
             let mut req = self.http.get(&realm).query(&query);
             if let Some(user) = self.config.username.as_deref() {
                 req = req.basic_auth(user, self.config.password.as_deref());
