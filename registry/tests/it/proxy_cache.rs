@@ -490,6 +490,17 @@ async fn pull_through_distribution(b: Backend) {
             .unwrap();
         assert!(value > 0, "{name}");
     }
+    // Audit log: the configuration, the repository created by the first pull, proxied pulls.
+    s.flush_audit().await;
+    let kinds: Vec<String> = s
+        .audit("proxyorg")
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    for kind in ["create_proxy_cache_config", "create_repo", "pull_repo"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
     let (status, body) = api(&s, &token, Method::DELETE, cfg, None).await;
     assert_eq!((status, body), (StatusCode::CREATED, json!("Deleted")));
     let (status, _) = api(&s, &token, Method::DELETE, cfg, None).await;
