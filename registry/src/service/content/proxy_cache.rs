@@ -20,7 +20,10 @@
 //!   are audit-logged by the `/v2` surface like any pull, and counted in the metrics below.
 //! - Referrers are passed through from the upstream when it serves the referrers API.
 //!
-//! Not here yet: quota-driven eviction (waits for quota accounting).
+//! Not here yet: quota-driven eviction (waits for quota accounting); a client that accepts no
+//! list type gets the linux/amd64 child of a cached list only once that child was pulled by
+//! digest (manifests are fetched with every type accepted); a fetch cut short by a crash
+//! between storing and recording leaves its staging object behind.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -801,10 +804,11 @@ async fn store_fetched(
         Ok(n) => n,
         Err(e) => return fail(format!("reading or storing the upstream's bytes: {e}")).await,
     };
-    let actual = Arc::try_unwrap(hasher)
-        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
-        .map_err(|_| "hasher still shared".to_owned())?
-        .finish();
+    let actual = std::mem::replace(
+        &mut *hasher.lock().unwrap_or_else(|e| e.into_inner()),
+        Hasher::new(digest.algorithm()),
+    )
+    .finish();
     if &actual != digest || size.is_some_and(|s| s != written) {
         let _ = ctx.store.delete(&staged).await;
         return fail(format!(
