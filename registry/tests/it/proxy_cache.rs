@@ -456,6 +456,33 @@ async fn pull_through_distribution(b: Backend) {
     );
     assert!(stored(&s, &layer).await);
 
+    // A range of a blob not cached yet: fetched whole, then the range served.
+    let ranged = Image::random(1);
+    push_upstream(&upstream_url, None, "library/ranged", "v1", &ranged).await;
+    assert_eq!(
+        get_manifest(&s, "proxyorg/library/ranged", "v1")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let layer = oci::sha256(&ranged.layers[0]);
+    let r = s
+        .as_admin()
+        .request(
+            Method::GET,
+            &format!("/v2/proxyorg/library/ranged/blobs/{layer}"),
+        )
+        .header("Range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        r.bytes().await.unwrap().to_vec(),
+        ranged.layers[0][..10].to_vec()
+    );
+    assert!(stored(&s, &layer).await);
+
     // A tag deleted upstream stops being served.
     let r = reqwest::Client::new()
         .delete(format!(
