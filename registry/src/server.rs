@@ -60,6 +60,7 @@ pub async fn build_context(config: Config, clock: Arc<dyn Clock>) -> anyhow::Res
         audit: audit::AuditLog::start(db.clone()),
         federation: federation::JwksCache::default(),
         pull_cache: PullCache::from_env(),
+        proxy: Default::default(),
         pauses: Default::default(),
     }))
 }

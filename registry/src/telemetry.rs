@@ -153,6 +153,17 @@ impl Metrics {
             "# HELP quayside_uploads_in_progress Blob upload requests currently streaming.\n# TYPE quayside_uploads_in_progress gauge\nquayside_uploads_in_progress {}",
             ctx.uploads.in_progress.load(Ordering::Relaxed)
         );
+        let proxy = &ctx.proxy;
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP quayside_proxy_upstream_requests_total HTTP requests sent to proxy-cache upstreams.\n# TYPE quayside_proxy_upstream_requests_total counter\nquayside_proxy_upstream_requests_total {}\n# HELP quayside_proxy_cache_hits_total Proxy-cache pulls served from the cache.\n# TYPE quayside_proxy_cache_hits_total counter\nquayside_proxy_cache_hits_total {}\n# HELP quayside_proxy_cache_misses_total Proxy-cache pulls that fetched from the upstream.\n# TYPE quayside_proxy_cache_misses_total counter\nquayside_proxy_cache_misses_total {}\n# HELP quayside_proxy_cache_stale_total Cached manifests served while the upstream could not answer.\n# TYPE quayside_proxy_cache_stale_total counter\nquayside_proxy_cache_stale_total {}\n# HELP quayside_proxy_blob_fetches_total Blob fetches from upstreams (one per digest however many clients wait).\n# TYPE quayside_proxy_blob_fetches_total counter\nquayside_proxy_blob_fetches_total {}",
+            load(&proxy.upstream_requests),
+            load(&proxy.hits),
+            load(&proxy.misses),
+            load(&proxy.stale_served),
+            load(&proxy.blob_fetches)
+        );
         let (hashing, _, hashes) = crate::service::access::passwords::hashing_gauges();
         let _ = writeln!(
             out,

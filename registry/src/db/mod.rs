@@ -132,6 +132,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "auth_holes",
         include_str!("../../migrations/0004_auth_holes.sql"),
     ),
+    (
+        6,
+        "proxy_cache",
+        include_str!("../../migrations/0006_proxy_cache.sql"),
+    ),
 ];
 
 impl Db {

@@ -26,6 +26,8 @@ const SERVICE: &[(&str, &[&str])] = &[
             "labels",
             "manifests",
             "gc",
+            "upstream",
+            "proxy_cache",
         ],
     ),
     (
@@ -64,6 +66,7 @@ const DB: &[(&str, &[&str])] = &[
             "blobs",
             "uploads",
             "gc",
+            "proxy_cache",
         ],
     ),
     ("operations", &["audit|settings"]),

@@ -73,6 +73,8 @@ pub struct Ctx {
     pub federation: federation::JwksCache,
     /// Read-through cache of the pull path; writes call `pull_cache.invalidate()`.
     pub pull_cache: pull_cache::PullCache,
+    /// Proxy-cache organizations: configurations, upstream clients, blob fetches in flight.
+    pub proxy: content::proxy_cache::ProxyState,
     /// Pause points for tests that interleave concurrent operations.
     pub pauses: pause::PausePoints,
 }

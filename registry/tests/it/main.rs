@@ -25,6 +25,7 @@ mod oauth;
 mod ops;
 mod orgs;
 mod permissions;
+mod proxy_cache;
 mod repos_api;
 mod robots;
 mod safety;

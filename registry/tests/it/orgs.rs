@@ -666,11 +666,6 @@ async fn features_not_served_yet_answer_not_implemented(b: Backend) {
             "/organization/testorg/quota",
             "Quota management",
         ),
-        (
-            Method::POST,
-            "/organization/testorg/proxycache",
-            "Proxy cache",
-        ),
         (Method::GET, "/organization/testorg/logs", "Usage logs"),
         (Method::GET, "/repository/testorg/hello/build/", "Builds"),
         (
@@ -692,8 +687,8 @@ async fn features_not_served_yet_answer_not_implemented(b: Backend) {
     // A refused request with a body closes its connection, and says so.
     let r = s
         .as_bearer(&token)
-        .request(Method::POST, "/api/v1/organization/testorg/proxycache")
-        .json(&json!({"upstream_registry": "quay.io"}))
+        .request(Method::POST, "/api/v1/repository/testorg/hello/mirror")
+        .json(&json!({"external_reference": "quay.io/x/y"}))
         .send()
         .await
         .unwrap();

@@ -33,6 +33,7 @@ pub mod orgs;
 pub mod paths;
 pub mod permissions;
 pub mod prototypes;
+pub mod proxycache;
 pub mod repos;
 pub mod robots;
 pub mod superuser;
@@ -117,6 +118,7 @@ pub fn endpoints() -> Vec<Entry> {
         orgs::endpoints(),
         teams::endpoints(),
         prototypes::endpoints(),
+        proxycache::endpoints(),
         apps::endpoints(),
         robots::endpoints(),
         repos::endpoints(),

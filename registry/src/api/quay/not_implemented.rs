@@ -10,7 +10,6 @@ use super::error::ApiError;
 /// rather than that its organization or repository does not exist.
 const NOT_YET_SERVED: &[(&str, &str)] = &[
     ("quota", "Quota management"),
-    ("proxycache", "Proxy cache"),
     ("logs", "Usage logs"),
     ("aggregatelogs", "Usage logs"),
     ("exportlogs", "Usage logs"),

@@ -16,10 +16,40 @@ use super::error::V2Error;
 use super::{Req, header_value};
 use crate::service::RegistryError;
 use crate::service::content::blobs::{self, ByteRange};
+use crate::service::content::proxy_cache::{self, BlobSource};
 
 pub(super) async fn get(req: &Req<'_>, digest: &str) -> Result<Response, V2Error> {
     let name = req.name()?;
-    if *req.method == Method::HEAD {
+    let head = *req.method == Method::HEAD;
+    let ranged = req.headers.contains_key(header::RANGE);
+    // A proxy-cache organization fetches what the repository does not hold yet.
+    match proxy_cache::prepare_blob(&req.state.ctx, &req.principal, name, digest, head, ranged)
+        .await
+        .map_err(|e| req.fail(e))?
+    {
+        None | Some(BlobSource::Local) => {}
+        Some(BlobSource::Upstream { digest, size }) => {
+            let mut response = Response::new(Body::empty());
+            blob_headers(response.headers_mut(), digest.as_str(), size);
+            return Ok(response);
+        }
+        Some(BlobSource::Streaming {
+            digest,
+            size,
+            stream,
+        }) => {
+            let mut response = Response::new(Body::from_stream(stream));
+            match size {
+                Some(size) => blob_headers(response.headers_mut(), digest.as_str(), size),
+                None => {
+                    blob_headers(response.headers_mut(), digest.as_str(), 0);
+                    response.headers_mut().remove(header::CONTENT_LENGTH);
+                }
+            }
+            return Ok(response);
+        }
+    }
+    if head {
         let (digest, size) = blobs::stat(req.ctx, &req.principal, name, digest)
             .await
             .map_err(|e| req.fail(e))?;

@@ -8,11 +8,15 @@ use axum::response::{IntoResponse, Response};
 use super::error::V2Error;
 use super::{Req, content_length, created, header_value};
 use crate::service::RegistryError;
-use crate::service::content::manifests;
+use crate::service::content::{manifests, proxy_cache};
 
 pub(super) async fn get(req: &Req<'_>, reference: &str) -> Result<Response, V2Error> {
     let name = req.name()?;
     let accept = accept_list(req.headers);
+    // A proxy-cache organization first brings its copy up to date with the upstream.
+    proxy_cache::prepare_manifest(req.ctx, &req.principal, name, reference)
+        .await
+        .map_err(|e| req.fail(e))?;
     let served = manifests::get(req.ctx, &req.principal, name, reference, &accept)
         .await
         .map_err(|e| req.fail(e))?;

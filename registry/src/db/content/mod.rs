@@ -3,12 +3,14 @@
 //! Order (a module uses only the root and modules listed before it): [`repositories`] (the row
 //! the others hang off, and its write lock), [`manifests`], [`tags`] (lifetimes pointing at
 //! manifests), [`labels`], [`blobs`], [`uploads`], then [`gc`] (the collector's graph, which reads
-//! tag retention from [`tags`]).
+//! tag retention from [`tags`]); [`proxy_cache`] stands apart (configurations and the tags the
+//! cache set).
 
 pub mod blobs;
 pub mod gc;
 pub mod labels;
 pub mod manifests;
+pub mod proxy_cache;
 pub mod repositories;
 pub mod tags;
 pub mod uploads;

@@ -15,6 +15,9 @@
 //! 5. [`labels`]: manifest labels, including the ones a push imports.
 //! 6. [`manifests`]: push (importing labels, pointing tags), pull, delete, referrers, describe.
 //! 7. [`gc`]: garbage collection of what nothing references (ends expired tags first).
+//! 8. [`upstream`]: the client of other registries (imports nothing of this group);
+//!    [`proxy_cache`]: organizations that pull through from an upstream (uses `repositories`,
+//!    `blobs`, `manifests` and `upstream`).
 //!
 //! Quota, proxy cache, mirroring, builds and scanning join this group as modules of their own,
 //! placed in this order by what they use.
@@ -23,7 +26,9 @@ pub mod blobs;
 pub mod gc;
 pub mod labels;
 pub mod manifests;
+pub mod proxy_cache;
 pub mod pull_cache;
 pub mod repositories;
 pub mod tags;
 pub mod uploads;
+pub mod upstream;

@@ -1,0 +1,663 @@
+//! Proxy cache (issue 13) against real upstreams started here: CNCF Distribution (Debian's
+//! `docker-registry`, open and behind htpasswd) and a second Quayside with token auth.
+//! A small TCP relay in front of Distribution can cut a response part way.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::backend_tests;
+use crate::common::oci::{self, Image};
+use crate::common::tools::{free_port, require, run_ok};
+use crate::common::{ADMIN, ADMIN_PASSWORD, Backend, TestServer, error_code};
+
+backend_tests!(pull_through_distribution, pull_through_token_and_basic_auth);
+
+/// A Debian `docker-registry` on a loopback port, killed on drop.
+struct Distribution {
+    child: Option<Child>,
+    config: PathBuf,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Distribution {
+    /// `htpasswd`: one user and password (bcrypt, made with apache2-utils' `htpasswd`).
+    async fn start(htpasswd: Option<(&str, &str)>) -> Distribution {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut auth = String::new();
+        if let Some((user, password)) = htpasswd {
+            let file = dir.path().join("htpasswd");
+            let out = run_ok(Command::new(require("htpasswd")).args(["-Bbn", user, password]));
+            std::fs::write(&file, &out.stdout).unwrap();
+            auth = format!(
+                "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                file.display()
+            );
+        }
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth}",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let mut d = Distribution {
+            child: None,
+            config,
+            addr,
+            _dir: dir,
+        };
+        d.run().await;
+        d
+    }
+
+    async fn run(&mut self) {
+        let child = Command::new(require("docker-registry"))
+            .arg("serve")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry starts");
+        self.child = Some(child);
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            if client
+                .get(format!("http://{}/v2/", self.addr))
+                .send()
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("docker-registry did not start on {}", self.addr);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Pushes an image to a plain registry over HTTP (POST then PUT per blob).
+async fn push_upstream(
+    base: &str,
+    auth: Option<(&str, &str)>,
+    repo: &str,
+    tag: &str,
+    image: &Image,
+) {
+    let client = reqwest::Client::new();
+    let with = |r: reqwest::RequestBuilder| match auth {
+        Some((u, p)) => r.basic_auth(u, Some(p)),
+        None => r,
+    };
+    for blob in image.blobs() {
+        let r = with(client.post(format!("{base}/v2/{repo}/blobs/uploads/")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED, "upload start");
+        let location = r.headers()["location"].to_str().unwrap().to_owned();
+        let location = if location.starts_with("http") {
+            location
+        } else {
+            format!("{base}{location}")
+        };
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let r = with(client.put(format!("{location}{sep}digest={}", oci::sha256(blob))))
+            .header("Content-Type", "application/octet-stream")
+            .body(blob.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "upload put");
+    }
+    let r = with(client.put(format!("{base}/v2/{repo}/manifests/{tag}")))
+        .header("Content-Type", image.media_type)
+        .body(image.manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "manifest put");
+}
+
+/// A TCP relay to `target`. When `cut_after` is positive, the next answer longer than that
+/// many bytes is cut there (both connections closed), once.
+struct Relay {
+    addr: String,
+    cut_after: Arc<AtomicI64>,
+}
+
+async fn relay(target: String) -> Relay {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let cut_after = Arc::new(AtomicI64::new(0));
+    let cut = cut_after.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            let cut = cut.clone();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
+                let (mut ri, mut wi) = inbound.split();
+                let (mut ro, mut wo) = outbound.split();
+                let up = tokio::io::copy(&mut ri, &mut wo);
+                let down = async {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    // Bytes relayed since the cut was armed (counted per connection).
+                    let mut sent: i64 = 0;
+                    let mut armed = false;
+                    loop {
+                        let n = match ro.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        let limit = cut.load(Ordering::SeqCst);
+                        if limit > 0 && !armed {
+                            armed = true;
+                            sent = 0;
+                        }
+                        if limit > 0 && sent + n as i64 > limit {
+                            let keep = (limit - sent).max(0) as usize;
+                            let _ = wi.write_all(&buf[..keep]).await;
+                            cut.store(0, Ordering::SeqCst);
+                            return;
+                        }
+                        if wi.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                        sent += n as i64;
+                    }
+                };
+                tokio::select! {
+                    _ = up => {}
+                    _ = down => {}
+                }
+            });
+        }
+    });
+    Relay { addr, cut_after }
+}
+
+async fn api(
+    s: &TestServer,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    s.call(Some(token), method, path, body).await
+}
+
+async fn get_manifest(s: &TestServer, repo: &str, reference: &str) -> reqwest::Response {
+    s.as_admin()
+        .request(Method::GET, &format!("/v2/{repo}/manifests/{reference}"))
+        .header(
+            "Accept",
+            "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn get_blob(s: &TestServer, repo: &str, digest: &str) -> Result<Vec<u8>, String> {
+    let r = s
+        .as_admin()
+        .request(Method::GET, &format!("/v2/{repo}/blobs/{digest}"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if r.status() != StatusCode::OK {
+        return Err(format!("status {}", r.status()));
+    }
+    r.bytes()
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|e| e.to_string())
+}
+
+async fn stored(s: &TestServer, digest: &str) -> bool {
+    quayside::db::content::blobs::size(s.ctx().db.pool(), digest)
+        .await
+        .unwrap()
+        .is_some()
+}
+
+fn skopeo_pull(s: &TestServer, repo_tag: &str, dest: &Path) -> std::process::Output {
+    Command::new(require("skopeo"))
+        .env("REGISTRY_AUTH_FILE", dest.with_extension("auth.json"))
+        .args(["copy", "--src-tls-verify=false", "--src-creds"])
+        .arg(format!("{ADMIN}:{ADMIN_PASSWORD}"))
+        .arg(format!("docker://{}/{repo_tag}", s.host))
+        .arg(format!("oci:{}:x", dest.display()))
+        .output()
+        .unwrap()
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+async fn pull_through_distribution(b: Backend) {
+    let mut upstream = Distribution::start(None).await;
+    let relay = relay(upstream.addr.clone()).await;
+    let s = TestServer::start(b).await;
+    let token = s.init_admin().await;
+    s.create_org(&token, "proxyorg").await;
+    let cfg = "/organization/proxyorg/proxycache";
+
+    // The configuration API, in Quay's shapes.
+    let (status, body) = api(&s, &token, Method::GET, cfg, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"upstream_registry": "", "expiration_s": "", "insecure": ""})
+    );
+    let request = json!({"org_name": "proxyorg", "upstream_registry": relay.addr, "insecure": true, "expiration_s": 86400});
+    let (status, body) = api(
+        &s,
+        &token,
+        Method::POST,
+        "/organization/proxyorg/validateproxycache",
+        Some(request.clone()),
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::ACCEPTED, json!("Valid")));
+    let (status, body) = api(
+        &s,
+        &token,
+        Method::POST,
+        cfg,
+        Some(json!({"upstream_registry": "nothing.invalid"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error_message"],
+        "Cannot resolve hostname 'nothing.invalid'"
+    );
+    let (status, body) = api(&s, &token, Method::POST, cfg, Some(request.clone())).await;
+    assert_eq!((status, body), (StatusCode::CREATED, json!("Created")));
+    let (status, body) = api(&s, &token, Method::POST, cfg, Some(request.clone())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error_message"],
+        "Proxy Cache Configuration already exists"
+    );
+    let (status, body) = api(&s, &token, Method::GET, cfg, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"upstream_registry": relay.addr, "expiration_s": 86400, "insecure": true})
+    );
+
+    // First pull, by skopeo: the repository is created, the image cached.
+    let upstream_url = format!("http://{}", upstream.addr);
+    let v1 = Image::random(2);
+    push_upstream(&upstream_url, None, "library/hello", "latest", &v1).await;
+    let work = tempfile::tempdir().unwrap();
+    let out = skopeo_pull(
+        &s,
+        "proxyorg/library/hello:latest",
+        &work.path().join("first"),
+    );
+    assert!(
+        out.status.success(),
+        "first pull: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for blob in v1.blobs() {
+        assert!(
+            stored(&s, &oci::sha256(blob)).await,
+            "blob cached after the first pull"
+        );
+    }
+    let (status, repo) = api(
+        &s,
+        &token,
+        Method::GET,
+        "/repository/proxyorg/library/hello",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        repo["tags"]["latest"]["manifest_digest"],
+        v1.digest.as_str()
+    );
+    assert!(
+        repo["tags"]["latest"]["expiration"].is_string(),
+        "cached tags expire: {repo}"
+    );
+    let missing = get_manifest(&s, "proxyorg/library/hello", "nosuchtag").await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(error_code(&body), "MANIFEST_UNKNOWN");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("may not exist in the upstream registry")
+    );
+
+    // Upstream stopped: served from the cache within the staleness period, refused after it.
+    upstream.stop();
+    let out = skopeo_pull(
+        &s,
+        "proxyorg/library/hello:latest",
+        &work.path().join("cached"),
+    );
+    assert!(
+        out.status.success(),
+        "cached pull: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.clock.advance_ms(DAY_MS - 60_000);
+    let r = get_manifest(&s, "proxyorg/library/hello", "latest").await;
+    assert_eq!(r.status(), StatusCode::OK, "still within expiration_s");
+    s.clock.advance_ms(120_000);
+    let r = get_manifest(&s, "proxyorg/library/hello", "latest").await;
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "stale: the upstream's error"
+    );
+    upstream.run().await;
+
+    // The upstream moved the tag: the next pull follows, fetching only the new manifest.
+    let v2 = Image::random(1);
+    push_upstream(&upstream_url, None, "library/hello", "latest", &v2).await;
+    let r = get_manifest(&s, "proxyorg/library/hello", "latest").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["docker-content-digest"], v2.digest.as_str());
+    assert_eq!(
+        get_blob(&s, "proxyorg/library/hello", &oci::sha256(&v2.layers[0]))
+            .await
+            .unwrap(),
+        v2.layers[0]
+    );
+
+    // An administrator's push into the proxy organization is accepted and served (as in Quay).
+    let pushed = s
+        .as_admin()
+        .push_image("proxyorg/library/hello", "pushed")
+        .await;
+    let r = get_manifest(&s, "proxyorg/library/hello", "pushed").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["docker-content-digest"], pushed.digest.as_str());
+
+    // Concurrent pulls of a blob not cached yet: one upstream fetch, every client served.
+    let big = Image::build(vec![oci::random_bytes(3 << 20)], "amd64", false);
+    push_upstream(&upstream_url, None, "library/big", "v1", &big).await;
+    assert_eq!(
+        get_manifest(&s, "proxyorg/library/big", "v1")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let layer = oci::sha256(&big.layers[0]);
+    let fetches = s.ctx().proxy.blob_fetches.load(Ordering::Relaxed);
+    let pulls = (0..6).map(|_| get_blob(&s, "proxyorg/library/big", &layer));
+    for got in futures_util::future::join_all(pulls).await {
+        assert!(
+            got.unwrap() == big.layers[0],
+            "every client gets the verified bytes"
+        );
+    }
+    assert_eq!(
+        s.ctx().proxy.blob_fetches.load(Ordering::Relaxed) - fetches,
+        1
+    );
+
+    // The upstream connection breaks mid-blob: the client sees an error, nothing partial is
+    // visible, and the next pull succeeds.
+    let broken = Image::build(vec![oci::random_bytes(2 << 20)], "amd64", false);
+    push_upstream(&upstream_url, None, "library/broken", "v1", &broken).await;
+    assert_eq!(
+        get_manifest(&s, "proxyorg/library/broken", "v1")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let layer = oci::sha256(&broken.layers[0]);
+    relay.cut_after.store(256 * 1024, Ordering::SeqCst);
+    let first = get_blob(&s, "proxyorg/library/broken", &layer).await;
+    assert!(first.is_err(), "a cut transfer is not a complete answer");
+    // The fetch ends in the background.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!stored(&s, &layer).await, "nothing partial is visible");
+    assert_eq!(
+        get_blob(&s, "proxyorg/library/broken", &layer)
+            .await
+            .unwrap(),
+        broken.layers[0]
+    );
+    assert!(stored(&s, &layer).await);
+
+    // A range of a blob not cached yet: fetched whole, then the range served.
+    let ranged = Image::random(1);
+    push_upstream(&upstream_url, None, "library/ranged", "v1", &ranged).await;
+    assert_eq!(
+        get_manifest(&s, "proxyorg/library/ranged", "v1")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let layer = oci::sha256(&ranged.layers[0]);
+    let r = s
+        .as_admin()
+        .request(
+            Method::GET,
+            &format!("/v2/proxyorg/library/ranged/blobs/{layer}"),
+        )
+        .header("Range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        r.bytes().await.unwrap().to_vec(),
+        ranged.layers[0][..10].to_vec()
+    );
+    assert!(stored(&s, &layer).await);
+
+    // A tag deleted upstream stops being served.
+    let r = reqwest::Client::new()
+        .delete(format!(
+            "{upstream_url}/v2/library/broken/manifests/{}",
+            broken.digest
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = get_manifest(&s, "proxyorg/library/broken", "v1").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // Metrics and the configuration's end.
+    let metrics = s
+        .anonymous()
+        .send(Method::GET, "/metrics")
+        .await
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "quayside_proxy_upstream_requests_total",
+        "quayside_proxy_cache_hits_total",
+        "quayside_proxy_cache_misses_total",
+    ] {
+        let value: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in /metrics"))
+            .parse()
+            .unwrap();
+        assert!(value > 0, "{name}");
+    }
+    // Audit log: the configuration, the repository created by the first pull, proxied pulls.
+    s.flush_audit().await;
+    let kinds: Vec<String> = s
+        .audit("proxyorg")
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    for kind in ["create_proxy_cache_config", "create_repo", "pull_repo"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+    let (status, body) = api(&s, &token, Method::DELETE, cfg, None).await;
+    assert_eq!((status, body), (StatusCode::CREATED, json!("Deleted")));
+    let (status, _) = api(&s, &token, Method::DELETE, cfg, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn pull_through_token_and_basic_auth(b: Backend) {
+    // A second Quayside (Docker token auth) holding a private image.
+    let up = TestServer::start(b).await;
+    let up_token = up.init_admin().await;
+    up.create_org(&up_token, "team").await;
+    let app = up.as_admin().push_image("team/app", "v1").await;
+    // Distribution behind htpasswd (HTTP Basic).
+    let basic = Distribution::start(Some(("puller", "pull-secret-1"))).await;
+    let image = Image::random(1);
+    push_upstream(
+        &format!("http://{}", basic.addr),
+        Some(("puller", "pull-secret-1")),
+        "tools/cli",
+        "v1",
+        &image,
+    )
+    .await;
+
+    let s = TestServer::start(b).await;
+    let token = s.init_admin().await;
+    for org in ["viatoken", "viabasic", "wrongcreds"] {
+        s.create_org(&token, org).await;
+    }
+    let create = |org: &str, registry: String, user: &str, password: &str| {
+        json!({"upstream_registry": registry, "upstream_registry_username": user,
+               "upstream_registry_password": password, "insecure": true})
+        .as_object()
+        .map(|o| {
+            (
+                format!("/organization/{org}/proxycache"),
+                Value::Object(o.clone()),
+            )
+        })
+        .unwrap()
+    };
+    let configs = [
+        create(
+            "viatoken",
+            format!("{}/team", up.host),
+            ADMIN,
+            ADMIN_PASSWORD,
+        ),
+        create("viabasic", basic.addr.clone(), "puller", "pull-secret-1"),
+        create(
+            "wrongcreds",
+            format!("{}/team", up.host),
+            ADMIN,
+            "not-the-password",
+        ),
+    ];
+    for (path, body) in &configs {
+        let (status, answer) = api(&s, &token, Method::POST, path, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::CREATED, "{path}: {answer}");
+        // The credentials are never answered.
+        let (_, got) = api(&s, &token, Method::GET, path, None).await;
+        assert!(
+            !got.to_string().contains("password") && !got.to_string().contains("puller"),
+            "{got}"
+        );
+    }
+    // Sealed in the database, not in the clear.
+    let row = quayside::db::content::proxy_cache::by_namespace(s.ctx().db.pool(), "viabasic")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!row.password_sealed.unwrap().contains("pull-secret-1"));
+
+    // Validation tells good credentials from bad ones.
+    let (status, body) = api(
+        &s,
+        &token,
+        Method::POST,
+        "/organization/viatoken/validateproxycache",
+        Some(configs[0].1.clone()),
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::ACCEPTED, json!("Valid")));
+    let (status, body) = api(
+        &s,
+        &token,
+        Method::POST,
+        "/organization/wrongcreds/validateproxycache",
+        Some(configs[2].1.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error_message"],
+        "Failed login to remote registry. Please verify entered details and try again."
+    );
+
+    // Token auth with credentials: the upstream namespace is prefixed.
+    let work = tempfile::tempdir().unwrap();
+    let out = skopeo_pull(&s, "viatoken/app:v1", &work.path().join("token"));
+    assert!(
+        out.status.success(),
+        "token pull: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = get_manifest(&s, "viatoken/app", "v1").await;
+    assert_eq!(r.headers()["docker-content-digest"], app.digest.as_str());
+    // Basic auth.
+    let out = skopeo_pull(&s, "viabasic/tools/cli:v1", &work.path().join("basic"));
+    assert!(
+        out.status.success(),
+        "basic pull: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        get_blob(&s, "viabasic/tools/cli", &oci::sha256(&image.layers[0]))
+            .await
+            .unwrap(),
+        image.layers[0]
+    );
+    // Wrong credentials: Quay's error, and nothing cached.
+    let r = get_manifest(&s, "wrongcreds/app", "v1").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("credentials have insufficient rights"),
+        "{body}"
+    );
+    assert!(!body.to_string().contains("not-the-password"));
+}
