@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::common::{Avatar, QuotaReport};
+use crate::common::Avatar;
+use crate::quota::{QuotaReport, QuotaSummary};
 
 #[cfg(feature = "client")]
 use crate::client::{Client, Result, seg};
@@ -65,7 +65,7 @@ pub struct Organization {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_free_account: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quotas: Option<Vec<Value>>,
+    pub quotas: Option<Vec<QuotaSummary>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota_report: Option<QuotaReport>,
 }
