@@ -19,6 +19,7 @@ const SERVICE: &[(&str, &[&str])] = &[
         "content",
         &[
             "pull_cache",
+            "quota",
             "repositories",
             "blobs",
             "uploads",
@@ -64,6 +65,7 @@ const DB: &[(&str, &[&str])] = &[
             "blobs",
             "uploads",
             "gc",
+            "quota",
         ],
     ),
     ("operations", &["audit|settings"]),

@@ -25,6 +25,7 @@ mod oauth;
 mod ops;
 mod orgs;
 mod permissions;
+mod quota;
 mod repos_api;
 mod robots;
 mod safety;

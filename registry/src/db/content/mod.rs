@@ -3,12 +3,14 @@
 //! Order (a module uses only the root and modules listed before it): [`repositories`] (the row
 //! the others hang off, and its write lock), [`manifests`], [`tags`] (lifetimes pointing at
 //! manifests), [`labels`], [`blobs`], [`uploads`], then [`gc`] (the collector's graph, which reads
-//! tag retention from [`tags`]).
+//! tag retention from [`tags`]), and [`quota`] (quotas and the storage accounting, which reads
+//! manifests' blob references).
 
 pub mod blobs;
 pub mod gc;
 pub mod labels;
 pub mod manifests;
+pub mod quota;
 pub mod repositories;
 pub mod tags;
 pub mod uploads;
