@@ -323,8 +323,17 @@ async fn quota_api_matches_quay(b: Backend) {
     assert_eq!(org["quotas"][0]["limit_bytes"], 314572800);
     assert_eq!(org["quotas"][0]["limits"].as_array().unwrap().len(), 2);
     assert_eq!(org["quota_report"]["configured_quota"], 314572800);
-    s.as_admin().push_image("w2org/app", "v1").await;
-    like(
+    let (status, _) = s
+        .call(
+            Some(&token),
+            Method::POST,
+            "/repository",
+            Some(json!({"namespace": "w2org", "repository": "app", "visibility": "private", "description": "w2 app repo"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let image = s.as_admin().push_image("w2org/app", "v1").await;
+    let listed = like(
         &s,
         &token,
         Method::GET,
@@ -333,6 +342,9 @@ async fn quota_api_matches_quay(b: Backend) {
         "more-027-repo-list-quota",
     )
     .await;
+    let report = &listed["repositories"][0]["quota_report"];
+    assert_eq!(report["quota_bytes"], distinct(&[&image]));
+    assert_eq!(report["configured_quota"], 314572800);
 
     // A member who is not an administrator reads; an administrator who is not a superuser may
     // not create limits (Quay: only superusers, unless DEFAULT_SYSTEM_REJECT_QUOTA_BYTES is 0).

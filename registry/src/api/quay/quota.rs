@@ -12,7 +12,7 @@ use axum::routing;
 use quayside_client as api;
 
 use super::error::ApiError;
-use super::{Auth, Body, Entry, created, ep, no_content};
+use super::{Auth, Body, Entry, created, ep};
 use crate::api::AppState;
 use crate::service::content::quota::{self, Owner};
 use crate::service::scopes::Scope::{SuperUser, UserAdmin};
@@ -245,6 +245,16 @@ pub(super) fn endpoints() -> Vec<Entry> {
     ]
 }
 
+/// Quay answers a quota or limit delete with an empty 204 that still says `application/json`.
+fn deleted() -> Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::NO_CONTENT,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+    )
+        .into_response()
+}
+
 type Json2<T> = Result<Json<T>, ApiError>;
 
 pub async fn org_list(
@@ -290,7 +300,7 @@ pub async fn org_delete(
     Path((org, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     quota::delete(&s.ctx, &c, Owner::Org(&org), &id).await?;
-    Ok(no_content())
+    Ok(deleted())
 }
 
 pub async fn org_limits(
@@ -340,7 +350,7 @@ pub async fn org_delete_limit(
     Path((org, id, limit)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     quota::delete_limit(&s.ctx, &c, Owner::Org(&org), &id, &limit).await?;
-    Ok(no_content())
+    Ok(deleted())
 }
 
 pub async fn user_list(State(s): State<AppState>, Auth(c): Auth) -> Json2<Vec<api::QuotaView>> {
@@ -410,7 +420,7 @@ pub async fn su_user_delete(
     Path((ns, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     quota::delete(&s.ctx, &c, Owner::SuperUserUser(&ns), &id).await?;
-    Ok(no_content())
+    Ok(deleted())
 }
 
 pub async fn su_org_list(
@@ -450,5 +460,5 @@ pub async fn su_org_delete(
     Path((ns, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     quota::delete(&s.ctx, &c, Owner::SuperUserOrg(&ns), &id).await?;
-    Ok(no_content())
+    Ok(deleted())
 }
