@@ -467,6 +467,24 @@ async fn quota_api_matches_quay(b: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    // The superuser's view of every organization's usage.
+    let orgs = like(
+        &s,
+        &token,
+        Method::GET,
+        "/superuser/organizations/",
+        None,
+        "more-193-su-orgs-list",
+    )
+    .await;
+    assert_eq!(
+        orgs["organizations"][0]["quota_report"]["quota_bytes"],
+        distinct(&[&image])
+    );
+    assert_eq!(
+        orgs["organizations"][0]["quotas"][0]["limit_bytes"],
+        314572800
+    );
 
     like(
         &s,

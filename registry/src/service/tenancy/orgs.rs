@@ -168,6 +168,31 @@ async fn view(
     })
 }
 
+/// `GET /api/v1/superuser/organizations/`: every organization with its quota and usage.
+pub async fn list_for_superuser(
+    ctx: &Ctx,
+    caller: &Caller,
+) -> Result<api::SuperUserOrganizations, TenancyError> {
+    authz::require(
+        ctx,
+        &caller.principal,
+        Action::SuperUser,
+        Resource::Registry,
+    )
+    .await?;
+    let mut organizations = Vec::new();
+    for org in db::tenancy::namespaces::list_orgs(ctx.db.pool()).await? {
+        organizations.push(api::SuperUserOrganization {
+            avatar: views::avatar(&org.name, org.email.as_deref(), "org"),
+            email: org.email.clone().unwrap_or_default(),
+            quotas: quota::summaries(ctx, org.id).await?,
+            quota_report: quota::namespace_report(ctx, org.id).await?,
+            name: org.name,
+        });
+    }
+    Ok(api::SuperUserOrganizations { organizations })
+}
+
 /// `PUT /api/v1/organization/{orgname}`.
 pub async fn update(
     ctx: &Ctx,
