@@ -929,3 +929,53 @@ async fn skopeo_push_is_refused_over_quota(b: Backend) {
         "{text}"
     );
 }
+
+/// Benchmark, run by hand (`cargo nextest run -p quayside --test it --run-ignored only -E
+/// 'test(namespace_report_time)' --no-capture`): a namespace's report reads one row whatever
+/// the number of its repositories. Prints the mean time of the report for 10 and 10,000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn namespace_report_time_does_not_grow_with_repositories() {
+    let s = start(Backend::Sqlite, "").await;
+    let token = s.init_admin().await;
+    let mut means = Vec::new();
+    for (org_name, repos) in [("small", 10), ("large", 10_000)] {
+        s.create_org(&token, org_name).await;
+        let ns = ns_id(&s, org_name).await;
+        let mut tx = s.ctx().db.begin().await.unwrap();
+        for i in 0..repos {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO repository (namespace_id, name, created_ms) VALUES ($1, $2, 0) RETURNING id",
+            )
+            .bind(ns)
+            .bind(format!("r{i}"))
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO quota_repository_size (repository_id, size_bytes) VALUES ($1, 10)",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        sqlx::query("INSERT INTO quota_namespace_size (namespace_id, size_bytes) VALUES ($1, $2)")
+            .bind(ns)
+            .bind(10 * repos)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let rounds = 2000;
+        let started = std::time::Instant::now();
+        for _ in 0..rounds {
+            let report = quota::namespace_report(s.ctx(), ns).await.unwrap();
+            assert_eq!(report.quota_bytes, 10 * repos);
+        }
+        let mean = started.elapsed() / rounds;
+        println!("namespace report, {repos} repositories: {mean:?} per call");
+        means.push(mean);
+    }
+    assert!(means[1] < means[0] * 3, "{means:?}");
+}

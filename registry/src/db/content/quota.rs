@@ -661,10 +661,12 @@ pub async fn backfill_done(tx: &mut Tx, repository_id: i64) -> DbResult<bool> {
 }
 
 /// Whether any repository of the namespace waits for the backfill.
+/// Costs nothing once the backfill is over (the table is empty), whatever the namespace holds.
 pub async fn backfill_waiting<'c>(ex: impl Exec<'c>, namespace_id: i64) -> DbResult<bool> {
     let row = sqlx::query(
-        "SELECT 1 AS one FROM quota_backfill q JOIN repository r ON r.id = q.repository_id \
-         WHERE r.namespace_id = $1 LIMIT 1",
+        "SELECT 1 AS one FROM quota_backfill q WHERE EXISTS (SELECT 1 FROM quota_backfill) \
+         AND EXISTS (SELECT 1 FROM repository r WHERE r.id = q.repository_id AND r.namespace_id = $1) \
+         LIMIT 1",
     )
     .bind(namespace_id)
     .fetch_optional(ex)
