@@ -87,6 +87,11 @@ pub enum Command {
         #[arg(long)]
         verify: bool,
     },
+    /// Quota accounting tools.
+    Quota {
+        #[command(subcommand)]
+        command: QuotaCommand,
+    },
     /// Apply database migrations and exit.
     Migrate {
         #[command(flatten)]
@@ -110,6 +115,19 @@ pub enum ConfigCommand {
     Validate {
         /// The file to check.
         path: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QuotaCommand {
+    /// Recompute every repository's and namespace's size from the manifests and blobs and list
+    /// the ones whose accounting differs (exit status 1 when any does, without --fix). With
+    /// --fix, correct them (and count repositories still waiting for the backfill).
+    Verify {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        fix: bool,
     },
 }
 
@@ -200,6 +218,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!(
                     "{unrepaired} blobs referenced by manifests have no bytes in storage; push them again"
                 );
+            }
+            Ok(())
+        }
+        Command::Quota {
+            command: QuotaCommand::Verify { common, fix },
+        } => {
+            let config = common.load(None)?;
+            let ctx = server::build_context(config, Arc::new(SystemClock)).await?;
+            let result = crate::service::content::quota::verify(&ctx, fix).await;
+            ctx.audit.shutdown().await;
+            ctx.db.close().await;
+            let report = result.context("quota verification failed")?;
+            for name in &report.repositories_off {
+                println!(
+                    "repository {name}: accounting differs from its manifests{}",
+                    if fix { " (fixed)" } else { "" }
+                );
+            }
+            for name in &report.namespaces_off {
+                println!(
+                    "namespace {name}: accounting differs from its repositories{}",
+                    if fix { " (fixed)" } else { "" }
+                );
+            }
+            println!(
+                "quota verify: {} repositories, {} namespaces checked, {} differ",
+                report.repositories,
+                report.namespaces,
+                report.repositories_off.len() + report.namespaces_off.len()
+            );
+            if !fix && !report.is_clean() {
+                anyhow::bail!("quota accounting differs; run `quayside quota verify --fix`");
             }
             Ok(())
         }

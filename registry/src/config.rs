@@ -159,6 +159,7 @@ pub struct Config {
     /// Idle time after which an unfinished blob upload is abandoned and cleaned.
     pub upload_expiration: Duration,
     pub gc: GcConfig,
+    pub quota: QuotaConfig,
     /// `LABELED_EXPIRATION_MINIMUM` / `LABELED_EXPIRATION_MAXIMUM`: bounds of a tag expiration
     /// set through the API, counted from the start of the tag's lifetime (seconds).
     pub expiration_bounds_s: (i64, i64),
@@ -178,6 +179,27 @@ pub struct GcConfig {
     /// `PUSH_TEMP_TAG_EXPIRATION_SEC`: how long a manifest pushed without a tag, or a blob
     /// uploaded but not (yet) referenced by a manifest, is kept before it may be collected.
     pub grace: Duration,
+}
+
+/// Quota management (`FEATURE_QUOTA_MANAGEMENT` and its keys). Storage is accounted whatever
+/// the flag says (so turning it on needs no recount); the flag serves the quota API, the
+/// reports and enforcement.
+#[derive(Clone, Debug)]
+pub struct QuotaConfig {
+    /// `FEATURE_QUOTA_MANAGEMENT` (default off, as in Quay).
+    pub enabled: bool,
+    /// `DEFAULT_SYSTEM_REJECT_QUOTA_BYTES`: pushes into a namespace without a quota of its own
+    /// are refused once it uses this much. `None` (unset or 0): no default.
+    pub default_reject_bytes: Option<i64>,
+    /// Whether `DEFAULT_SYSTEM_REJECT_QUOTA_BYTES` was set to 0: Quay then lets organization
+    /// administrators (not only superusers) create quotas and limits.
+    pub default_reject_is_zero: bool,
+    /// `QUOTA_BACKFILL` (default on): the worker that computes sizes of content stored before
+    /// accounting existed.
+    pub backfill: bool,
+    /// `QUOTA_TOTAL_DELAY_SECONDS` (default 1800): how long after start the backfill waits, so
+    /// a rolling deployment has finished.
+    pub backfill_delay: Duration,
 }
 
 /// Label key prefixes Quay reserves for itself and image tooling (`DEFAULT_LABEL_KEY_RESERVED_PREFIXES`).
@@ -261,6 +283,14 @@ struct RawConfig {
     mail_port: Option<u16>,
     #[serde(rename = "MAIL_DEFAULT_SENDER")]
     mail_default_sender: Option<String>,
+    #[serde(rename = "FEATURE_QUOTA_MANAGEMENT")]
+    feature_quota_management: Option<bool>,
+    #[serde(rename = "DEFAULT_SYSTEM_REJECT_QUOTA_BYTES")]
+    default_system_reject_quota_bytes: Option<serde_yaml::Value>,
+    #[serde(rename = "QUOTA_BACKFILL")]
+    quota_backfill: Option<bool>,
+    #[serde(rename = "QUOTA_TOTAL_DELAY_SECONDS")]
+    quota_total_delay_seconds: Option<serde_yaml::Value>,
 }
 
 impl Config {
@@ -351,6 +381,7 @@ impl Config {
         dir: Option<&Path>,
         overrides: &Overrides,
     ) -> Result<Config, ConfigError> {
+        let quota = quota_config(&raw)?;
         let listen = match overrides.listen {
             Some(l) => l,
             None => DEFAULT_LISTEN
@@ -526,6 +557,7 @@ impl Config {
             mail,
             upload_expiration: Duration::from_secs(raw.upload_expiration_s.unwrap_or(3600)),
             gc,
+            quota,
             expiration_bounds_s,
             reserved_label_prefixes,
             raw: mapping,
@@ -542,6 +574,45 @@ impl Config {
     pub fn raw_bool(&self, key: &str) -> Option<bool> {
         self.raw.get(key).and_then(serde_yaml::Value::as_bool)
     }
+}
+
+/// A non-negative integer given as a number or a string of digits (Quay documents both keys
+/// as strings).
+fn count_value(key: &str, v: &serde_yaml::Value) -> Result<i64, ConfigError> {
+    let n = match v {
+        serde_yaml::Value::Number(n) => n.as_i64(),
+        serde_yaml::Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    n.filter(|n| *n >= 0).ok_or_else(|| {
+        invalid(
+            key,
+            format!("{v:?} is not a whole number of bytes or seconds"),
+        )
+    })
+}
+
+fn quota_config(raw: &RawConfig) -> Result<QuotaConfig, ConfigError> {
+    let reject = raw
+        .default_system_reject_quota_bytes
+        .as_ref()
+        .filter(|v| !v.is_null())
+        .map(|v| count_value("DEFAULT_SYSTEM_REJECT_QUOTA_BYTES", v))
+        .transpose()?;
+    let delay = raw
+        .quota_total_delay_seconds
+        .as_ref()
+        .filter(|v| !v.is_null())
+        .map(|v| count_value("QUOTA_TOTAL_DELAY_SECONDS", v))
+        .transpose()?
+        .unwrap_or(1800);
+    Ok(QuotaConfig {
+        enabled: raw.feature_quota_management.unwrap_or(false),
+        default_reject_bytes: reject.filter(|n| *n > 0),
+        default_reject_is_zero: reject == Some(0),
+        backfill: raw.quota_backfill.unwrap_or(true),
+        backfill_delay: Duration::from_secs(delay as u64),
+    })
 }
 
 fn validate_hostname(host: &str) -> Result<(), String> {
@@ -861,6 +932,22 @@ DISTRIBUTED_STORAGE_CONFIG:
                 other => panic!("{text}: expected an error naming {key}, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn quota_keys() {
+        let c = load(
+            "FEATURE_QUOTA_MANAGEMENT: true\nDEFAULT_SYSTEM_REJECT_QUOTA_BYTES: \"1048576\"\nQUOTA_TOTAL_DELAY_SECONDS: 5\n",
+        )
+        .unwrap();
+        assert!(c.quota.enabled && c.quota.backfill);
+        assert_eq!(c.quota.default_reject_bytes, Some(1_048_576));
+        assert_eq!(c.quota.backfill_delay, Duration::from_secs(5));
+        let c = load("DEFAULT_SYSTEM_REJECT_QUOTA_BYTES: 0\n").unwrap();
+        assert!(!c.quota.enabled && c.quota.default_reject_is_zero);
+        assert_eq!(c.quota.default_reject_bytes, None);
+        let e = load("QUOTA_TOTAL_DELAY_SECONDS: soon\n").unwrap_err();
+        assert!(e.to_string().contains("QUOTA_TOTAL_DELAY_SECONDS"), "{e}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::db;
-use crate::service::{Ctx, content::gc, content::tags, content::uploads};
+use crate::service::{Ctx, content::gc, content::quota, content::tags, content::uploads};
 
 /// A periodic worker.
 #[derive(Clone, Copy, Debug)]
@@ -49,6 +49,12 @@ pub const ALL: &[Worker] = &[
         name: "gc",
         interval: Duration::from_secs(30),
     },
+    // Quota backfill: sizes of content stored before accounting existed (`QUOTA_BACKFILL`),
+    // first run `QUOTA_TOTAL_DELAY_SECONDS` after start.
+    Worker {
+        name: "quota",
+        interval: Duration::from_secs(60),
+    },
 ];
 
 pub fn names() -> Vec<&'static str> {
@@ -79,6 +85,15 @@ pub async fn run_once(ctx: &Ctx, name: &str) -> anyhow::Result<String> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(report.to_string())
         }
+        "quota" if !ctx.config.quota.backfill => {
+            Ok("quota backfill is off (QUOTA_BACKFILL: false)".into())
+        }
+        "quota" => {
+            let done = quota::backfill_pass(ctx)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(format!("backfilled the quota of {done} repositories"))
+        }
         // Repository mirroring arrives with its own issue; the worker exists so deployments that
         // run `quayside worker --only mirror` stay up, and says plainly that it does nothing yet.
         "mirror" => {
@@ -101,6 +116,12 @@ pub fn spawn(
             let (ctx, holder, mut shutdown) = (ctx.clone(), holder.clone(), shutdown.clone());
             let worker = *worker;
             tokio::spawn(async move {
+                if worker.name == "quota" {
+                    tokio::select! {
+                        () = tokio::time::sleep(ctx.config.quota.backfill_delay) => {}
+                        _ = shutdown.wait_for(|stop| *stop) => return,
+                    }
+                }
                 loop {
                     let now = ctx.now_ms();
                     let interval = worker.interval_for(&ctx);

@@ -1,4 +1,4 @@
-//! Shapes every area shares: Quay's error bodies, avatars, the quota report, `{"success": ...}`.
+//! Shapes every area shares: Quay's error bodies, avatars, `{"success": ...}`.
 
 use serde::{Deserialize, Serialize};
 
@@ -26,16 +26,6 @@ pub struct Avatar {
     pub hash: String,
     pub color: String,
     pub kind: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct QuotaReport {
-    pub quota_bytes: i64,
-    pub configured_quota: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub running_backfill: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backfill_status: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::common::{Avatar, QuotaReport};
+use crate::common::Avatar;
+use crate::quota::{QuotaReport, QuotaSummary};
 
 #[cfg(feature = "client")]
 use crate::client::{Client, Result, seg};
@@ -65,13 +65,35 @@ pub struct Organization {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_free_account: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quotas: Option<Vec<Value>>,
+    pub quotas: Option<Vec<QuotaSummary>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota_report: Option<QuotaReport>,
 }
 
+/// An organization as the superuser panel lists it, with its storage use.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SuperUserOrganization {
+    pub name: String,
+    pub email: String,
+    pub avatar: Avatar,
+    pub quotas: Vec<QuotaSummary>,
+    pub quota_report: QuotaReport,
+}
+
+/// `GET /api/v1/superuser/organizations/`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SuperUserOrganizations {
+    pub organizations: Vec<SuperUserOrganization>,
+}
+
 #[cfg(feature = "client")]
 impl Client {
+    /// Every organization with its quota and usage (superusers only).
+    pub async fn superuser_organizations(&self) -> Result<SuperUserOrganizations> {
+        self.json(Method::GET, "/superuser/organizations/", Self::NONE)
+            .await
+    }
+
     pub async fn create_organization(&self, request: &CreateOrganizationRequest) -> Result<()> {
         self.unit(Method::POST, "/organization/", Some(request))
             .await

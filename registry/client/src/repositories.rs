@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::common::QuotaReport;
+use crate::quota::QuotaReport;
 
 #[cfg(feature = "client")]
 use crate::client::{Client, Result, seg};

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::common::{Avatar, QuotaReport};
+use crate::common::Avatar;
+use crate::quota::{QuotaReport, QuotaSummary};
 
 #[cfg(feature = "client")]
 use crate::client::{Client, Result, seg};
@@ -68,7 +69,7 @@ pub struct User {
     pub location: Option<String>,
     pub is_free_account: bool,
     pub has_password_set: bool,
-    pub quotas: Vec<Value>,
+    pub quotas: Vec<QuotaSummary>,
     pub quota_report: QuotaReport,
     pub organizations: Vec<UserOrganization>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,7 +88,7 @@ pub struct SuperUserUser {
     pub super_user: bool,
     pub global_readonly_super_user: bool,
     pub enabled: bool,
-    pub quotas: Vec<Value>,
+    pub quotas: Vec<QuotaSummary>,
     pub quota_report: QuotaReport,
 }
 

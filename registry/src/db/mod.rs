@@ -132,6 +132,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "auth_holes",
         include_str!("../../migrations/0004_auth_holes.sql"),
     ),
+    (5, "quota", include_str!("../../migrations/0005_quota.sql")),
     (
         6,
         "proxy_cache",

@@ -39,6 +39,9 @@ pub enum RegistryError {
     /// The caller is authenticated but may not do this.
     #[error("requested access to the resource is denied")]
     Denied,
+    /// The namespace is at or over a Reject quota limit (`DENIED`, Quay's message).
+    #[error("Quota has been exceeded on namespace")]
+    QuotaExceeded,
     #[error(transparent)]
     Internal(#[from] Internal),
 }

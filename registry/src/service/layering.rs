@@ -19,6 +19,7 @@ const SERVICE: &[(&str, &[&str])] = &[
         "content",
         &[
             "pull_cache",
+            "quota",
             "repositories",
             "blobs",
             "uploads",
@@ -67,6 +68,7 @@ const DB: &[(&str, &[&str])] = &[
             "uploads",
             "gc",
             "proxy_cache",
+            "quota",
         ],
     ),
     ("operations", &["audit|settings"]),

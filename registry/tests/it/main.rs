@@ -26,6 +26,7 @@ mod ops;
 mod orgs;
 mod permissions;
 mod proxy_cache;
+mod quota;
 mod repos_api;
 mod robots;
 mod safety;

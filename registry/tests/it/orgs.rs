@@ -663,8 +663,8 @@ async fn features_not_served_yet_answer_not_implemented(b: Backend) {
     for (method, path, feature) in [
         (
             Method::GET,
-            "/organization/testorg/quota",
-            "Quota management",
+            "/repository/testorg/hello/trigger/",
+            "Build triggers",
         ),
         (Method::GET, "/organization/testorg/logs", "Usage logs"),
         (Method::GET, "/repository/testorg/hello/build/", "Builds"),
@@ -696,7 +696,7 @@ async fn features_not_served_yet_answer_not_implemented(b: Backend) {
     assert_eq!(r.headers()["connection"], "close");
     let r = s
         .as_bearer(&token)
-        .send(Method::GET, "/api/v1/organization/testorg/quota")
+        .send(Method::GET, "/api/v1/repository/testorg/hello/build/")
         .await;
     assert_eq!(r.status(), StatusCode::NOT_IMPLEMENTED);
     assert!(

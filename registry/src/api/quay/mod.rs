@@ -12,7 +12,7 @@
 //!
 //! The areas: [`discovery`], [`user`], [`superuser`], [`orgs`], [`teams`] (and team invitations),
 //! [`prototypes`] (default permissions), [`apps`] (OAuth applications), [`robots`], [`repos`],
-//! [`permissions`] (repository permissions) and [`tags`] (tags, manifests, labels). Areas of
+//! [`permissions`] (repository permissions), [`tags`] (tags, manifests, labels) and [`quota`]. Areas of
 //! Quay's API not served yet answer 501, declared in [`not_implemented`].
 //!
 //! Adding an area: create its module with its handlers and its `endpoints()`, add it to the list
@@ -34,6 +34,7 @@ pub mod paths;
 pub mod permissions;
 pub mod prototypes;
 pub mod proxycache;
+pub mod quota;
 pub mod repos;
 pub mod robots;
 pub mod superuser;
@@ -124,6 +125,7 @@ pub fn endpoints() -> Vec<Entry> {
         repos::endpoints(),
         permissions::endpoints(),
         tags::endpoints(),
+        quota::endpoints(),
     ]
     .into_iter()
     .flatten()

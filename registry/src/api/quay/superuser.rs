@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::{Auth, Body, Entry, Query, ep, no_content};
 use crate::api::AppState;
 use crate::service::scopes::Scope::SuperUser;
-use crate::service::tenancy::accounts;
+use crate::service::tenancy::{accounts, orgs};
 
 /// The endpoints of this area, for the route table.
 pub(super) fn endpoints() -> Vec<Entry> {
@@ -73,7 +73,24 @@ pub(super) fn endpoints() -> Vec<Entry> {
             none,
             routing::delete(delete_user),
         ),
+        ep(
+            M::GET,
+            "/superuser/organizations/",
+            "listAllOrganizations",
+            Some(SuperUser),
+            "superuser",
+            "Returns every organization with its quota and storage use.",
+            none,
+            routing::get(list_organizations),
+        ),
     ]
+}
+
+pub async fn list_organizations(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+) -> Result<Json<api::SuperUserOrganizations>, ApiError> {
+    Ok(Json(orgs::list_for_superuser(&s.ctx, &c).await?))
 }
 
 pub async fn list_users(

@@ -94,6 +94,7 @@ impl V2Error {
             E::Unsupported(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
             E::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
             E::Denied => (StatusCode::FORBIDDEN, "DENIED"),
+            E::QuotaExceeded => (StatusCode::FORBIDDEN, "DENIED"),
             E::Internal(e) => {
                 tracing::error!(error = %e, "internal error serving /v2");
                 (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN")
@@ -102,6 +103,7 @@ impl V2Error {
         let detail = match &err {
             E::BlobUnknown(d) | E::ManifestBlobUnknown(d) => Some(json!({ "digest": d })),
             E::RangeInvalid { size } => Some(json!({ "size": size })),
+            E::QuotaExceeded => Some(json!({})),
             _ => None,
         };
         let range = match &err {

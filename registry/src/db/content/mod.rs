@@ -3,7 +3,8 @@
 //! Order (a module uses only the root and modules listed before it): [`repositories`] (the row
 //! the others hang off, and its write lock), [`manifests`], [`tags`] (lifetimes pointing at
 //! manifests), [`labels`], [`blobs`], [`uploads`], then [`gc`] (the collector's graph, which reads
-//! tag retention from [`tags`]); [`proxy_cache`] stands apart (configurations and the tags the
+//! tag retention from [`tags`]), [`quota`] (quotas and the storage accounting, which reads
+//! manifests' blob references); [`proxy_cache`] stands apart (configurations and the tags the
 //! cache set).
 
 pub mod blobs;
@@ -11,6 +12,7 @@ pub mod gc;
 pub mod labels;
 pub mod manifests;
 pub mod proxy_cache;
+pub mod quota;
 pub mod repositories;
 pub mod tags;
 pub mod uploads;

@@ -149,6 +149,16 @@ pub async fn list_users<'c>(
     rows.iter().map(|r| Ok(from_row(r)?)).collect()
 }
 
+/// Every organization, by id.
+pub async fn list_orgs<'c>(ex: impl Exec<'c>) -> DbResult<Vec<NamespaceRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLS} FROM namespace WHERE kind = 'org' ORDER BY id"
+    ))
+    .fetch_all(ex)
+    .await?;
+    rows.iter().map(|r| Ok(from_row(r)?)).collect()
+}
+
 pub async fn set_email<'c>(ex: impl Exec<'c>, id: i64, email: Option<&str>) -> DbResult<()> {
     sqlx::query("UPDATE namespace SET email = $1 WHERE id = $2")
         .bind(email)

@@ -65,6 +65,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::db;
 use crate::oci::Digest;
+use crate::service::content::quota;
 use crate::service::{Clock, Ctx, Internal, SystemClock};
 use crate::storage::paths;
 
@@ -196,6 +197,9 @@ pub async fn sweep_manifests(ctx: &Ctx, repository_id: i64) -> Result<u64, Inter
         .map(|m| m.id)
         .filter(|id| !keep.contains(id))
         .collect();
+    if let Some(namespace_id) = db::content::quota::namespace_of(&mut *tx, repository_id).await? {
+        quota::release_manifests(ctx, &mut tx, repository_id, namespace_id, &doomed).await?;
+    }
     let deleted = db::content::gc::delete_manifests(&mut tx, &doomed).await?;
     tx.commit().await?;
     if deleted > 0 {

@@ -13,6 +13,7 @@ use crate::oci::{Digest, RepoName, validate_tag};
 use crate::service::access::authz::Action;
 use crate::service::content::labels;
 use crate::service::content::pull_cache::{Resolved, Served};
+use crate::service::content::quota;
 use crate::service::operations::audit::Caller;
 use crate::service::{
     Ctx, Internal, Principal, RegistryError, TenancyError, content::repositories, views,
@@ -77,6 +78,7 @@ pub async fn put(
         });
     }
     let repo = repositories::for_push(ctx, principal, name).await?;
+    quota::check_push(ctx, repo.namespace_id).await?;
     let parsed = manifest::parse(content_type, &body)
         .map_err(|e| RegistryError::ManifestInvalid(e.to_string()))?;
     if !ctx.config.features.general_oci_support && !parsed.kind.is_list() && !parsed.is_image() {
@@ -132,6 +134,7 @@ pub async fn put(
     // check finds under it stays true until the commit. The live-tag unique index stays the last
     // line of defence, and a violation of it is retried.
     let mut attempt = 0;
+    let mut crossing = None;
     let tag_change = loop {
         attempt += 1;
         let now = ctx.now_ms();
@@ -149,6 +152,7 @@ pub async fn put(
             for label in labels::import_rows(id, &labels) {
                 db::content::labels::insert(&mut *tx, &label, now).await?;
             }
+            crossing = quota::account_manifest(ctx, &mut tx, &repo, id).await?;
         }
         let change = match &reference {
             Reference::Tag(tag) => {
@@ -178,6 +182,13 @@ pub async fn put(
         }
     };
     ctx.pull_cache.invalidate();
+    if let Some(crossing) = &crossing {
+        let caller = Caller::new(
+            principal.clone(),
+            crate::service::operations::audit::current_ip(),
+        );
+        quota::crossed(ctx, &caller, crossing);
+    }
     Ok(Pushed {
         digest,
         subject: parsed.subject.map(|s| s.digest),

@@ -8,18 +8,20 @@
 //!
 //! Order (a module imports only the kernel, `access`, `operations` and modules listed before it):
 //! 1. [`pull_cache`]: the read-through cache of repository rows and resolved manifests.
-//! 2. [`repositories`]: names, checked lookups, creation (also on first push), listings, the
+//! 2. [`quota`]: quotas and limits, storage accounting (called by the writers below in their
+//!    transactions), enforcement on push, reports, backfill and verify.
+//! 3. [`repositories`]: names, checked lookups, creation (also on first push), listings, the
 //!    REST answer.
-//! 3. [`blobs`], [`uploads`]: blob reads and the upload sessions that write them.
-//! 4. [`tags`]: tag lifetimes, history, restore, expiration.
-//! 5. [`labels`]: manifest labels, including the ones a push imports.
-//! 6. [`manifests`]: push (importing labels, pointing tags), pull, delete, referrers, describe.
-//! 7. [`gc`]: garbage collection of what nothing references (ends expired tags first).
-//! 8. [`upstream`]: the client of other registries (imports nothing of this group);
+//! 4. [`blobs`], [`uploads`]: blob reads and the upload sessions that write them.
+//! 5. [`tags`]: tag lifetimes, history, restore, expiration.
+//! 6. [`labels`]: manifest labels, including the ones a push imports.
+//! 7. [`manifests`]: push (importing labels, pointing tags), pull, delete, referrers, describe.
+//! 8. [`gc`]: garbage collection of what nothing references (ends expired tags first).
+//! 9. [`upstream`]: the client of other registries (imports nothing of this group);
 //!    [`proxy_cache`]: organizations that pull through from an upstream (uses `repositories`,
 //!    `blobs`, `manifests` and `upstream`).
 //!
-//! Quota, proxy cache, mirroring, builds and scanning join this group as modules of their own,
+//! Proxy cache, mirroring, builds and scanning join this group as modules of their own,
 //! placed in this order by what they use.
 
 pub mod blobs;
@@ -28,6 +30,7 @@ pub mod labels;
 pub mod manifests;
 pub mod proxy_cache;
 pub mod pull_cache;
+pub mod quota;
 pub mod repositories;
 pub mod tags;
 pub mod uploads;

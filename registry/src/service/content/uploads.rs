@@ -21,7 +21,9 @@ use futures_util::StreamExt;
 use crate::db;
 use crate::oci::{Algorithm, Digest, Hasher, RepoName};
 use crate::service::access::authz::Action;
-use crate::service::{Clock, Ctx, Internal, Principal, RegistryError, content::repositories};
+use crate::service::content::quota;
+use crate::service::content::repositories;
+use crate::service::{Clock, Ctx, Internal, Principal, RegistryError};
 use crate::storage::{self, ByteStream, paths};
 
 /// In-process upload state shared by requests.
@@ -110,6 +112,7 @@ pub async fn start(
     name: &RepoName,
 ) -> Result<UploadStatus, RegistryError> {
     let repo = repositories::for_push(ctx, principal, name).await?;
+    quota::check_push(ctx, repo.namespace_id).await?;
     new_session(ctx, repo.id).await
 }
 
@@ -158,6 +161,7 @@ pub async fn mount(
     from: Option<&str>,
 ) -> Result<MountOutcome, RegistryError> {
     let target = repositories::for_push(ctx, principal, name).await?;
+    quota::check_push(ctx, target.namespace_id).await?;
     if let (Ok(digest), Some(Ok(source))) = (digest.parse::<Digest>(), from.map(RepoName::parse)) {
         // Decided on the caller's account, whatever scopes its token carries.
         let readable =

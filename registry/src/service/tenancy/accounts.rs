@@ -9,6 +9,7 @@ use crate::db;
 use crate::db::tenancy::namespaces::{NamespaceRow, NewUser};
 use crate::service::access::authz::{self, Action, Resource};
 use crate::service::access::passwords;
+use crate::service::content::quota;
 use crate::service::operations::audit::{Caller, Event};
 use crate::service::{
     AccountError, Ctx, Principal, TenancyError, UserRef, hash_secret, random_token, views,
@@ -315,8 +316,8 @@ pub async fn current_user(ctx: &Ctx, caller: &Caller) -> Result<api::User, Tenan
         location: None,
         is_free_account: true,
         has_password_set: row.password_hash.is_some(),
-        quotas: Vec::new(),
-        quota_report: views::empty_quota_report(true),
+        quotas: quota::summaries(ctx, row.id).await?,
+        quota_report: quota::namespace_report(ctx, row.id).await?,
         organizations,
         super_user: is_superuser(ctx, &row).then_some(true),
     })
@@ -332,8 +333,8 @@ async fn require_superuser(ctx: &Ctx, caller: &Caller) -> Result<(), TenancyErro
     .await
 }
 
-fn superuser_view(ctx: &Ctx, row: &NamespaceRow) -> api::SuperUserUser {
-    api::SuperUserUser {
+async fn superuser_view(ctx: &Ctx, row: &NamespaceRow) -> Result<api::SuperUserUser, TenancyError> {
+    Ok(api::SuperUserUser {
         kind: "user".into(),
         name: row.name.clone(),
         username: row.name.clone(),
@@ -343,9 +344,9 @@ fn superuser_view(ctx: &Ctx, row: &NamespaceRow) -> api::SuperUserUser {
         super_user: is_superuser(ctx, row),
         global_readonly_super_user: false,
         enabled: row.enabled,
-        quotas: Vec::new(),
-        quota_report: views::empty_quota_report(true),
-    }
+        quotas: quota::summaries(ctx, row.id).await?,
+        quota_report: quota::namespace_report(ctx, row.id).await?,
+    })
 }
 
 /// `GET /api/v1/superuser/users/`.
@@ -357,7 +358,13 @@ pub async fn list_users(
     require_superuser(ctx, caller).await?;
     let rows = db::tenancy::namespaces::list_users(ctx.db.pool(), include_disabled).await?;
     Ok(api::SuperUserUsers {
-        users: rows.iter().map(|r| superuser_view(ctx, r)).collect(),
+        users: {
+            let mut users = Vec::with_capacity(rows.len());
+            for r in &rows {
+                users.push(superuser_view(ctx, r).await?);
+            }
+            users
+        },
     })
 }
 
@@ -369,7 +376,7 @@ pub async fn get_user(
 ) -> Result<api::SuperUserUser, TenancyError> {
     require_superuser(ctx, caller).await?;
     let row = user_row(ctx, username).await?;
-    Ok(superuser_view(ctx, &row))
+    superuser_view(ctx, &row).await
 }
 
 async fn user_row(ctx: &Ctx, username: &str) -> Result<NamespaceRow, TenancyError> {
@@ -499,7 +506,7 @@ pub async fn update_user(
     }
     ctx.auth_cache.clear();
     let row = user_row(ctx, username).await?;
-    Ok(superuser_view(ctx, &row))
+    superuser_view(ctx, &row).await
 }
 
 /// `DELETE /api/v1/superuser/users/{username}`: the user, their robots and their namespace's

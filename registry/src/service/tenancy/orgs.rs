@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::db::{self, tenancy::namespaces::NamespaceRow};
 use crate::service::access::authz::{self, Action, Resource};
+use crate::service::content::quota;
 use crate::service::operations::audit::{Caller, Event};
 use crate::service::scopes::Scope;
 use crate::service::{Ctx, TenancyError, tenancy::accounts, views};
@@ -138,6 +139,14 @@ async fn view(
     } else {
         (None, None)
     };
+    let (quotas, quota_report) = if is_admin || is_member {
+        (
+            Some(quota::summaries(ctx, org.id).await?),
+            Some(quota::namespace_report(ctx, org.id).await?),
+        )
+    } else {
+        (None, None)
+    };
     Ok(api::Organization {
         name: org.name.clone(),
         email: if is_admin {
@@ -154,9 +163,34 @@ async fn view(
         invoice_email_address: is_admin.then_some(None),
         tag_expiration_s: is_admin.then_some(org.tag_expiration_s),
         is_free_account: is_admin.then_some(true),
-        quotas: (is_admin || is_member).then(Vec::new),
-        quota_report: (is_admin || is_member).then(|| views::empty_quota_report(true)),
+        quotas,
+        quota_report,
     })
+}
+
+/// `GET /api/v1/superuser/organizations/`: every organization with its quota and usage.
+pub async fn list_for_superuser(
+    ctx: &Ctx,
+    caller: &Caller,
+) -> Result<api::SuperUserOrganizations, TenancyError> {
+    authz::require(
+        ctx,
+        &caller.principal,
+        Action::SuperUser,
+        Resource::Registry,
+    )
+    .await?;
+    let mut organizations = Vec::new();
+    for org in db::tenancy::namespaces::list_orgs(ctx.db.pool()).await? {
+        organizations.push(api::SuperUserOrganization {
+            avatar: views::avatar(&org.name, org.email.as_deref(), "org"),
+            email: org.email.clone().unwrap_or_default(),
+            quotas: quota::summaries(ctx, org.id).await?,
+            quota_report: quota::namespace_report(ctx, org.id).await?,
+            name: org.name,
+        });
+    }
+    Ok(api::SuperUserOrganizations { organizations })
 }
 
 /// `PUT /api/v1/organization/{orgname}`.

@@ -7,9 +7,10 @@ use super::existing;
 use crate::db;
 use crate::oci::RepoName;
 use crate::service::access::authz::{self, Action, Resource};
+use crate::service::content::quota;
 use crate::service::operations::audit::Caller;
 use crate::service::scopes::Scope;
-use crate::service::{Ctx, Principal, RegistryError, TenancyError, views};
+use crate::service::{Ctx, Principal, RegistryError, TenancyError};
 
 /// Most entries one page of tags or catalog returns.
 pub const MAX_PAGE: i64 = 1000;
@@ -176,7 +177,7 @@ pub async fn list(
             last_modified,
             popularity,
             is_starred: r.starred,
-            quota_report: views::empty_quota_report(false),
+            quota_report: quota::repository_report(ctx, r.id).await?,
         });
     }
     Ok(api::RepositoryList {

@@ -31,6 +31,7 @@ pub use view::{get, tag_size};
 use crate::db::{self, content::manifests::ManifestRow, content::repositories::RepoRow};
 use crate::oci::{Digest, RepoName};
 use crate::service::access::authz::{self, Action, Resource};
+use crate::service::content::quota;
 use crate::service::operations::audit::{Caller, Event};
 use crate::service::{Account, Ctx, Principal, RegistryError, TenancyError};
 
@@ -440,7 +441,12 @@ pub async fn delete(
         ),
         ctx.now_ms(),
     );
-    db::content::repositories::delete(ctx.db.pool(), repo.id).await?;
+    let mut tx = ctx.db.begin().await?;
+    if db::content::repositories::lock(&mut tx, repo.id).await? {
+        quota::release_repository(ctx, &mut tx, &repo).await?;
+        db::content::repositories::delete(&mut *tx, repo.id).await?;
+    }
+    tx.commit().await?;
     ctx.pull_cache.invalidate();
     Ok(())
 }
