@@ -138,6 +138,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "proxy_cache",
         include_str!("../../migrations/0006_proxy_cache.sql"),
     ),
+    (
+        7,
+        "notifications",
+        include_str!("../../migrations/0007_notifications.sql"),
+    ),
 ];
 
 impl Db {

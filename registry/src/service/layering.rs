@@ -71,7 +71,7 @@ const DB: &[(&str, &[&str])] = &[
             "quota",
         ],
     ),
-    ("operations", &["audit|settings"]),
+    ("operations", &["audit|settings|notifications"]),
 ];
 
 /// `(group, module)` to `(group rank, rank in group)`.

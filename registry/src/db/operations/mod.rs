@@ -1,7 +1,9 @@
 //! Queries of operations: what the installation records and shares across replicas.
 //!
-//! [`audit`] (the audit log) and [`settings`] (installation-wide settings and worker leases) are
-//! independent of each other and of every other group.
+//! [`audit`] (the audit log), [`settings`] (installation-wide settings and worker leases) and
+//! [`notifications`] (repository notifications and their delivery queue) are independent of
+//! each other and of every other group.
 
 pub mod audit;
+pub mod notifications;
 pub mod settings;
