@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::db;
+use crate::service::operations::notifications;
 use crate::service::{Ctx, content::gc, content::quota, content::tags, content::uploads};
 
 /// A periodic worker.
@@ -55,6 +56,13 @@ pub const ALL: &[Worker] = &[
         name: "quota",
         interval: Duration::from_secs(60),
     },
+    // Repository notifications: raises image-expiry events and delivers the queue (see
+    // `service::operations::notifications::delivery`). Deliveries are claimed row by row, so
+    // replicas running it at once never deliver one twice.
+    Worker {
+        name: "notifications",
+        interval: Duration::from_secs(10),
+    },
 ];
 
 pub fn names() -> Vec<&'static str> {
@@ -93,6 +101,12 @@ pub async fn run_once(ctx: &Ctx, name: &str) -> anyhow::Result<String> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(format!("backfilled the quota of {done} repositories"))
+        }
+        "notifications" => {
+            let report = notifications::delivery::worker_pass(ctx)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(report.to_string())
         }
         // Repository mirroring arrives with its own issue; the worker exists so deployments that
         // run `quayside worker --only mirror` stay up, and says plainly that it does nothing yet.

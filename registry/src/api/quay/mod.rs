@@ -12,7 +12,8 @@
 //!
 //! The areas: [`discovery`], [`user`], [`superuser`], [`orgs`], [`teams`] (and team invitations),
 //! [`prototypes`] (default permissions), [`apps`] (OAuth applications), [`robots`], [`repos`],
-//! [`permissions`] (repository permissions), [`tags`] (tags, manifests, labels) and [`quota`]. Areas of
+//! [`permissions`] (repository permissions), [`tags`] (tags, manifests, labels), [`quota`] and
+//! [`notifications`] (repository notifications, in-app notifications). Areas of
 //! Quay's API not served yet answer 501, declared in [`not_implemented`].
 //!
 //! Adding an area: create its module with its handlers and its `endpoints()`, add it to the list
@@ -29,6 +30,7 @@ pub mod body;
 pub mod discovery;
 pub mod error;
 pub mod not_implemented;
+pub mod notifications;
 pub mod orgs;
 pub mod paths;
 pub mod permissions;
@@ -126,6 +128,7 @@ pub fn endpoints() -> Vec<Entry> {
         permissions::endpoints(),
         tags::endpoints(),
         quota::endpoints(),
+        notifications::endpoints(),
     ]
     .into_iter()
     .flatten()

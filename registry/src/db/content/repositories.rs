@@ -53,6 +53,14 @@ pub async fn get<'c>(ex: impl Exec<'c>, namespace: &str, name: &str) -> DbResult
     Ok(row.as_ref().map(from_row).transpose()?)
 }
 
+pub async fn by_id<'c>(ex: impl Exec<'c>, id: i64) -> DbResult<Option<RepoRow>> {
+    let row = sqlx::query(&format!("{SELECT} WHERE r.id = $1"))
+        .bind(id)
+        .fetch_optional(ex)
+        .await?;
+    Ok(row.as_ref().map(from_row).transpose()?)
+}
+
 /// Inserts a repository; an existing one is a unique violation.
 pub async fn insert<'c>(
     ex: impl Exec<'c>,

@@ -191,12 +191,7 @@ pub struct Claimed {
 /// attempt. One statement: on PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED`, so
 /// concurrent workers take different rows; on SQLite the statement runs under the database's
 /// single write lock. A claim that lapses (a worker died) makes the row due again.
-pub async fn claim(
-    tx: &mut Tx,
-    now_ms: i64,
-    until_ms: i64,
-    limit: i64,
-) -> DbResult<Vec<Claimed>> {
+pub async fn claim(tx: &mut Tx, now_ms: i64, until_ms: i64, limit: i64) -> DbResult<Vec<Claimed>> {
     let lock = match tx.backend() {
         Backend::Postgres => " FOR UPDATE OF d SKIP LOCKED",
         Backend::Sqlite => "",
