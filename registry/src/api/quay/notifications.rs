@@ -14,7 +14,7 @@ use quayside_client as api;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::{Auth, Body, Entry, ep, no_content};
+use super::{Auth, Body, Entry, ep};
 use crate::api::AppState;
 use crate::service::operations::notifications;
 use crate::service::scopes::Scope::{RepoAdmin, UserAdmin};
@@ -159,7 +159,7 @@ pub async fn delete(
     Path((ns, repo, uuid)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     notifications::delete(&s.ctx, &c, &ns, &repo, &uuid).await?;
-    Ok(no_content())
+    Ok(empty_json())
 }
 
 pub async fn reset(
@@ -168,7 +168,16 @@ pub async fn reset(
     Path((ns, repo, uuid)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     notifications::reset(&s.ctx, &c, &ns, &repo, &uuid).await?;
-    Ok(no_content())
+    Ok(empty_json())
+}
+
+/// Quay answers a reset or delete with an empty 204 that still says `application/json`.
+fn empty_json() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [(header::CONTENT_TYPE, "application/json")],
+    )
+        .into_response()
 }
 
 pub async fn test(
