@@ -256,7 +256,7 @@ pub fn days_of(value: &Value) -> Option<i64> {
         Value::String(s) => s.trim().parse::<f64>().ok()?,
         _ => return None,
     };
-    (days >= 1.0 && days <= 3650.0).then_some(days as i64)
+    (1.0..=3650.0).contains(&days).then_some(days as i64)
 }
 
 fn text<'a>(data: &'a Value, key: &str) -> &'a str {

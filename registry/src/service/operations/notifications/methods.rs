@@ -24,7 +24,8 @@ use crate::db;
 use crate::db::content::repositories::RepoRow;
 use crate::db::operations::notifications::NotificationRow;
 use crate::service::Ctx;
-use crate::service::operations::{mail, ssrf};
+use crate::service::operations::mail;
+use crate::service::operations::ssrf;
 
 /// How long one delivery may take (Quay's webhook timeout).
 pub const TIMEOUT: Duration = Duration::from_secs(5);
