@@ -4,7 +4,8 @@
 //! `repo_push` with the pushed tag, `/test` sends the event's sample payload, a failing receiver
 //! gets retries and a failure count until the limit and a reset, an image due to expire raises
 //! `repo_image_expiry` on the manual clock, a quota Warning crossing raises `quota_warning`.
-//! The `notifications` worker runs one pass at a time (`workers::run_once`), so nothing waits.
+//! The `notifications` worker runs one pass at a time (`workers::run_once`), so nothing waits;
+//! two passes at once deliver each event once.
 
 use std::process::Command;
 
@@ -761,4 +762,29 @@ async fn notifications_are_delivered_retried_and_reset(b: Backend) {
     assert_eq!(body["repository"], REPO);
     assert_eq!(body["quota_bytes"], 1_000_000);
     assert!(body["used_bytes"].as_i64().unwrap() >= 600_000, "{body}");
+
+    // Two workers at once (as on two replicas) deliver each queued event exactly once.
+    let many = HttpSink::start().await;
+    let uuid = create(
+        &s,
+        &token,
+        "repo_push",
+        "webhook",
+        json!({"url": format!("{}/many", many.url)}),
+    )
+    .await;
+    for _ in 0..30 {
+        let (status, _) = s
+            .call(
+                Some(&token),
+                Method::POST,
+                &format!("/repository/{REPO}/notification/{uuid}/test"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    tokio::join!(deliver(&s), deliver(&s));
+    deliver(&s).await;
+    assert_eq!(many.received().len(), 30);
 }
