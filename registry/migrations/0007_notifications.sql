@@ -37,6 +37,8 @@ CREATE TABLE notification_delivery (
 );
 CREATE INDEX notification_delivery_due ON notification_delivery (available_ms) WHERE state = 'pending';
 CREATE INDEX notification_delivery_notification ON notification_delivery (notification_id);
+-- Finished deliveries are forgotten after a week.
+CREATE INDEX notification_delivery_created ON notification_delivery (created_ms);
 
 -- Tags an image-expiry notification has been raised for, per expiration: each tag once for
 -- each expiration it is given.

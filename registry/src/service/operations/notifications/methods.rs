@@ -147,10 +147,7 @@ pub async fn validate(
             }
             Ok(())
         }
-        Method::QuayNotification => match targets(ctx, repo, config).await? {
-            Some(_) => Ok(()),
-            None => Ok(()),
-        },
+        Method::QuayNotification => targets(ctx, repo, config).await.map(|_| ()),
     }
 }
 
