@@ -164,6 +164,7 @@ pub struct Config {
     pub upload_expiration: Duration,
     pub gc: GcConfig,
     pub quota: QuotaConfig,
+    pub notifications: NotificationConfig,
     /// `LABELED_EXPIRATION_MINIMUM` / `LABELED_EXPIRATION_MAXIMUM`: bounds of a tag expiration
     /// set through the API, counted from the start of the tag's lifetime (seconds).
     pub expiration_bounds_s: (i64, i64),
@@ -204,6 +205,20 @@ pub struct QuotaConfig {
     /// `QUOTA_TOTAL_DELAY_SECONDS` (default 1800): how long after start the backfill waits, so
     /// a rolling deployment has finished.
     pub backfill_delay: Duration,
+}
+
+/// Repository notifications.
+#[derive(Clone, Debug)]
+pub struct NotificationConfig {
+    /// `NOTIFICATION_TASK_RUN_MINIMUM_INTERVAL_MINUTES` (Quay's, default 300): how often the
+    /// `notifications` worker looks for tags entering an image-expiry window.
+    pub expiry_scan_interval: Duration,
+    /// `FLOWDOCK_API_URL` (a Quayside extension, default `https://api.flowdock.com`): where
+    /// Flowdock notifications are posted.
+    pub flowdock_api_url: String,
+    /// `HIPCHAT_API_URL` (a Quayside extension, default `https://api.hipchat.com`): where HipChat
+    /// notifications are posted.
+    pub hipchat_api_url: String,
 }
 
 /// Label key prefixes Quay reserves for itself and image tooling (`DEFAULT_LABEL_KEY_RESERVED_PREFIXES`).
@@ -297,6 +312,12 @@ struct RawConfig {
     quota_backfill: Option<bool>,
     #[serde(rename = "QUOTA_TOTAL_DELAY_SECONDS")]
     quota_total_delay_seconds: Option<serde_yaml::Value>,
+    #[serde(rename = "NOTIFICATION_TASK_RUN_MINIMUM_INTERVAL_MINUTES")]
+    notification_task_run_minimum_interval_minutes: Option<serde_yaml::Value>,
+    #[serde(rename = "FLOWDOCK_API_URL")]
+    flowdock_api_url: Option<String>,
+    #[serde(rename = "HIPCHAT_API_URL")]
+    hipchat_api_url: Option<String>,
 }
 
 impl Config {
@@ -388,6 +409,7 @@ impl Config {
         overrides: &Overrides,
     ) -> Result<Config, ConfigError> {
         let quota = quota_config(&raw)?;
+        let notifications = notification_config(&raw)?;
         let listen = match overrides.listen {
             Some(l) => l,
             None => DEFAULT_LISTEN
@@ -565,6 +587,7 @@ impl Config {
             upload_expiration: Duration::from_secs(raw.upload_expiration_s.unwrap_or(3600)),
             gc,
             quota,
+            notifications,
             expiration_bounds_s,
             reserved_label_prefixes,
             raw: mapping,
@@ -619,6 +642,38 @@ fn quota_config(raw: &RawConfig) -> Result<QuotaConfig, ConfigError> {
         default_reject_is_zero: reject == Some(0),
         backfill: raw.quota_backfill.unwrap_or(true),
         backfill_delay: Duration::from_secs(delay as u64),
+    })
+}
+
+fn notification_config(raw: &RawConfig) -> Result<NotificationConfig, ConfigError> {
+    let minutes = raw
+        .notification_task_run_minimum_interval_minutes
+        .as_ref()
+        .filter(|v| !v.is_null())
+        .map(|v| count_value("NOTIFICATION_TASK_RUN_MINIMUM_INTERVAL_MINUTES", v))
+        .transpose()?
+        .unwrap_or(300);
+    let api_url = |key: &str, value: &Option<String>, default: &str| {
+        let url = value.as_deref().map(str::trim).unwrap_or(default);
+        match reqwest::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                Ok(url.trim_end_matches('/').to_owned())
+            }
+            _ => Err(invalid(key, format!("{url:?} is not an http(s) URL"))),
+        }
+    };
+    Ok(NotificationConfig {
+        expiry_scan_interval: Duration::from_secs(minutes as u64 * 60),
+        flowdock_api_url: api_url(
+            "FLOWDOCK_API_URL",
+            &raw.flowdock_api_url,
+            "https://api.flowdock.com",
+        )?,
+        hipchat_api_url: api_url(
+            "HIPCHAT_API_URL",
+            &raw.hipchat_api_url,
+            "https://api.hipchat.com",
+        )?,
     })
 }
 
@@ -939,6 +994,28 @@ DISTRIBUTED_STORAGE_CONFIG:
                 other => panic!("{text}: expected an error naming {key}, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn notification_keys() {
+        let c = load("NOTIFICATION_TASK_RUN_MINIMUM_INTERVAL_MINUTES: 5\nHIPCHAT_API_URL: http://proxy.example/hipchat/\n").unwrap();
+        assert_eq!(
+            c.notifications.expiry_scan_interval,
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            c.notifications.hipchat_api_url,
+            "http://proxy.example/hipchat"
+        );
+        assert_eq!(c.notifications.flowdock_api_url, "https://api.flowdock.com");
+        let e = load("NOTIFICATION_TASK_RUN_MINIMUM_INTERVAL_MINUTES: often\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("NOTIFICATION_TASK_RUN_MINIMUM_INTERVAL_MINUTES"),
+            "{e}"
+        );
+        let e = load("FLOWDOCK_API_URL: ftp://x\n").unwrap_err();
+        assert!(e.to_string().contains("FLOWDOCK_API_URL"), "{e}");
     }
 
     #[test]

@@ -154,18 +154,6 @@ async fn deliver(ctx: &Ctx, claim: &Claimed) -> Result<(), String> {
     methods::perform(ctx, &notification, &repo, event, &data).await
 }
 
-/// `NOTIFICATION_TASK_RUN_MINIMUM_INTERVAL_MINUTES`, in milliseconds.
-fn expiry_interval_ms(ctx: &Ctx) -> i64 {
-    let minutes = ctx
-        .config
-        .raw
-        .get("NOTIFICATION_TASK_RUN_MINIMUM_INTERVAL_MINUTES")
-        .and_then(serde_yaml::Value::as_i64)
-        .filter(|m| *m >= 0)
-        .unwrap_or(300);
-    minutes.saturating_mul(60_000)
-}
-
 /// Raises `repo_image_expiry` for tags entering their notifications' windows. Returns the
 /// number of events raised.
 async fn scan_expiring(ctx: &Ctx) -> Result<usize, Internal> {
@@ -174,7 +162,9 @@ async fn scan_expiring(ctx: &Ctx) -> Result<usize, Internal> {
     let last = db::operations::settings::get(pool, EXPIRY_SCAN_SETTING)
         .await?
         .and_then(|v| v.parse::<i64>().ok());
-    if last.is_some_and(|last| now >= last && now - last < expiry_interval_ms(ctx)) {
+    if last.is_some_and(|last| {
+        now >= last && now - last < ctx.config.notifications.expiry_scan_interval.as_millis() as i64
+    }) {
         return Ok(0);
     }
     db::operations::settings::put(pool, EXPIRY_SCAN_SETTING, &now.to_string()).await?;

@@ -338,7 +338,7 @@ pub async fn perform(
             post_json(ctx, string(&config, "url"), &body).await
         }
         Method::Flowdock => {
-            let base = api_base(ctx, "FLOWDOCK_API_URL", "https://api.flowdock.com");
+            let base = &ctx.config.notifications.flowdock_api_url;
             let url = format!(
                 "{base}/v1/messages/team_inbox/{}",
                 percent_encoding::utf8_percent_encode(
@@ -359,7 +359,7 @@ pub async fn perform(
             post_json(ctx, &url, &body).await
         }
         Method::Hipchat => {
-            let base = api_base(ctx, "HIPCHAT_API_URL", "https://api.hipchat.com");
+            let base = &ctx.config.notifications.hipchat_api_url;
             let room = match config.get("room_id") {
                 Some(Value::String(s)) => s.trim().to_owned(),
                 Some(other) => other.to_string(),
@@ -432,18 +432,6 @@ pub async fn perform(
             Ok(())
         }
     }
-}
-
-/// A chat service's API base URL: Quayside's `FLOWDOCK_API_URL` / `HIPCHAT_API_URL` keys
-/// (for installations behind a proxy, and tests), otherwise the service's own.
-fn api_base(ctx: &Ctx, key: &str, default: &str) -> String {
-    ctx.config
-        .raw
-        .get(key)
-        .and_then(serde_yaml::Value::as_str)
-        .unwrap_or(default)
-        .trim_end_matches('/')
-        .to_owned()
 }
 
 /// `POST`s JSON to a URL that passes the SSRF guard now; a 2xx answer is success.
