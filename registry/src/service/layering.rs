@@ -42,6 +42,7 @@ const SERVICE: &[(&str, &[&str])] = &[
             "permissions",
             "apps",
             "federation",
+            "search",
         ],
     ),
 ];
@@ -57,6 +58,7 @@ const DB: &[(&str, &[&str])] = &[
             "permissions",
             "apps",
             "tokens",
+            "search",
         ],
     ),
     (

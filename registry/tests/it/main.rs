@@ -31,6 +31,7 @@ mod quota;
 mod repos_api;
 mod robots;
 mod safety;
+mod search;
 mod storage;
 mod tags;
 mod teams;

@@ -38,6 +38,7 @@ pub mod proxycache;
 pub mod quota;
 pub mod repos;
 pub mod robots;
+pub mod search;
 pub mod superuser;
 pub mod tags;
 pub mod teams;
@@ -128,6 +129,7 @@ pub fn endpoints() -> Vec<Entry> {
         permissions::endpoints(),
         tags::endpoints(),
         quota::endpoints(),
+        search::endpoints(),
     ]
     .into_iter()
     .flatten()

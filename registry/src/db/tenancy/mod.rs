@@ -4,12 +4,13 @@
 //! organizations and robots share one table), [`teams`], [`robots`], [`permissions`] (repository
 //! permissions and default-permission prototypes), [`members`] (who belongs to an organization:
 //! its teams' accounts and direct grants), [`apps`] (OAuth applications), [`tokens`]
-//! (access tokens, stored as hashes).
+//! (access tokens, stored as hashes), [`search`] (accounts and teams by name prefix).
 
 pub mod apps;
 pub mod members;
 pub mod namespaces;
 pub mod permissions;
 pub mod robots;
+pub mod search;
 pub mod teams;
 pub mod tokens;

@@ -15,6 +15,7 @@
 //! 6. [`permissions`]: repository permissions and default-permission prototypes.
 //! 7. [`apps`]: OAuth applications and the tokens they mint.
 //! 8. [`federation`]: keyless robot logins (OIDC tokens exchanged for robot tokens).
+//! 9. [`search`]: entities by name prefix, repositories by name or description.
 
 pub mod accounts;
 pub mod apps;
@@ -23,4 +24,5 @@ pub mod members;
 pub mod orgs;
 pub mod permissions;
 pub mod robots;
+pub mod search;
 pub mod teams;
