@@ -37,10 +37,12 @@ const SERVICE: &[(&str, &[&str])] = &[
             "accounts",
             "orgs",
             "teams",
+            "members",
             "robots",
             "permissions",
             "apps",
             "federation",
+            "search",
         ],
     ),
 ];
@@ -51,10 +53,12 @@ const DB: &[(&str, &[&str])] = &[
         &[
             "namespaces",
             "teams",
+            "members",
             "robots",
             "permissions",
             "apps",
             "tokens",
+            "search",
         ],
     ),
     (

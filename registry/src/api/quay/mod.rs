@@ -29,6 +29,7 @@ pub mod apps;
 pub mod body;
 pub mod discovery;
 pub mod error;
+pub mod members;
 pub mod not_implemented;
 pub mod notifications;
 pub mod orgs;
@@ -39,6 +40,7 @@ pub mod proxycache;
 pub mod quota;
 pub mod repos;
 pub mod robots;
+pub mod search;
 pub mod superuser;
 pub mod tags;
 pub mod teams;
@@ -120,6 +122,7 @@ pub fn endpoints() -> Vec<Entry> {
         superuser::endpoints(),
         orgs::endpoints(),
         teams::endpoints(),
+        members::endpoints(),
         prototypes::endpoints(),
         proxycache::endpoints(),
         apps::endpoints(),
@@ -129,6 +132,7 @@ pub fn endpoints() -> Vec<Entry> {
         tags::endpoints(),
         quota::endpoints(),
         notifications::endpoints(),
+        search::endpoints(),
     ]
     .into_iter()
     .flatten()
