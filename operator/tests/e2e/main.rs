@@ -8,4 +8,5 @@ mod full;
 mod harness;
 mod helm;
 mod leader;
+mod quota;
 mod registry;
