@@ -85,7 +85,4 @@ pub struct ProxyCacheStatus {
     /// the Secret is noticed here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_version: Option<String>,
-    /// The operator created the organization (it never deletes it).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub created_organization: bool,
 }

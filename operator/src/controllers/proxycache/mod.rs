@@ -2,8 +2,9 @@
 //! upstream registry (the shared machinery in [`crate::content`] does the rest).
 //!
 //! Rules:
-//! - The organization is created when missing and never deleted here; deleting the resource
-//!   (`deletionPolicy: Delete`) removes the proxy configuration only.
+//! - The organization is created when missing (with an `OrganizationCreated` Event) and never
+//!   deleted here; deleting the resource (`deletionPolicy: Delete`) removes the proxy
+//!   configuration only.
 //! - The registry answers a configuration without its credentials, so the status keeps the
 //!   version of the credentials Secret (`<name>@<resourceVersion>`) the configuration was
 //!   made with; a changed Secret is applied on the next reconcile (at the latest the next
@@ -22,6 +23,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::Api;
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use quayside_client as api;
@@ -173,7 +175,6 @@ async fn sync(p: &ProxyCache, ctx: &Context, conn: &Connection) -> Result<Synced
     let previous = p.status.clone().unwrap_or_default();
     let mut changes = Vec::new();
 
-    let mut created_org = previous.created_organization;
     if found(
         c.organization(&org).await,
         &format!("read organization {org}"),
@@ -186,8 +187,16 @@ async fn sync(p: &ProxyCache, ctx: &Context, conn: &Connection) -> Result<Synced
         })
         .await
         .ctx(&format!("create organization {org}"))?;
-        changes.push(format!("created organization {org}"));
-        created_org = true;
+        // Said at once: a refused validation below would keep it out of the sync's changes.
+        content::publish(
+            ctx,
+            p,
+            EventType::Normal,
+            "OrganizationCreated",
+            "Create",
+            &format!("created organization {org} for the proxy cache"),
+        )
+        .await;
     }
 
     let current = c
@@ -235,9 +244,6 @@ async fn sync(p: &ProxyCache, ctx: &Context, conn: &Connection) -> Result<Synced
     status.insert("expirationSeconds".into(), json!(expiration));
     if let Some(v) = version {
         status.insert("credentialsVersion".into(), json!(v));
-    }
-    if created_org {
-        status.insert("createdOrganization".into(), json!(true));
     }
     Ok(Synced {
         existed,
