@@ -225,6 +225,23 @@ async fn proxy_cache_pulls_through_from_an_upstream_distribution() {
         ],
     );
 
+    // A configuration removed by hand is put back at the next resync.
+    registry
+        .api()
+        .delete_proxy_cache("cache")
+        .await
+        .expect("remove the proxy cache by hand");
+    wait_for(
+        Duration::from_secs(30),
+        "the proxy cache to be put back",
+        || async {
+            configured(&registry, "cache")
+                .await
+                .filter(|c| c.is_configured())
+        },
+    )
+    .await;
+
     // An upstream nobody listens on: UpstreamUnreachable, retried, nothing configured.
     let nowhere = format!("127.0.0.1:{}", free_port());
     let down = write_manifest(

@@ -12,7 +12,9 @@ use kube::api::{Api, DeleteParams};
 use quayside_client as qapi;
 use quayside_operator::crd::Quota;
 
-use crate::content::{NS, counting_proxy, free_port, put_secret, wait_content_in, write_manifest};
+use crate::content::{
+    NS, counting_proxy, events, free_port, put_secret, wait_content_in, write_manifest,
+};
 use crate::harness::*;
 
 /// A `quayside serve` with `config` on a free port: its child, direct address and admin token.
@@ -254,6 +256,71 @@ async fn quota_refuses_pushes_until_the_limit_is_raised() {
     assert_eq!(q.status.and_then(|s| s.limit_bytes), Some(1 << 20));
     let image = format!("{}/acme/app{pushed}:v1", registry.direct);
     push(work.path(), &format!("image {pushed}"), &image).expect("the push goes through");
+
+    // A quota changed by hand is put back at the next resync, with an event naming the change.
+    let id = views[0].id;
+    admin
+        .update_organization_quota("acme", id, &qapi::QuotaRequest::bytes(4096))
+        .await
+        .expect("change the quota by hand");
+    wait_for(Duration::from_secs(30), "the quota to be put back", || {
+        let admin = admin.clone();
+        async move {
+            admin
+                .organization_quotas("acme")
+                .await
+                .ok()
+                .filter(|q| q.first().is_some_and(|q| q.limit_bytes == 1 << 20))
+        }
+    })
+    .await;
+    let corrected = events(&client, "DriftCorrected").await;
+    assert!(
+        corrected
+            .iter()
+            .any(|n| n.contains("quota set to 1.0 MiB (was 4.0 KiB)")),
+        "{corrected:?}"
+    );
+
+    // A user's quota goes through the superuser endpoints; the API has no limits for it.
+    admin
+        .create_user(&qapi::CreateUserRequest {
+            username: "bob".into(),
+            email: Some("bob@example.com".into()),
+        })
+        .await
+        .expect("create bob");
+    let bob = write_manifest(work.path(), "bob.yaml", &quota("bob", "bob", "2Gi", "[]"));
+    apply_server_side(emu.kubeconfig_path(), NS, &bob);
+    let q: Quota = wait_content_in(&client, NS, "bob", "Ready", "True", None).await;
+    assert_eq!(q.status.and_then(|s| s.namespace_kind), Some("user".into()));
+    let views = admin
+        .superuser_quotas(qapi::QuotaNamespace::User("bob"))
+        .await
+        .expect("bob's quota");
+    assert_eq!(views[0].limit_bytes, 2 << 30);
+    let bob = write_manifest(
+        work.path(),
+        "bob.yaml",
+        &quota(
+            "bob",
+            "bob",
+            "2Gi",
+            "[{type: Reject, thresholdPercent: 90}]",
+        ),
+    );
+    apply_server_side(emu.kubeconfig_path(), NS, &bob);
+    let q: Quota =
+        wait_content_in(&client, NS, "bob", "Synced", "False", Some("InvalidSpec")).await;
+    let said = q
+        .status
+        .map(|s| s.content.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Synced")
+        .map(|c| c.message)
+        .unwrap_or_default();
+    assert!(said.contains("bob is a user"), "{said}");
 
     // Bad input: a size that is not one, a threshold over 100.
     let bad = write_manifest(
