@@ -322,6 +322,49 @@ async fn quota_refuses_pushes_until_the_limit_is_raised() {
         .unwrap_or_default();
     assert!(said.contains("bob is a user"), "{said}");
 
+    // A quota made by hand is adopted and brought to the spec (its limits exactly).
+    admin
+        .create_organization(&qapi::CreateOrganizationRequest {
+            name: "legacy".into(),
+            email: None,
+        })
+        .await
+        .expect("create legacy");
+    admin
+        .create_organization_quota("legacy", &qapi::QuotaRequest::bytes(1 << 30))
+        .await
+        .expect("a quota by hand");
+    let id = admin.organization_quotas("legacy").await.expect("quotas")[0].id;
+    admin
+        .create_organization_quota_limit(
+            "legacy",
+            id,
+            &qapi::CreateQuotaLimitRequest::new(qapi::QuotaLimitType::Warning, 70),
+        )
+        .await
+        .expect("a limit by hand");
+    let legacy = write_manifest(
+        work.path(),
+        "legacy.yaml",
+        &quota(
+            "legacy",
+            "legacy",
+            "1Gi",
+            "[{type: Reject, thresholdPercent: 90}]",
+        ),
+    );
+    apply_server_side(emu.kubeconfig_path(), NS, &legacy);
+    wait_content_in::<Quota>(&client, NS, "legacy", "Synced", "True", Some("Adopted")).await;
+    let views = admin.organization_quotas("legacy").await.expect("quotas");
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0].id, id, "the same quota, adopted");
+    let limits: Vec<_> = views[0]
+        .limits
+        .iter()
+        .map(|l| (l.kind, l.limit_percent))
+        .collect();
+    assert_eq!(limits, [(qapi::QuotaLimitType::Reject, 90)]);
+
     // Bad input: a size that is not one, a threshold over 100.
     let bad = write_manifest(
         work.path(),
