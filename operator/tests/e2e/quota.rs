@@ -224,6 +224,35 @@ async fn quota_refuses_pushes_until_the_limit_is_raised() {
     assert!(percent >= 100.0, "usedPercent {percent}");
     assert_eq!(percent, (used as f64 * 10_000.0 / 1024.0).round() / 100.0);
 
+    let (ok, table) = kubectl(emu.kubeconfig_path(), &["get", "quotas", "-n", NS]);
+    assert!(ok, "{table}");
+    let mut lines = table.lines();
+    assert!(
+        lines.next().unwrap_or_default().split_whitespace().eq([
+            "NAME",
+            "NAMESPACE",
+            "READY",
+            "SYNCED",
+            "LIMIT",
+            "USED",
+            "USED%",
+            "AGE"
+        ]),
+        "{table}"
+    );
+    let row: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[..4], ["acme", "acme", "True", "True"], "{table}");
+    assert_eq!(row[4..6], ["1.0", "KiB"], "{table}");
+    assert_eq!(
+        row.get(8).copied(),
+        Some(percent.to_string().as_str()),
+        "{table}"
+    );
+
     // A resync that finds the same usage writes nothing, to the registry or to Kubernetes.
     let k8s_before = operator.writes.count();
     let registry_before = registry_writes.load(Ordering::SeqCst);
