@@ -86,3 +86,20 @@ pub struct ProxyCacheStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_version: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proxy_cache_round_trips_through_yaml() {
+        let text = "registryRef: {name: registry}\norganization: hub\nupstream: quay.io\ncredentialsSecretRef: {name: login}\nexpiration: 3600\n";
+        let spec: ProxyCacheSpec = serde_yaml::from_str(text).unwrap();
+        assert_eq!(spec.expiration, Some(IntOrString::Int(3600)));
+        assert!(!spec.insecure);
+        let yaml = serde_yaml::to_string(&spec).unwrap();
+        assert!(!yaml.contains("insecure"), "false is left out: {yaml}");
+        let back: ProxyCacheSpec = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(back, spec);
+    }
+}

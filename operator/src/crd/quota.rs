@@ -107,3 +107,27 @@ pub struct QuotaStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub used_percent: Option<f64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quota_round_trips_through_yaml() {
+        let text = "registryRef: {name: registry}\nnamespace: acme\nlimit: 10Gi\nlimits:\n- {type: Reject, thresholdPercent: 100}\n";
+        let spec: QuotaSpec = serde_yaml::from_str(text).unwrap();
+        assert_eq!(spec.limit, IntOrString::String("10Gi".into()));
+        assert_eq!(spec.limits[0].type_, QuotaLimitKind::Reject);
+        assert_eq!(spec.deletion_policy, DeletionPolicy::Delete);
+        let back: QuotaSpec = serde_yaml::from_str(&serde_yaml::to_string(&spec).unwrap()).unwrap();
+        assert_eq!(back, spec);
+        let bytes: QuotaSpec =
+            serde_yaml::from_str("registryRef: {name: r}\nnamespace: acme\nlimit: 1048576\n")
+                .unwrap();
+        assert_eq!(bytes.limit, IntOrString::Int(1_048_576));
+        assert!(serde_yaml::from_str::<QuotaSpec>(
+            "registryRef: {name: r}\nnamespace: a\nlimit: 1\nlimits: [{type: Hard, thresholdPercent: 1}]\n"
+        )
+        .is_err());
+    }
+}
