@@ -137,9 +137,9 @@ async fn proxy_cache_pulls_through_from_an_upstream_distribution() {
         ],
     )
     .await;
-    let proxy = |name: &str, org: &str, upstream: &str, policy: &str| {
+    let proxy = |name: &str, org: &str, upstream: &str, policy: &str, resync: &str| {
         format!(
-            "apiVersion: quayside.dev/v1alpha1\nkind: ProxyCache\nmetadata: {{name: {name}}}\nspec:\n  registryRef: {{endpoint: \"http://{}\", credentialsSecretRef: {{name: registry-admin}}}}\n  organization: {org}\n  upstream: \"{upstream}\"\n  credentialsSecretRef: {{name: upstream-login}}\n  insecure: true\n  expiration: 1h\n  deletionPolicy: {policy}\n  resyncInterval: 2s\n",
+            "apiVersion: quayside.dev/v1alpha1\nkind: ProxyCache\nmetadata: {{name: {name}}}\nspec:\n  registryRef: {{endpoint: \"http://{}\", credentialsSecretRef: {{name: registry-admin}}}}\n  organization: {org}\n  upstream: \"{upstream}\"\n  credentialsSecretRef: {{name: upstream-login}}\n  insecure: true\n  expiration: 1h\n  deletionPolicy: {policy}\n  resyncInterval: {resync}\n",
             registry.direct
         )
     };
@@ -158,7 +158,7 @@ async fn proxy_cache_pulls_through_from_an_upstream_distribution() {
     let file = write_manifest(
         work.path(),
         "cache.yaml",
-        &proxy("cache", "cache", &upstream.addr, "Delete"),
+        &proxy("cache", "cache", &upstream.addr, "Delete", "1h"),
     );
     apply_server_side(emu.kubeconfig_path(), NS, &file);
     let p: ProxyCache =
@@ -181,7 +181,7 @@ async fn proxy_cache_pulls_through_from_an_upstream_distribution() {
             .is_configured()
     );
 
-    // The right password: the next reconcile configures the proxy.
+    // The right password: the Secret's change configures the proxy (the resync is an hour away).
     put_secret(
         &client,
         "upstream-login",
@@ -225,29 +225,12 @@ async fn proxy_cache_pulls_through_from_an_upstream_distribution() {
         ],
     );
 
-    // A configuration removed by hand is put back at the next resync.
-    registry
-        .api()
-        .delete_proxy_cache("cache")
-        .await
-        .expect("remove the proxy cache by hand");
-    wait_for(
-        Duration::from_secs(30),
-        "the proxy cache to be put back",
-        || async {
-            configured(&registry, "cache")
-                .await
-                .filter(|c| c.is_configured())
-        },
-    )
-    .await;
-
     // An upstream nobody listens on: UpstreamUnreachable, retried, nothing configured.
     let nowhere = format!("127.0.0.1:{}", free_port());
     let down = write_manifest(
         work.path(),
         "down.yaml",
-        &proxy("down", "down", &nowhere, "Delete"),
+        &proxy("down", "down", &nowhere, "Delete", "2s"),
     );
     apply_server_side(emu.kubeconfig_path(), NS, &down);
     let p: ProxyCache = wait_content_in(
@@ -271,10 +254,27 @@ async fn proxy_cache_pulls_through_from_an_upstream_distribution() {
     let kept = write_manifest(
         work.path(),
         "kept.yaml",
-        &proxy("kept", "kept", &upstream.addr, "Orphan"),
+        &proxy("kept", "kept", &upstream.addr, "Orphan", "2s"),
     );
     apply_server_side(emu.kubeconfig_path(), NS, &kept);
     wait_content_in::<ProxyCache>(&client, NS, "kept", "Ready", "True", None).await;
+    // A configuration removed by hand is put back at the next resync.
+    registry
+        .api()
+        .delete_proxy_cache("kept")
+        .await
+        .expect("remove the proxy cache by hand");
+    wait_for(
+        Duration::from_secs(30),
+        "the proxy cache to be put back",
+        || async {
+            configured(&registry, "kept")
+                .await
+                .filter(|c| c.is_configured())
+        },
+    )
+    .await;
+
     let api: Api<ProxyCache> = Api::namespaced(client.clone(), NS);
     for name in ["cache", "kept"] {
         api.delete(name, &DeleteParams::default())

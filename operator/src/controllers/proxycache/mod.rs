@@ -7,8 +7,7 @@
 //!   configuration only.
 //! - The registry answers a configuration without its credentials, so the status keeps the
 //!   version of the credentials Secret (`<name>@<resourceVersion>`) the configuration was
-//!   made with; a changed Secret is applied on the next reconcile (at the latest the next
-//!   resync).
+//!   made with; a changed Secret triggers a reconcile that applies it.
 //! - The registry has no call to change a configuration: a configuration that differs from
 //!   the spec is validated (`validateproxycache`), then deleted and created again. A refused
 //!   validation changes nothing and is a condition with the registry's words: wrong
@@ -278,7 +277,7 @@ fn refused(p: &ProxyCache, upstream: &str, e: api::ClientError) -> ContentError 
 }
 
 /// Runs the ProxyCache controller; a ProxyCache is also looked at again when an
-/// Organization of its organization changes.
+/// Organization of its organization or its credentials Secret changes.
 pub async fn run_controller(
     ctx: Arc<Context>,
     namespace: Option<String>,
@@ -289,7 +288,12 @@ pub async fn run_controller(
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
+        let secrets: Api<Secret> = match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
         let store = c.store();
+        let by_secret = store.clone();
         c.watches(orgs, watcher::Config::default(), move |org| {
             let name = org.object_name();
             let ns = org.namespace();
@@ -297,6 +301,23 @@ pub async fn run_controller(
                 .state()
                 .into_iter()
                 .filter(|p| p.namespace() == ns && p.spec.organization == name)
+                .map(|p| ObjectRef::from_obj(p.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        // A fixed or rotated credentials Secret is applied at once, not at the next resync.
+        .watches(secrets, watcher::Config::default(), move |secret| {
+            let name = secret.name_any();
+            let ns = secret.namespace();
+            by_secret
+                .state()
+                .into_iter()
+                .filter(|p| {
+                    p.namespace() == ns
+                        && p.spec
+                            .credentials_secret_ref
+                            .as_ref()
+                            .is_some_and(|r| r.name == name)
+                })
                 .map(|p| ObjectRef::from_obj(p.as_ref()))
                 .collect::<Vec<_>>()
         })
