@@ -538,7 +538,7 @@ pub async fn run<K, F>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{Organization, Robot};
+    use crate::crd::{Organization, ProxyCache, Quota, Robot};
     use serde::Deserialize as _;
 
     #[test]
@@ -560,13 +560,23 @@ mod tests {
                         r.validate().unwrap();
                         seen += 1;
                     }
+                    Some("Quota") => {
+                        let q: Quota = serde_yaml::from_value(v).unwrap();
+                        q.validate().unwrap();
+                        seen += 1;
+                    }
+                    Some("ProxyCache") => {
+                        let p: ProxyCache = serde_yaml::from_value(v).unwrap();
+                        p.validate().unwrap();
+                        seen += 1;
+                    }
                     _ => {}
                 }
             }
         }
         assert_eq!(
-            seen, 3,
-            "organization.yaml, organization-external.yaml, robot.yaml"
+            seen, 5,
+            "organization.yaml, organization-external.yaml, robot.yaml, quota.yaml, proxycache.yaml"
         );
     }
 

@@ -20,7 +20,7 @@ use quayside_operator::crd::{Organization, Robot};
 
 use crate::harness::*;
 
-const NS: &str = "content";
+pub const NS: &str = "content";
 const PASSWORD: &str = "admin-password1";
 
 /// A registry process on a free port, its admin token, and a proxy counting its writes.
@@ -42,7 +42,7 @@ impl Drop for External {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -98,7 +98,7 @@ async fn external_registry() -> External {
 }
 
 /// A reverse proxy to `upstream` counting every request that is not GET or HEAD.
-async fn counting_proxy(upstream: String) -> (String, Arc<AtomicUsize>) {
+pub async fn counting_proxy(upstream: String) -> (String, Arc<AtomicUsize>) {
     let writes = Arc::new(AtomicUsize::new(0));
     let counter = writes.clone();
     let http = reqwest::Client::new();
@@ -155,7 +155,7 @@ async fn counting_proxy(upstream: String) -> (String, Arc<AtomicUsize>) {
     (format!("http://{addr}"), writes)
 }
 
-async fn put_secret(client: &Client, name: &str, data: &[(&str, &str)]) {
+pub async fn put_secret(client: &Client, name: &str, data: &[(&str, &str)]) {
     let api: Api<Secret> = Api::namespaced(client.clone(), NS);
     let body = serde_json::json!({
         "apiVersion": "v1", "kind": "Secret",
@@ -174,7 +174,7 @@ async fn put_secret(client: &Client, name: &str, data: &[(&str, &str)]) {
     .expect("write a Secret");
 }
 
-fn write_manifest(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+pub fn write_manifest(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).expect("manifest");
     p
@@ -258,7 +258,7 @@ async fn secret_text_in(client: &Client, ns: &str, name: &str, key: &str) -> Str
     .unwrap_or_default()
 }
 
-async fn events(client: &Client, reason: &str) -> Vec<String> {
+pub async fn events(client: &Client, reason: &str) -> Vec<String> {
     let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), NS);
     api.list(&Default::default())
         .await
