@@ -353,6 +353,9 @@ spec:
   teams: [builders]
   secret: {{name: acme-ci-pull, namespaces: [apps]}}
   bindServiceAccounts: [builder]
+  federation:
+    - {{issuer: "{ISSUER}", subject: "system:serviceaccount:{NS}:builder"}}
+    - {{issuer: "{ISSUER}", subject: "system:serviceaccount:{NS}:deployer"}}
 "#
         ),
     );
@@ -493,7 +496,8 @@ spec:
         .collect();
     assert_eq!(pulls, ["other", "acme-ci-pull"]);
 
-    // Idle: resyncs every 2 s change nothing, in the registry or in Kubernetes.
+    // Idle (GitOps): for 60 s after convergence, resyncs every 2 s change nothing, in the
+    // registry or in Kubernetes.
     let versions = || async {
         let o = Api::<Organization>::namespaced(client.clone(), NS)
             .get("acme")
@@ -503,21 +507,31 @@ spec:
             .get("ci")
             .await
             .expect("robot");
+        let l = Api::<Organization>::namespaced(client.clone(), NS)
+            .get("legacy")
+            .await
+            .expect("org");
         let s = secret.get("acme-ci-pull").await.expect("secret");
-        (
-            o.resource_version(),
-            r.resource_version(),
-            s.resource_version(),
-        )
+        let c = copy.get("acme-ci-pull").await.expect("the copy");
+        [o, l]
+            .iter()
+            .map(|o| o.resource_version())
+            .chain([r.resource_version()])
+            .chain([s.resource_version(), c.resource_version()])
+            .collect::<Vec<_>>()
     };
     let before = versions().await;
     let registry_writes = registry.writes.load(Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    assert_eq!(
-        versions().await,
-        before,
-        "a no-op resync wrote to Kubernetes"
-    );
+    let idle_from = std::time::Instant::now();
+    while idle_from.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(
+            versions().await,
+            before,
+            "a no-op resync wrote to Kubernetes after {:?}",
+            idle_from.elapsed()
+        );
+    }
     assert_eq!(
         registry.writes.load(Ordering::SeqCst),
         registry_writes,
@@ -626,6 +640,18 @@ spec:
     )
     .expect("utf8");
     assert_eq!(copy_token, new_token, "the copy has the new token too");
+
+    let flow = Flow {
+        client: &client,
+        kubeconfig: emu.kubeconfig_path(),
+        admin: &admin,
+        registry: &registry,
+        work: work.path(),
+        reference: &reference,
+    };
+    federation_keeps_identities_set_by_hand(&flow).await;
+    scheduled_rotation(&flow).await;
+    conflicts_owners_and_orphan(&flow).await;
 
     // Bad input: each a clear condition, nothing deleted.
     let bad = write_manifest(
@@ -927,4 +953,283 @@ async fn thousand_organizations_converge_and_resync_without_writes() {
     );
     assert_eq!(resync_writes, 0, "a full resync wrote to the registry");
     operator.stop().await;
+}
+
+/// What the later steps of the external-registry flow share.
+struct Flow<'a> {
+    client: &'a Client,
+    kubeconfig: &'a Path,
+    admin: &'a qapi::Client,
+    registry: &'a External,
+    work: &'a Path,
+    /// The `registryRef: ...` line of every manifest.
+    reference: &'a str,
+}
+
+impl Flow<'_> {
+    fn apply(&self, file: &str, text: &str) {
+        let path = write_manifest(self.work, file, text);
+        apply_server_side(self.kubeconfig, NS, &path);
+    }
+
+    async fn members(&self, org: &str, team: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .admin
+            .team_members(org, team)
+            .await
+            .expect("team members")
+            .members
+            .into_iter()
+            .filter_map(|m| m.name)
+            .collect();
+        names.sort();
+        names
+    }
+
+    async fn federation(&self) -> Vec<(String, String)> {
+        let mut have: Vec<_> = self
+            .admin
+            .robot_federation(Some("acme"), "ci")
+            .await
+            .expect("federation")
+            .into_iter()
+            .map(|e| (e.issuer, e.subject))
+            .collect();
+        have.sort();
+        have
+    }
+}
+
+const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+fn sa_subject(name: &str) -> String {
+    format!("system:serviceaccount:{NS}:{name}")
+}
+
+/// Robot `ci` trusts the identities it lists (applied with the Robot); one added by hand
+/// stays when the spec drops another, which the registry then forgets.
+async fn federation_keeps_identities_set_by_hand(f: &Flow<'_>) {
+    let ours = |n: &str| (ISSUER.to_owned(), sa_subject(n));
+    assert_eq!(f.federation().await, [ours("builder"), ours("deployer")]);
+    let mut entries: Vec<qapi::FederationEntry> = f
+        .federation()
+        .await
+        .into_iter()
+        .map(|(issuer, subject)| qapi::FederationEntry { issuer, subject })
+        .collect();
+    let by_hand = ("https://issuer.example.com".to_owned(), "ci-job".to_owned());
+    entries.push(qapi::FederationEntry {
+        issuer: by_hand.0.clone(),
+        subject: by_hand.1.clone(),
+    });
+    f.admin
+        .set_robot_federation(Some("acme"), "ci", &entries)
+        .await
+        .expect("add an identity by hand");
+    let robots: Api<Robot> = Api::namespaced(f.client.clone(), NS);
+    robots
+        .patch(
+            "ci",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({
+                "spec": {"federation": [{"issuer": ISSUER, "subject": sa_subject("builder")}]},
+            })),
+        )
+        .await
+        .expect("drop an identity from the spec");
+    let r: Robot = wait_content(f.client, "ci", "Ready", "True", None).await;
+    let mut want = vec![ours("builder"), by_hand];
+    want.sort();
+    assert_eq!(
+        f.federation().await,
+        want,
+        "the dropped identity is removed, the one added by hand kept"
+    );
+    let managed: Vec<_> = r
+        .status
+        .expect("status")
+        .managed_federation
+        .into_iter()
+        .map(|e| (e.issuer, e.subject))
+        .collect();
+    assert_eq!(managed, [ours("builder")]);
+}
+
+/// A Robot rotating every 3 s: its Secret gets a new token each time, the old one is refused,
+/// and the status records when the last rotation happened and the next is due.
+async fn scheduled_rotation(f: &Flow<'_>) {
+    let reference = f.reference;
+    f.apply(
+        "rotator.yaml",
+        &format!(
+            "apiVersion: quayside.dev/v1alpha1\nkind: Robot\nmetadata: {{name: rotator}}\nspec:\n  {reference}\n  namespace: acme\n  repositories: [{{name: app, role: read}}]\n  secret: {{name: acme-rotator}}\n  rotation: {{every: 3s}}\n"
+        ),
+    );
+    let _: Robot = wait_content(f.client, "rotator", "Ready", "True", None).await;
+    let token = || async {
+        let t = secret_text(f.client, "acme-rotator", "token").await;
+        (!t.is_empty()).then_some(t)
+    };
+    let first = wait_for(Duration::from_secs(20), "the rotator's Secret", token).await;
+    let second = wait_for(Duration::from_secs(20), "a rotated token", || async {
+        token().await.filter(|t| *t != first)
+    })
+    .await;
+    wait_for(Duration::from_secs(20), "a second rotation", || async {
+        token().await.filter(|t| *t != first && *t != second)
+    })
+    .await;
+    let authfile = f.work.join("rotator-old.json");
+    let old = serde_json::json!({"auths": {f.registry.direct.clone(): {
+        "auth": base64_of(&format!("acme+rotator:{first}")),
+    }}});
+    std::fs::write(&authfile, old.to_string()).expect("authfile");
+    pull(
+        f.work,
+        &authfile,
+        &format!("{}/acme/app:v1", f.registry.direct),
+    )
+    .expect_err("a rotated-away token is refused");
+    let r: Robot = Api::namespaced(f.client.clone(), NS)
+        .get("rotator")
+        .await
+        .expect("rotator");
+    let status = r.status.expect("status");
+    let at = |s: Option<String>| {
+        chrono::DateTime::parse_from_rfc3339(&s.expect("a time")).expect("RFC 3339")
+    };
+    let (last, next) = (at(status.last_rotation_time), at(status.next_rotation_time));
+    assert_eq!((next - last).num_seconds(), 3, "next = last + every");
+    Api::<Robot>::namespaced(f.client.clone(), NS)
+        .delete("rotator", &DeleteParams::default())
+        .await
+        .expect("delete rotator");
+}
+
+/// Team membership claimed by both kinds, the `owners` rule and `deletionPolicy: Orphan`:
+/// - Robot `joiner` joins `acme/deployers`, whose exact members Organization `acme` (older)
+///   lists without it: `joiner` is in `Conflict` and creates nothing.
+/// - Organization `kept` (newer) lists the members of `devs`, which Robot `helper` (older)
+///   joined: `kept` is in `Conflict` and changes nothing until it lists the robot.
+/// - `owners` without `members` keeps a member added by hand; listed, it loses the unlisted
+///   ones but never the operator's user.
+/// - Deleting `kept` (Orphan) leaves the organization in the registry; it had no finalizer.
+async fn conflicts_owners_and_orphan(f: &Flow<'_>) {
+    let reference = f.reference;
+    f.apply(
+        "joiner.yaml",
+        &format!(
+            "apiVersion: quayside.dev/v1alpha1\nkind: Robot\nmetadata: {{name: joiner}}\nspec:\n  {reference}\n  namespace: acme\n  teams: [deployers]\n"
+        ),
+    );
+    let j: Robot = wait_content(f.client, "joiner", "Ready", "False", Some("Conflict")).await;
+    let said = &j.content_status().expect("status").conditions[0].message;
+    assert!(
+        said.contains("Organization content/acme") && said.contains("deployers"),
+        "{said}"
+    );
+    f.admin
+        .robot(Some("acme"), "joiner")
+        .await
+        .expect_err("a Robot in conflict creates nothing");
+    assert_eq!(f.members("acme", "deployers").await, ["alice"]);
+    Api::<Robot>::namespaced(f.client.clone(), NS)
+        .delete("joiner", &DeleteParams::default())
+        .await
+        .expect("delete joiner");
+
+    // The other way round: the Robot is older.
+    f.admin
+        .create_organization(&qapi::CreateOrganizationRequest {
+            name: "kept".into(),
+            email: None,
+        })
+        .await
+        .expect("create kept by hand");
+    f.admin
+        .put_team(
+            "kept",
+            "devs",
+            &qapi::TeamRequest {
+                role: "member".into(),
+                description: None,
+            },
+        )
+        .await
+        .expect("create devs by hand");
+    f.apply(
+        "helper.yaml",
+        &format!(
+            "apiVersion: quayside.dev/v1alpha1\nkind: Robot\nmetadata: {{name: helper}}\nspec:\n  {reference}\n  namespace: kept\n  teams: [devs]\n"
+        ),
+    );
+    let _: Robot = wait_content(f.client, "helper", "Ready", "True", None).await;
+    // Creation times have a resolution of one second: make the Organization surely newer.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let kept = |members: &str, owners: &str| {
+        format!(
+            "apiVersion: quayside.dev/v1alpha1\nkind: Organization\nmetadata: {{name: kept}}\nspec:\n  {reference}\n  deletionPolicy: Orphan\n  resyncInterval: 2s\n  teams:\n    - {{name: devs, members: [{members}]}}\n{owners}"
+        )
+    };
+    f.apply("kept.yaml", &kept("alice", ""));
+    let k: Organization = wait_content(f.client, "kept", "Ready", "False", Some("Conflict")).await;
+    let said = &k.content_status().expect("status").conditions[0].message;
+    assert!(
+        said.contains("Robot content/helper") && said.contains("devs"),
+        "{said}"
+    );
+    assert_eq!(
+        f.members("kept", "devs").await,
+        ["kept+helper"],
+        "an Organization in conflict changes nothing"
+    );
+    f.apply("kept.yaml", &kept("alice, kept+helper", ""));
+    let k: Organization = wait_content(f.client, "kept", "Ready", "True", None).await;
+    assert_eq!(f.members("kept", "devs").await, ["alice", "kept+helper"]);
+    assert!(
+        k.finalizers().is_empty(),
+        "deletionPolicy Orphan needs no finalizer: {:?}",
+        k.finalizers()
+    );
+
+    // owners: a member added by hand stays while the spec does not list owners' members.
+    f.admin
+        .add_team_member("kept", "owners", "alice")
+        .await
+        .expect("alice into owners");
+    f.apply(
+        "kept.yaml",
+        &kept("alice, kept+helper", "    - {name: owners, role: admin}\n"),
+    );
+    wait_content::<Organization>(f.client, "kept", "Ready", "True", None).await;
+    assert_eq!(f.members("kept", "owners").await, [ADMIN, "alice"]);
+    // Listed with no members: alice goes, the operator's own user stays.
+    f.apply(
+        "kept.yaml",
+        &kept(
+            "alice, kept+helper",
+            "    - {name: owners, role: admin, members: []}\n",
+        ),
+    );
+    wait_content::<Organization>(f.client, "kept", "Ready", "True", None).await;
+    assert_eq!(f.members("kept", "owners").await, [ADMIN]);
+    // Dropped from the spec: owners stays.
+    f.apply("kept.yaml", &kept("alice, kept+helper", ""));
+    wait_content::<Organization>(f.client, "kept", "Ready", "True", None).await;
+    assert_eq!(f.members("kept", "owners").await, [ADMIN]);
+
+    // Orphan: the resource goes at once, the organization stays.
+    let orgs: Api<Organization> = Api::namespaced(f.client.clone(), NS);
+    orgs.delete("kept", &DeleteParams::default())
+        .await
+        .expect("delete kept");
+    wait_for(Duration::from_secs(10), "kept to go", || async {
+        orgs.get_opt("kept").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    f.admin
+        .organization("kept")
+        .await
+        .expect("an orphaned organization stays in the registry");
+    assert_eq!(f.members("kept", "devs").await, ["alice", "kept+helper"]);
 }
