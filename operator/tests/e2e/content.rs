@@ -696,6 +696,42 @@ spec:
         ),
     );
     put_secret(&client, "wrong", &[("token", "not-a-token")]).await;
+    // Unknown roles never reach the operator: the CRD's enums refuse them at the API server.
+    let unknown = write_manifest(
+        work.path(),
+        "unknown-roles.yaml",
+        &format!(
+            "apiVersion: quayside.dev/v1alpha1\nkind: Organization\nmetadata: {{name: unknown-role}}\nspec:\n  {reference}\n  teams: [{{name: t1, role: superuser}}]\n---\napiVersion: quayside.dev/v1alpha1\nkind: Robot\nmetadata: {{name: unknown-role}}\nspec:\n  {reference}\n  namespace: acme\n  repositories: [{{name: app, role: owner}}]\n"
+        ),
+    );
+    let (ok, out) = kubectl(
+        emu.kubeconfig_path(),
+        &[
+            "apply",
+            "--server-side",
+            "-n",
+            NS,
+            "-f",
+            &unknown.display().to_string(),
+        ],
+    );
+    assert!(!ok, "{out}");
+    for (value, field) in [
+        ("superuser", "spec.teams[0].role"),
+        ("owner", "spec.repositories[0].role"),
+    ] {
+        assert!(
+            out.contains(&format!("Unsupported value: \"{value}\"")) && out.contains(field),
+            "{out}"
+        );
+    }
+    assert!(
+        Api::<Organization>::namespaced(client.clone(), NS)
+            .get_opt("unknown-role")
+            .await
+            .expect("read")
+            .is_none()
+    );
     apply_server_side(emu.kubeconfig_path(), NS, &bad);
     let n: Organization =
         wait_content(&client, "bad-name", "Ready", "False", Some("InvalidSpec")).await;
@@ -882,6 +918,19 @@ spec:
         .expect_err("the robot may not pull other");
 }
 
+/// CPU time (user + system) used so far by process `pid` (`self` for this one), in seconds.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command (which may hold spaces): state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // Clock ticks are 100 per second on Linux.
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
 /// Benchmark (run by hand: `cargo nextest run -p quayside-operator --run-ignored only
 /// thousand_organizations --no-capture`; figures in docs/benchmarks.md): 1,000 Organizations
 /// with one team each converge, then a full resync of all of them sends no write to the
@@ -898,9 +947,39 @@ async fn thousand_organizations_converge_and_resync_without_writes() {
     put_secret(&client, "registry-admin", &[("token", &registry.token)]).await;
     let operator = Operator::start(&emu, settings()).await;
     let api: Api<Organization> = Api::namespaced(client.clone(), NS);
-    let started = std::time::Instant::now();
-    // Created as `kubectl apply` of a large manifest would: many requests in flight.
     use futures_util::StreamExt as _;
+    use kube::runtime::{WatchStreamExt as _, watcher};
+    // Readiness is counted from a watch (started first, so no change is missed), not by
+    // listing 1,000 objects over and over.
+    let watch = api.clone();
+    let all_ready = tokio::spawn(async move {
+        let mut ready = std::collections::HashSet::new();
+        let mut changes = std::pin::pin!(
+            watcher(watch, watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+        );
+        while let Some(change) = changes.next().await {
+            let Ok(o) = change else { continue };
+            let is_ready = o.content_status().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            });
+            if is_ready {
+                ready.insert(o.name_any());
+            }
+            if ready.len() == N {
+                return;
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let cpu_before = (
+        cpu_seconds("self"),
+        cpu_seconds(&registry.child.id().to_string()),
+    );
+    // Created as `kubectl apply` of a large manifest would: many requests in flight.
     futures_util::stream::iter(0..N)
         .map(|i| {
             let api = api.clone();
@@ -923,33 +1002,25 @@ async fn thousand_organizations_converge_and_resync_without_writes() {
         .collect::<Vec<()>>()
         .await;
     let created = started.elapsed();
-    wait_for(
-        Duration::from_secs(600),
-        "every Organization Ready",
-        || async {
-            let list = api.list(&Default::default()).await.ok()?;
-            let ready = list
-                .items
-                .iter()
-                .filter(|o| {
-                    o.content_status().is_some_and(|s| {
-                        s.conditions
-                            .iter()
-                            .any(|c| c.type_ == "Ready" && c.status == "True")
-                    })
-                })
-                .count();
-            (ready == N).then_some(())
-        },
-    )
-    .await;
+    tokio::time::timeout(Duration::from_secs(600), all_ready)
+        .await
+        .expect("every Organization Ready within 10 minutes")
+        .expect("the watch");
     let converged = started.elapsed();
+    let cpu = (
+        cpu_seconds("self") - cpu_before.0,
+        cpu_seconds(&registry.child.id().to_string()) - cpu_before.1,
+    );
     let writes = registry.writes.load(Ordering::SeqCst);
     // Every Organization resyncs at least once in 35 s.
     tokio::time::sleep(Duration::from_secs(35)).await;
     let resync_writes = registry.writes.load(Ordering::SeqCst) - writes;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "BENCH organizations={N} created_in={created:?} converged_in={converged:?} registry_writes_to_converge={writes} registry_writes_in_a_full_resync={resync_writes}"
+        "BENCH load_average={:?} organizations={N} created_in={created:?} converged_in={converged:?} cpu_to_converge: emulator+operator={:.1}s registry={:.1}s registry_writes_to_converge={writes} registry_writes_in_a_full_resync={resync_writes}",
+        load.split_whitespace().take(3).collect::<Vec<_>>(),
+        cpu.0,
+        cpu.1
     );
     assert_eq!(resync_writes, 0, "a full resync wrote to the registry");
     operator.stop().await;
