@@ -309,6 +309,35 @@ mod tests {
     }
 
     #[test]
+    fn only_writes_that_can_need_a_pass_ask_for_one() {
+        let ev = |kind, object: Value, prev: Option<Value>| Event {
+            rv: 1,
+            res: "/configmaps".into(),
+            namespace: "default".into(),
+            kind,
+            object: Arc::new(object),
+            prev: prev.map(Arc::new),
+        };
+        let plain = json!({"metadata": {"name": "a"}});
+        let owned = json!({"metadata": {"name": "a", "ownerReferences": [{"uid": "u"}]}});
+        let going = json!({"metadata": {"name": "a", "deletionTimestamp": "2026-01-01T00:00:00Z"}});
+        assert!(!needs_pass(&ev(EventType::Added, plain.clone(), None)));
+        assert!(!needs_pass(&ev(
+            EventType::Modified,
+            plain.clone(),
+            Some(plain.clone())
+        )));
+        assert!(needs_pass(&ev(EventType::Deleted, plain.clone(), None)));
+        assert!(needs_pass(&ev(EventType::Added, owned.clone(), None)));
+        assert!(needs_pass(&ev(
+            EventType::Modified,
+            plain.clone(),
+            Some(owned)
+        )));
+        assert!(needs_pass(&ev(EventType::Modified, going, Some(plain))));
+    }
+
+    #[test]
     fn namespace_deletion_empties_it() {
         let c = Cluster::new(1000);
         let mut st = c.lock();
