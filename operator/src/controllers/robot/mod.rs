@@ -25,6 +25,7 @@ use base64::Engine as _;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use quayside_client as api;
@@ -32,7 +33,9 @@ use serde_json::{Map, Value, json};
 
 use crate::content::error::ApiResultExt;
 use crate::content::{self, Connection, ContentError, ContentKind, Synced};
-use crate::crd::{ContentStatus, DeletionPolicy, FederationIdentity, RegistryRef, Robot};
+use crate::crd::{
+    ContentStatus, DeletionPolicy, FederationIdentity, Organization, RegistryRef, Robot,
+};
 use crate::runtime::context::Context;
 
 /// The annotation that asks for a rotation when its value changes.
@@ -618,7 +621,10 @@ async fn set_pull_secrets(
 }
 
 /// Runs the Robot controller (see [`content::run`]); a change to a Secret it wrote brings
-/// the Secret back.
+/// the Secret back, and a change to an Organization resource reconciles the Robots of that
+/// organization (in the same Kubernetes namespace): a Robot applied with its Organization
+/// finds the organization, its teams and repositories as soon as they exist, instead of at
+/// its next resync.
 pub async fn run_controller(
     ctx: Arc<Context>,
     namespace: Option<String>,
@@ -629,7 +635,21 @@ pub async fn run_controller(
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
+        let orgs: Api<Organization> = match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let robots = c.store();
         c.owns(secrets, watcher::Config::default().labels(ROBOT_LABEL))
+            .watches(orgs, watcher::Config::default(), move |org| {
+                let name = org.object_name();
+                robots
+                    .state()
+                    .into_iter()
+                    .filter(|r| r.namespace() == org.namespace() && r.spec.namespace == name)
+                    .map(|r| ObjectRef::from_obj(r.as_ref()))
+                    .collect::<Vec<_>>()
+            })
     })
     .await;
 }

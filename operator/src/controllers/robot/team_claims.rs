@@ -8,7 +8,9 @@
 //!   one registry object.
 //! - Both sides look: the Robot controller before it writes anything, the Organization
 //!   controller likewise; each reads the other kind's resources in its own Kubernetes
-//!   namespace that point at the same registry.
+//!   namespace that point at the same registry. A Robot is re-checked whenever an
+//!   Organization of its namespace changes (the Robot controller watches them); an
+//!   Organization at its next resync or change.
 //! - There is no conflict when the Organization lists the robot among the members, or leaves
 //!   the team's membership alone (no `members`).
 
