@@ -1,6 +1,6 @@
 //! Garbage collector, namespace controller and CRD cleanup.
 //!
-//! Runs after every change that can need it (see [`needs_pass`]), and at least every 500 ms.
+//! Runs after every change that can need it (see `needs_pass`), and at least every 500 ms.
 //! One pass, under the state lock:
 //! - An object whose every `ownerReferences` entry points to a missing owner is deleted
 //!   (background). One whose owner is being deleted with `foregroundDeletion` is deleted too;
