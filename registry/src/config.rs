@@ -164,6 +164,7 @@ pub struct Config {
     pub upload_expiration: Duration,
     pub gc: GcConfig,
     pub quota: QuotaConfig,
+    pub mirror: MirrorConfig,
     /// `LABELED_EXPIRATION_MINIMUM` / `LABELED_EXPIRATION_MAXIMUM`: bounds of a tag expiration
     /// set through the API, counted from the start of the tag's lifetime (seconds).
     pub expiration_bounds_s: (i64, i64),
@@ -204,6 +205,15 @@ pub struct QuotaConfig {
     /// `QUOTA_TOTAL_DELAY_SECONDS` (default 1800): how long after start the backfill waits, so
     /// a rolling deployment has finished.
     pub backfill_delay: Duration,
+}
+
+/// Repository mirroring (`FEATURE_REPO_MIRROR` and its keys).
+#[derive(Clone, Debug)]
+pub struct MirrorConfig {
+    /// `FEATURE_REPO_MIRROR` (default off, as in Quay): the mirror API and the `mirror` worker.
+    pub enabled: bool,
+    /// `REPO_MIRROR_INTERVAL` (default 30): seconds between the `mirror` worker's passes.
+    pub interval: Duration,
 }
 
 /// Label key prefixes Quay reserves for itself and image tooling (`DEFAULT_LABEL_KEY_RESERVED_PREFIXES`).
@@ -297,6 +307,10 @@ struct RawConfig {
     quota_backfill: Option<bool>,
     #[serde(rename = "QUOTA_TOTAL_DELAY_SECONDS")]
     quota_total_delay_seconds: Option<serde_yaml::Value>,
+    #[serde(rename = "FEATURE_REPO_MIRROR")]
+    feature_repo_mirror: Option<bool>,
+    #[serde(rename = "REPO_MIRROR_INTERVAL")]
+    repo_mirror_interval: Option<serde_yaml::Value>,
 }
 
 impl Config {
@@ -388,6 +402,7 @@ impl Config {
         overrides: &Overrides,
     ) -> Result<Config, ConfigError> {
         let quota = quota_config(&raw)?;
+        let mirror = mirror_config(&raw)?;
         let listen = match overrides.listen {
             Some(l) => l,
             None => DEFAULT_LISTEN
@@ -565,6 +580,7 @@ impl Config {
             upload_expiration: Duration::from_secs(raw.upload_expiration_s.unwrap_or(3600)),
             gc,
             quota,
+            mirror,
             expiration_bounds_s,
             reserved_label_prefixes,
             raw: mapping,
@@ -619,6 +635,26 @@ fn quota_config(raw: &RawConfig) -> Result<QuotaConfig, ConfigError> {
         default_reject_is_zero: reject == Some(0),
         backfill: raw.quota_backfill.unwrap_or(true),
         backfill_delay: Duration::from_secs(delay as u64),
+    })
+}
+
+fn mirror_config(raw: &RawConfig) -> Result<MirrorConfig, ConfigError> {
+    let interval = raw
+        .repo_mirror_interval
+        .as_ref()
+        .filter(|v| !v.is_null())
+        .map(|v| count_value("REPO_MIRROR_INTERVAL", v))
+        .transpose()?
+        .unwrap_or(30);
+    if interval == 0 {
+        return Err(invalid(
+            "REPO_MIRROR_INTERVAL",
+            "must be at least one second".to_owned(),
+        ));
+    }
+    Ok(MirrorConfig {
+        enabled: raw.feature_repo_mirror.unwrap_or(false),
+        interval: Duration::from_secs(interval as u64),
     })
 }
 

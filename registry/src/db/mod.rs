@@ -138,6 +138,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "proxy_cache",
         include_str!("../../migrations/0006_proxy_cache.sql"),
     ),
+    (
+        9,
+        "mirror",
+        include_str!("../../migrations/0009_mirror.sql"),
+    ),
 ];
 
 impl Db {

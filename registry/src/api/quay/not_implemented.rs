@@ -15,7 +15,6 @@ const NOT_YET_SERVED: &[(&str, &str)] = &[
     ("build", "Builds"),
     ("trigger", "Build triggers"),
     ("notification", "Repository notifications"),
-    ("mirror", "Repository mirroring"),
     ("security", "Security scanning"),
     ("messages", "Global messages"),
 ];

@@ -53,6 +53,14 @@ pub async fn get<'c>(ex: impl Exec<'c>, namespace: &str, name: &str) -> DbResult
     Ok(row.as_ref().map(from_row).transpose()?)
 }
 
+pub async fn by_id<'c>(ex: impl Exec<'c>, repository_id: i64) -> DbResult<Option<RepoRow>> {
+    let row = sqlx::query(&format!("{SELECT} WHERE r.id = $1"))
+        .bind(repository_id)
+        .fetch_optional(ex)
+        .await?;
+    Ok(row.as_ref().map(from_row).transpose()?)
+}
+
 /// Inserts a repository; an existing one is a unique violation.
 pub async fn insert<'c>(
     ex: impl Exec<'c>,
@@ -381,4 +389,14 @@ pub async fn live_tags<'c>(
             })
         })
         .collect()
+}
+
+/// Sets a repository's state (`NORMAL`, `READ_ONLY` or `MIRROR`).
+pub async fn set_state<'c>(ex: impl Exec<'c>, repository_id: i64, state: &str) -> DbResult<()> {
+    sqlx::query("UPDATE repository SET state = $1 WHERE id = $2")
+        .bind(state)
+        .bind(repository_id)
+        .execute(ex)
+        .await?;
+    Ok(())
 }

@@ -127,6 +127,35 @@ pub enum Who {
     Robot,
 }
 
+/// A repository's state: writes are refused in `READ_ONLY`, and allowed only to the mirror's
+/// robot in `MIRROR` (whatever else the principal may do, superusers included, as in Quay).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RepoState {
+    #[default]
+    Normal,
+    ReadOnly,
+    Mirror,
+}
+
+impl RepoState {
+    pub fn parse(s: &str) -> Option<RepoState> {
+        match s {
+            "NORMAL" => Some(RepoState::Normal),
+            "READ_ONLY" => Some(RepoState::ReadOnly),
+            "MIRROR" => Some(RepoState::Mirror),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RepoState::Normal => "NORMAL",
+            RepoState::ReadOnly => "READ_ONLY",
+            RepoState::Mirror => "MIRROR",
+        }
+    }
+}
+
 /// What the database says about the principal and the resource.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Situation {
@@ -141,6 +170,10 @@ pub struct Situation {
     pub team_role: Option<TeamRole>,
     /// The strongest repository role granted to the account directly or through its teams.
     pub repo_role: Option<Role>,
+    /// The repository's state (repository questions only).
+    pub repo_state: RepoState,
+    /// The principal is the robot of the repository's mirror configuration.
+    pub mirror_robot: bool,
 }
 
 /// The pure decision, table-tested.
@@ -148,6 +181,13 @@ pub fn decide(who: Who, action: Action, resource_is_repo: bool, s: &Situation) -
     if action == Action::ListCatalog {
         // The catalog lists what each caller may see; everyone may ask.
         return !resource_is_repo;
+    }
+    if resource_is_repo && s.repo_exists && matches!(action, Action::Push | Action::Delete) {
+        match s.repo_state {
+            RepoState::ReadOnly => return false,
+            RepoState::Mirror if !s.mirror_robot => return false,
+            _ => {}
+        }
     }
     if matches!(who, Who::User { superuser: true }) {
         return true;
@@ -237,7 +277,16 @@ pub async fn can(
     let is_repo = matches!(resource, Resource::Repo(_));
     // Superusers and catalog listing need no facts.
     if matches!(who, Who::User { superuser: true }) || namespace.is_none() {
-        return Ok(decide(who, action, is_repo, &Situation::default()));
+        let mut s = Situation::default();
+        // A superuser's writes still depend on the repository's state.
+        if let (Resource::Repo(name), Action::Push | Action::Delete) = (resource, action)
+            && let Some(repo) = ctx.pull_cache.repo(&ctx.db, name, ctx.now_ms()).await?
+        {
+            s.namespace_exists = true;
+            s.repo_exists = true;
+            s.repo_state = RepoState::parse(&repo.state).unwrap_or_default();
+        }
+        return Ok(decide(who, action, is_repo, &s));
     }
     let situation = situation(ctx, principal, resource, own_namespace).await?;
     Ok(decide(who, action, is_repo, &situation))
@@ -260,6 +309,13 @@ async fn situation(
                 s.namespace_exists = true;
                 s.repo_exists = true;
                 s.repo_public = repo.is_public();
+                s.repo_state = RepoState::parse(&repo.state).unwrap_or_default();
+                if s.repo_state == RepoState::Mirror
+                    && let Some(robot) = principal.robot()
+                {
+                    s.mirror_robot =
+                        db::content::mirror::robot_of(pool, repo.id).await? == Some(robot.id);
+                }
                 (repo.namespace_id, Some(repo.id))
             }
             None => match db::tenancy::namespaces::by_name(pool, name.namespace()).await? {
@@ -553,5 +609,50 @@ mod tests {
             Action::SuperUser,
             false
         ));
+    }
+
+    /// Read-only repositories refuse every write; mirrored ones all but their robot's.
+    #[test]
+    fn repository_state_limits_writes() {
+        let su = Who::User { superuser: true };
+        let admin = Situation {
+            namespace_exists: true,
+            repo_exists: true,
+            team_role: Some(TeamRole::Admin),
+            ..Situation::default()
+        };
+        let robot = Situation {
+            repo_role: Some(Role::Write),
+            team_role: None,
+            ..admin.clone()
+        };
+        for state in [RepoState::ReadOnly, RepoState::Mirror] {
+            let a = Situation {
+                repo_state: state,
+                ..admin.clone()
+            };
+            for who in [Who::User { superuser: false }, su] {
+                assert!(!decide(who, Action::Push, true, &a), "{state:?}");
+                assert!(!decide(who, Action::Delete, true, &a), "{state:?}");
+                assert!(decide(who, Action::Pull, true, &a), "{state:?}");
+                assert!(decide(who, Action::Admin, true, &a), "{state:?}");
+            }
+        }
+        let mirror_robot = Situation {
+            repo_state: RepoState::Mirror,
+            mirror_robot: true,
+            ..robot.clone()
+        };
+        assert!(decide(Who::Robot, Action::Push, true, &mirror_robot));
+        let read_only_robot = Situation {
+            repo_state: RepoState::ReadOnly,
+            ..mirror_robot.clone()
+        };
+        assert!(!decide(Who::Robot, Action::Push, true, &read_only_robot));
+        let other_robot = Situation {
+            repo_state: RepoState::Mirror,
+            ..robot
+        };
+        assert!(!decide(Who::Robot, Action::Push, true, &other_robot));
     }
 }
