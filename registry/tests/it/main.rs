@@ -21,6 +21,7 @@ mod gc;
 mod integrity;
 mod labels;
 mod manifests;
+mod mirror;
 mod oauth;
 mod ops;
 mod orgs;
