@@ -276,6 +276,23 @@ async fn mirror_api_and_repository_states(b: Backend) {
         .await;
     assert_eq!(granted(&admin_token), json!(["pull"]));
 
+    // The REST API checks the role first, then answers the state (Quay's 503).
+    let (status, body) = s
+        .call(
+            Some(&token),
+            Method::PUT,
+            "/repository/w2org/mirrored/tag/x",
+            Some(json!({"manifest_digest": format!("sha256:{}", "0".repeat(64))})),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"message": "Repository is in read only or mirror mode: READ_ONLY"})
+        )
+    );
+
     let (status, body) = s
         .call(
             Some(&token),

@@ -2,6 +2,10 @@
 //! `/v2` protocol, the token server, `/api/v1`) asks it and nothing else decides access.
 //!
 //! The decision has three steps:
+//! A repository's state (`READ_ONLY`, `MIRROR`) limits writes here for the registry protocol
+//! and the token server; the REST API asks [`can_by_role`] and answers the state with its own
+//! error afterwards, as Quay does.
+//!
 //! 1. A `/v2` bearer token short-cuts everything: it carries the access decided when it was
 //!    issued (by this function, through [`granted_repo_actions`]).
 //! 2. An OAuth token's scopes cap what its user may do ([`scope_allows`]).
@@ -237,6 +241,28 @@ pub async fn can(
     action: Action,
     resource: Resource<'_>,
 ) -> Result<bool, Internal> {
+    can_with(ctx, principal, action, resource, true).await
+}
+
+/// [`can`] as if the repository were in the `NORMAL` state: for the REST API, which answers a
+/// writer's request to a read-only or mirrored repository with its own error (Quay's 503,
+/// `repositories::require_normal`) after this check, as Quay does.
+pub async fn can_by_role(
+    ctx: &Ctx,
+    principal: &Principal,
+    action: Action,
+    resource: Resource<'_>,
+) -> Result<bool, Internal> {
+    can_with(ctx, principal, action, resource, false).await
+}
+
+async fn can_with(
+    ctx: &Ctx,
+    principal: &Principal,
+    action: Action,
+    resource: Resource<'_>,
+    honour_state: bool,
+) -> Result<bool, Internal> {
     let who = match principal {
         // The token server grants `push` on a missing repository only to principals that may
         // create it, so a push grant also covers `CreateRepo` on that repository.
@@ -280,6 +306,7 @@ pub async fn can(
         let mut s = Situation::default();
         // A superuser's writes still depend on the repository's state.
         if let (Resource::Repo(name), Action::Push | Action::Delete) = (resource, action)
+            && honour_state
             && let Some(repo) = ctx.pull_cache.repo(&ctx.db, name, ctx.now_ms()).await?
         {
             s.namespace_exists = true;
@@ -288,7 +315,10 @@ pub async fn can(
         }
         return Ok(decide(who, action, is_repo, &s));
     }
-    let situation = situation(ctx, principal, resource, own_namespace).await?;
+    let mut situation = situation(ctx, principal, resource, own_namespace).await?;
+    if !honour_state {
+        situation.repo_state = RepoState::Normal;
+    }
     Ok(decide(who, action, is_repo, &situation))
 }
 
@@ -352,6 +382,23 @@ async fn situation(
         .filter_map(|r| Role::parse(r))
         .max();
     Ok(s)
+}
+
+/// [`can_by_role`] (the REST API's check), failing with `Forbidden` (401 for anonymous callers,
+/// 403 for known ones) when not.
+pub async fn require_by_role(
+    ctx: &Ctx,
+    principal: &Principal,
+    action: Action,
+    resource: Resource<'_>,
+) -> Result<(), crate::service::TenancyError> {
+    if can_by_role(ctx, principal, action, resource).await? {
+        Ok(())
+    } else {
+        Err(crate::service::TenancyError::Forbidden {
+            anonymous: principal.is_anonymous(),
+        })
+    }
 }
 
 /// [`can`], failing with `Forbidden` (401 for anonymous callers, 403 for known ones) when not.
