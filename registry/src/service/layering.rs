@@ -14,7 +14,7 @@ use std::path::Path;
 /// Service modules by group, each group in its documented order; the group's index is its rank.
 const SERVICE: &[(&str, &[&str])] = &[
     ("access", &["jwt", "passwords", "authz", "auth"]),
-    ("operations", &["audit|mail"]),
+    ("operations", &["audit|mail|ssrf"]),
     (
         "content",
         &[
@@ -38,6 +38,7 @@ const SERVICE: &[(&str, &[&str])] = &[
             "accounts",
             "orgs",
             "teams",
+            "members",
             "robots",
             "permissions",
             "apps",
@@ -52,6 +53,7 @@ const DB: &[(&str, &[&str])] = &[
         &[
             "namespaces",
             "teams",
+            "members",
             "robots",
             "permissions",
             "apps",

@@ -21,6 +21,7 @@ mod gc;
 mod integrity;
 mod labels;
 mod manifests;
+mod members;
 mod mirror;
 mod oauth;
 mod ops;

@@ -28,6 +28,7 @@ pub mod apps;
 pub mod body;
 pub mod discovery;
 pub mod error;
+pub mod members;
 pub mod mirror;
 pub mod not_implemented;
 pub mod orgs;
@@ -119,6 +120,7 @@ pub fn endpoints() -> Vec<Entry> {
         superuser::endpoints(),
         orgs::endpoints(),
         teams::endpoints(),
+        members::endpoints(),
         prototypes::endpoints(),
         proxycache::endpoints(),
         apps::endpoints(),

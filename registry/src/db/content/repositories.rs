@@ -93,7 +93,25 @@ pub async fn insert<'c>(
 /// not: the repository was deleted since it was looked up, and anything it inserted would
 /// violate a foreign key. Once this answered `true`, a concurrent delete waits for the
 /// transaction to end.
+///
+/// On PostgreSQL the namespace row is share-locked first (`FOR KEY SHARE`, what a foreign-key
+/// check of a row referencing it takes): a namespace delete locks the namespace and then, by
+/// cascade, its repositories, so a writer that locked the repository and only later touched a
+/// row referencing the namespace (the quota accounting) would deadlock with it. Taking the
+/// locks in the deleter's order makes the writer wait for the delete and then find nothing.
 pub async fn lock(tx: &mut Tx, repository_id: i64) -> DbResult<bool> {
+    if tx.backend() == Backend::Postgres {
+        let namespace = sqlx::query(
+            "SELECT n.id FROM namespace n JOIN repository r ON r.namespace_id = n.id \
+             WHERE r.id = $1 FOR KEY SHARE OF n",
+        )
+        .bind(repository_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if namespace.is_none() {
+            return Ok(false);
+        }
+    }
     let sql = match tx.backend() {
         Backend::Postgres => "SELECT id FROM repository WHERE id = $1 FOR NO KEY UPDATE",
         Backend::Sqlite => "SELECT id FROM repository WHERE id = $1",

@@ -143,6 +143,7 @@ pub async fn put(
             // Deleted since it was looked up: nothing may reference it any more.
             return Err(RegistryError::NameUnknown);
         }
+        ctx.pauses.point("manifests.repository_locked").await;
         check_references(&mut tx, repo.id, &required, &children).await?;
         let existed = db::content::manifests::id_of(&mut *tx, repo.id, digest.as_str())
             .await?
