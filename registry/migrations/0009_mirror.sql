@@ -3,7 +3,7 @@
 -- installation key (as proxy-cache credentials are) and never stored in the clear.
 --
 -- Scheduling: a mirror is due when it is enabled, its repository is in the MIRROR state and
--- either `sync_start_ms` has passed or `sync_status` is SYNC_NOW; a worker claims it by setting
+-- either `sync_start_ms` (and `retry_after_ms`) has passed or `sync_status` is SYNC_NOW; a worker claims it by setting
 -- `sync_status` to SYNCING, `claimed_by` and the lease `sync_expiration_ms` in one statement, so
 -- one replica syncs it; a claim whose lease ran out (a crashed worker) may be claimed again.
 CREATE TABLE repo_mirror (
@@ -22,6 +22,8 @@ CREATE TABLE repo_mirror (
     -- While SYNCING: until when the claim holds.
     sync_expiration_ms BIGINT,
     sync_retries_remaining BIGINT NOT NULL DEFAULT 3,
+    -- After a failure with retries left: not before this time (the next worker pass).
+    retry_after_ms BIGINT,
     sync_status TEXT NOT NULL DEFAULT 'NEVER_RUN',
     -- What the last sync reported (the failure's reason), for logs and the operator.
     sync_message TEXT,

@@ -687,7 +687,17 @@ async fn mirror_sync_with_a_robot(b: Backend) {
             .any(|(t, _)| t == "v3")
     );
 
-    // Wrong credentials: FAIL, a retry used, and the reason in the audit log.
+    // Wrong credentials on a scheduled mirror (its start has passed; no sync-now): FAIL with the
+    // reason logged, retried at the next passes, then the next interval with retries restored.
+    let (status, _) = s
+        .call(
+            Some(&token),
+            Method::PUT,
+            cfg,
+            Some(json!({"is_enabled": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
     let locked = Distribution::start(Some(("puller", "pull-secret-1"))).await;
     push_upstream(
         &format!("http://{}", locked.addr),
@@ -697,6 +707,14 @@ async fn mirror_sync_with_a_robot(b: Backend) {
         &v1,
     )
     .await;
+    let now = s.ctx().now_ms();
+    let start_ms = now - now % 1000 - 600_000;
+    let date = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
     let (status, body) = s
         .call(
             Some(&token),
@@ -706,33 +724,30 @@ async fn mirror_sync_with_a_robot(b: Backend) {
                 "external_reference": format!("{}/team/app", locked.addr),
                 "external_registry_username": "puller", "external_registry_password": "wrong-password",
                 "external_registry_config": {"verify_tls": false},
-                "sync_interval": 3600, "sync_start_date": "2030-01-01T00:00:00Z",
+                "sync_interval": 3600, "sync_start_date": date(start_ms),
                 "root_rule": {"rule_kind": "tag_glob_csv", "rule_value": ["*"]},
                 "robot_username": "w2org+bot",
             })),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    s.call(
-        Some(&token),
-        Method::PUT,
-        "/repository/w2org/private/changestate",
-        Some(json!({"state": "MIRROR"})),
-    )
-    .await;
-    s.call(
-        Some(&token),
-        Method::POST,
-        "/repository/w2org/private/mirror/sync-now",
-        None,
-    )
-    .await;
-    assert_eq!(
+    let (status, _) = s
+        .call(
+            Some(&token),
+            Method::PUT,
+            "/repository/w2org/private/changestate",
+            Some(json!({"state": "MIRROR"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let pass = || async {
         quayside::workers::run_once(s.ctx(), "mirror")
             .await
-            .unwrap(),
-        "mirrors synced: 0, failed: 1, cancelled: 0"
-    );
+            .unwrap()
+    };
+    const FAILED: &str = "mirrors synced: 0, failed: 1, cancelled: 0";
+    const NOTHING: &str = "mirrors synced: 0, failed: 0, cancelled: 0";
+    assert_eq!(pass().await, FAILED);
     let view = mirror_view(&s, &token, "w2org/private").await;
     assert_eq!(view["sync_status"], "FAIL");
     assert_eq!(view["sync_retries_remaining"], 2);
@@ -747,29 +762,40 @@ async fn mirror_sync_with_a_robot(b: Backend) {
     let message = metadata["message"].as_str().unwrap();
     assert!(message.contains("refused the credentials"), "{message}");
     assert!(!message.contains("wrong-password"), "{message}");
-    // With the right password the next sync succeeds.
-    s.call(
-        Some(&token),
-        Method::PUT,
-        "/repository/w2org/private/mirror",
-        Some(json!({"external_registry_password": "pull-secret-1"})),
-    )
-    .await;
-    s.call(
-        Some(&token),
-        Method::POST,
-        "/repository/w2org/private/mirror/sync-now",
-        None,
-    )
-    .await;
+    // Not again in the same pass; again at the next ones.
+    assert_eq!(pass().await, NOTHING);
+    s.clock.advance_ms(31_000);
+    assert_eq!(pass().await, FAILED);
     assert_eq!(
-        quayside::workers::run_once(s.ctx(), "mirror")
-            .await
-            .unwrap(),
-        "mirrors synced: 1, failed: 0, cancelled: 0"
+        mirror_view(&s, &token, "w2org/private").await["sync_retries_remaining"],
+        1
     );
+    s.clock.advance_ms(31_000);
+    assert_eq!(pass().await, FAILED);
+    let view = mirror_view(&s, &token, "w2org/private").await;
+    assert_eq!(view["sync_retries_remaining"], 3);
+    assert_eq!(view["sync_start_date"], date(start_ms + 3_600_000));
+    s.clock.advance_ms(31_000);
+    assert_eq!(pass().await, NOTHING);
+
+    // With the right password, the scheduled sync succeeds at its time.
+    let (status, _) = s
+        .call(
+            Some(&token),
+            Method::PUT,
+            "/repository/w2org/private/mirror",
+            Some(json!({"external_registry_password": "pull-secret-1"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    s.clock.set_ms(start_ms + 3_600_000 + 1_000);
+    assert_eq!(pass().await, "mirrors synced: 1, failed: 0, cancelled: 0");
     assert_eq!(
         live_tags(&s, &token, "w2org/private").await,
         vec![("latest".to_owned(), v1.digest.clone())]
+    );
+    assert_eq!(
+        mirror_view(&s, &token, "w2org/private").await["sync_start_date"],
+        date(start_ms + 2 * 3_600_000)
     );
 }

@@ -219,7 +219,8 @@ pub async fn claim_due(
     lease_until: i64,
 ) -> DbResult<Option<MirrorRow>> {
     let due = "m.is_enabled = $2 AND r.state = 'MIRROR' AND \
-         ((m.sync_status <> 'SYNCING' AND (m.sync_start_ms <= $1 OR m.sync_status = 'SYNC_NOW')) \
+         ((m.sync_status <> 'SYNCING' AND ((m.sync_start_ms <= $1 \
+           AND (m.retry_after_ms IS NULL OR m.retry_after_ms <= $1)) OR m.sync_status = 'SYNC_NOW')) \
           OR (m.sync_status = 'SYNCING' AND (m.sync_expiration_ms IS NULL OR m.sync_expiration_ms < $1)))";
     let lock = match tx.backend() {
         Backend::Postgres => "FOR UPDATE OF m SKIP LOCKED",
@@ -276,6 +277,8 @@ pub struct Outcome<'a> {
     pub message: Option<&'a str>,
     pub next_start_ms: i64,
     pub retries_remaining: i64,
+    /// After a failure with retries left: the earliest next try.
+    pub retry_after_ms: Option<i64>,
 }
 
 /// Records a claimed sync's end, if the claim is still the holder's; returns whether it was.
@@ -287,7 +290,7 @@ pub async fn finish<'c>(
 ) -> DbResult<bool> {
     let done = sqlx::query(
         "UPDATE repo_mirror SET sync_status = $3, sync_message = $4, sync_start_ms = $5, \
-         sync_retries_remaining = $6, sync_expiration_ms = NULL, claimed_by = NULL \
+         sync_retries_remaining = $6, retry_after_ms = $7, sync_expiration_ms = NULL, claimed_by = NULL \
          WHERE repository_id = $1 AND claimed_by = $2 AND sync_status = 'SYNCING'",
     )
     .bind(repository_id)
@@ -296,6 +299,7 @@ pub async fn finish<'c>(
     .bind(outcome.message)
     .bind(outcome.next_start_ms)
     .bind(outcome.retries_remaining)
+    .bind(outcome.retry_after_ms)
     .execute(ex)
     .await?;
     Ok(done.rows_affected() > 0)

@@ -15,8 +15,9 @@
 //!   `skopeo_timeout_interval` seconds renewed at each tag) once across replicas
 //!   (`db::content::mirror::claim_due`). After a success, or a failure with no retries left,
 //!   the next sync is the next multiple of `sync_interval` after the scheduled start and the
-//!   retries are restored (3); a failure with retries left keeps the schedule, so the next pass
-//!   tries again.
+//!   retries are restored (3); a failure with retries left keeps the schedule and is tried
+//!   again at the worker's next pass when that schedule has passed (a requested sync of a
+//!   mirror scheduled later waits for it, as in Quay).
 //! - A sync lists the upstream's tags, copies those matching the globs of `root_rule` (each
 //!   tag's manifest, a list's children, and their blobs, digests verified) by pushing them as the
 //!   robot through the same services a push uses (so quota, labels and accounting apply), then
@@ -803,6 +804,9 @@ async fn sync(ctx: &Ctx, holder: &str, row: &MirrorRow) -> Result<Synced, Intern
             message: Some(&message),
             next_start_ms: next,
             retries_remaining: retries,
+            // A retry waits for the worker's next pass (never again in this one).
+            retry_after_ms: (status == rows::FAIL && retries < MAX_RETRIES)
+                .then(|| now.saturating_add(ctx.config.mirror.interval.as_millis() as i64)),
         },
     )
     .await?;
