@@ -994,6 +994,20 @@ DISTRIBUTED_STORAGE_CONFIG:
     }
 
     #[test]
+    fn mirror_keys() {
+        let c = load("FEATURE_REPO_MIRROR: true\nREPO_MIRROR_INTERVAL: \"45\"\n").unwrap();
+        assert!(c.mirror.enabled);
+        assert_eq!(c.mirror.interval, Duration::from_secs(45));
+        let c = load("SERVER_HOSTNAME: r.example.com\n").unwrap();
+        assert!(!c.mirror.enabled);
+        assert_eq!(c.mirror.interval, Duration::from_secs(30));
+        for bad in ["REPO_MIRROR_INTERVAL: 0\n", "REPO_MIRROR_INTERVAL: often\n"] {
+            let e = load(bad).unwrap_err();
+            assert!(e.to_string().contains("REPO_MIRROR_INTERVAL"), "{e}");
+        }
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration_s("2w"), Some(1_209_600));
         assert_eq!(parse_duration_s("0s"), Some(0));
