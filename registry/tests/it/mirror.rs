@@ -321,6 +321,45 @@ async fn mirror_api_and_repository_states(b: Backend) {
         upload_start(&s, ADMIN, ADMIN_PASSWORD, "w2org/mirrored").await,
         StatusCode::ACCEPTED
     );
+    // A push token issued before the repository became read-only no longer pushes.
+    let push_token = s
+        .token(
+            Some((ADMIN, ADMIN_PASSWORD)),
+            &["repository:w2org/mirrored:push,pull"],
+        )
+        .await;
+    let mut actions: Vec<String> = serde_json::from_value(granted(&push_token)).unwrap();
+    actions.sort();
+    assert_eq!(actions, ["pull", "push"]);
+    let state = |state: &'static str| {
+        let (s, token) = (&s, &token);
+        async move {
+            let (status, _) = s
+                .call(
+                    Some(token),
+                    Method::PUT,
+                    "/repository/w2org/mirrored/changestate",
+                    Some(json!({ "state": state })),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK);
+        }
+    };
+    state("READ_ONLY").await;
+    let start = |t: String| {
+        let s = &s;
+        async move {
+            s.as_bearer(&t)
+                .request(Method::POST, "/v2/w2org/mirrored/blobs/uploads/")
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(start(push_token.clone()).await, StatusCode::UNAUTHORIZED);
+    state("NORMAL").await;
+    assert_eq!(start(push_token).await, StatusCode::ACCEPTED);
 
     // The sync requested above (never run: the mirror is disabled) is cancelled; then nothing
     // runs or is requested, and there is nothing to cancel.

@@ -270,6 +270,9 @@ async fn can_with(
             return Ok(match resource {
                 Resource::Repo(name) => {
                     grant.allows("repository", name.as_str(), action.scope_action())
+                        && (!honour_state
+                            || !matches!(action, Action::Push | Action::Delete)
+                            || state_allows_write(ctx, principal, name).await?)
                 }
                 // As in Quay, the catalog answers every token, scoped or not: it lists what the
                 // token's account may see (nothing for an anonymous token).
@@ -320,6 +323,28 @@ async fn can_with(
         situation.repo_state = RepoState::Normal;
     }
     Ok(decide(who, action, is_repo, &situation))
+}
+
+/// Whether the repository's state (now, not when a token was issued) lets `principal` write:
+/// `NORMAL` (or missing), or `MIRROR` for the mirror's robot.
+async fn state_allows_write(
+    ctx: &Ctx,
+    principal: &Principal,
+    name: &RepoName,
+) -> Result<bool, Internal> {
+    let Some(repo) = ctx.pull_cache.repo(&ctx.db, name, ctx.now_ms()).await? else {
+        return Ok(true);
+    };
+    Ok(match RepoState::parse(&repo.state).unwrap_or_default() {
+        RepoState::Normal => true,
+        RepoState::ReadOnly => false,
+        RepoState::Mirror => match principal.robot() {
+            Some(robot) => {
+                db::content::mirror::robot_of(ctx.db.pool(), repo.id).await? == Some(robot.id)
+            }
+            None => false,
+        },
+    })
 }
 
 async fn situation(
