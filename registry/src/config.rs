@@ -165,6 +165,7 @@ pub struct Config {
     pub gc: GcConfig,
     pub quota: QuotaConfig,
     pub notifications: NotificationConfig,
+    pub mirror: MirrorConfig,
     /// `LABELED_EXPIRATION_MINIMUM` / `LABELED_EXPIRATION_MAXIMUM`: bounds of a tag expiration
     /// set through the API, counted from the start of the tag's lifetime (seconds).
     pub expiration_bounds_s: (i64, i64),
@@ -219,6 +220,15 @@ pub struct NotificationConfig {
     /// `HIPCHAT_API_URL` (a Quayside extension, default `https://api.hipchat.com`): where HipChat
     /// notifications are posted.
     pub hipchat_api_url: String,
+}
+
+/// Repository mirroring (`FEATURE_REPO_MIRROR` and its keys).
+#[derive(Clone, Debug)]
+pub struct MirrorConfig {
+    /// `FEATURE_REPO_MIRROR` (default off, as in Quay): the mirror API and the `mirror` worker.
+    pub enabled: bool,
+    /// `REPO_MIRROR_INTERVAL` (default 30): seconds between the `mirror` worker's passes.
+    pub interval: Duration,
 }
 
 /// Label key prefixes Quay reserves for itself and image tooling (`DEFAULT_LABEL_KEY_RESERVED_PREFIXES`).
@@ -318,6 +328,10 @@ struct RawConfig {
     flowdock_api_url: Option<String>,
     #[serde(rename = "HIPCHAT_API_URL")]
     hipchat_api_url: Option<String>,
+    #[serde(rename = "FEATURE_REPO_MIRROR")]
+    feature_repo_mirror: Option<bool>,
+    #[serde(rename = "REPO_MIRROR_INTERVAL")]
+    repo_mirror_interval: Option<serde_yaml::Value>,
 }
 
 impl Config {
@@ -410,6 +424,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let quota = quota_config(&raw)?;
         let notifications = notification_config(&raw)?;
+        let mirror = mirror_config(&raw)?;
         let listen = match overrides.listen {
             Some(l) => l,
             None => DEFAULT_LISTEN
@@ -588,6 +603,7 @@ impl Config {
             gc,
             quota,
             notifications,
+            mirror,
             expiration_bounds_s,
             reserved_label_prefixes,
             raw: mapping,
@@ -674,6 +690,26 @@ fn notification_config(raw: &RawConfig) -> Result<NotificationConfig, ConfigErro
             &raw.hipchat_api_url,
             "https://api.hipchat.com",
         )?,
+    })
+}
+
+fn mirror_config(raw: &RawConfig) -> Result<MirrorConfig, ConfigError> {
+    let interval = raw
+        .repo_mirror_interval
+        .as_ref()
+        .filter(|v| !v.is_null())
+        .map(|v| count_value("REPO_MIRROR_INTERVAL", v))
+        .transpose()?
+        .unwrap_or(30);
+    if interval == 0 {
+        return Err(invalid(
+            "REPO_MIRROR_INTERVAL",
+            "must be at least one second".to_owned(),
+        ));
+    }
+    Ok(MirrorConfig {
+        enabled: raw.feature_repo_mirror.unwrap_or(false),
+        interval: Duration::from_secs(interval as u64),
     })
 }
 
@@ -1032,6 +1068,20 @@ DISTRIBUTED_STORAGE_CONFIG:
         assert_eq!(c.quota.default_reject_bytes, None);
         let e = load("QUOTA_TOTAL_DELAY_SECONDS: soon\n").unwrap_err();
         assert!(e.to_string().contains("QUOTA_TOTAL_DELAY_SECONDS"), "{e}");
+    }
+
+    #[test]
+    fn mirror_keys() {
+        let c = load("FEATURE_REPO_MIRROR: true\nREPO_MIRROR_INTERVAL: \"45\"\n").unwrap();
+        assert!(c.mirror.enabled);
+        assert_eq!(c.mirror.interval, Duration::from_secs(45));
+        let c = load("SERVER_HOSTNAME: r.example.com\n").unwrap();
+        assert!(!c.mirror.enabled);
+        assert_eq!(c.mirror.interval, Duration::from_secs(30));
+        for bad in ["REPO_MIRROR_INTERVAL: 0\n", "REPO_MIRROR_INTERVAL: often\n"] {
+            let e = load(bad).unwrap_err();
+            assert!(e.to_string().contains("REPO_MIRROR_INTERVAL"), "{e}");
+        }
     }
 
     #[test]

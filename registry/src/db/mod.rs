@@ -143,6 +143,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "notifications",
         include_str!("../../migrations/0007_notifications.sql"),
     ),
+    (
+        9,
+        "mirror",
+        include_str!("../../migrations/0009_mirror.sql"),
+    ),
 ];
 
 impl Db {

@@ -29,6 +29,7 @@ const SERVICE: &[(&str, &[&str])] = &[
             "gc",
             "upstream",
             "proxy_cache",
+            "mirror",
         ],
     ),
     (
@@ -71,7 +72,7 @@ const DB: &[(&str, &[&str])] = &[
             "blobs",
             "uploads",
             "gc",
-            "proxy_cache",
+            "proxy_cache|mirror",
             "quota",
         ],
     ),

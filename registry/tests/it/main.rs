@@ -22,6 +22,7 @@ mod integrity;
 mod labels;
 mod manifests;
 mod members;
+mod mirror;
 mod notifications;
 mod oauth;
 mod ops;

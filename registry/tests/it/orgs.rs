@@ -668,11 +668,6 @@ async fn features_not_served_yet_answer_not_implemented(b: Backend) {
         ),
         (Method::GET, "/organization/testorg/logs", "Usage logs"),
         (Method::GET, "/repository/testorg/hello/build/", "Builds"),
-        (
-            Method::GET,
-            "/repository/testorg/hello/mirror",
-            "Repository mirroring",
-        ),
         (Method::GET, "/user/aggregatelogs", "Usage logs"),
     ] {
         let (status, body) = s.call(Some(&token), method, path, Some(json!({}))).await;
@@ -687,8 +682,8 @@ async fn features_not_served_yet_answer_not_implemented(b: Backend) {
     // A refused request with a body closes its connection, and says so.
     let r = s
         .as_bearer(&token)
-        .request(Method::POST, "/api/v1/repository/testorg/hello/mirror")
-        .json(&json!({"external_reference": "quay.io/x/y"}))
+        .request(Method::POST, "/api/v1/repository/testorg/hello/build/")
+        .json(&json!({"archive_url": "https://example.com/x.tar.gz"}))
         .send()
         .await
         .unwrap();

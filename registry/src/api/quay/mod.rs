@@ -12,8 +12,9 @@
 //!
 //! The areas: [`discovery`], [`user`], [`superuser`], [`orgs`], [`teams`] (and team invitations),
 //! [`prototypes`] (default permissions), [`apps`] (OAuth applications), [`robots`], [`repos`],
-//! [`permissions`] (repository permissions), [`tags`] (tags, manifests, labels), [`quota`] and
-//! [`notifications`] (repository notifications, in-app notifications). Areas of
+//! [`permissions`] (repository permissions), [`tags`] (tags, manifests, labels), [`quota`],
+//! [`notifications`] (repository notifications, in-app notifications) and [`mirror`]
+//! (repository mirroring and state). Areas of
 //! Quay's API not served yet answer 501, declared in [`not_implemented`].
 //!
 //! Adding an area: create its module with its handlers and its `endpoints()`, add it to the list
@@ -30,6 +31,7 @@ pub mod body;
 pub mod discovery;
 pub mod error;
 pub mod members;
+pub mod mirror;
 pub mod not_implemented;
 pub mod notifications;
 pub mod orgs;
@@ -133,6 +135,7 @@ pub fn endpoints() -> Vec<Entry> {
         quota::endpoints(),
         notifications::endpoints(),
         search::endpoints(),
+        mirror::endpoints(),
     ]
     .into_iter()
     .flatten()

@@ -14,7 +14,6 @@ const NOT_YET_SERVED: &[(&str, &str)] = &[
     ("exportlogs", "Usage logs"),
     ("build", "Builds"),
     ("trigger", "Build triggers"),
-    ("mirror", "Repository mirroring"),
     ("security", "Security scanning"),
     ("messages", "Global messages"),
 ];

@@ -458,3 +458,13 @@ pub async fn live_tags<'c>(
         })
         .collect()
 }
+
+/// Sets a repository's state (`NORMAL`, `READ_ONLY` or `MIRROR`).
+pub async fn set_state<'c>(ex: impl Exec<'c>, repository_id: i64, state: &str) -> DbResult<()> {
+    sqlx::query("UPDATE repository SET state = $1 WHERE id = $2")
+        .bind(state)
+        .bind(repository_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
