@@ -520,6 +520,19 @@ async fn mirror_sync_with_a_robot(b: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    // The admin is told of finished syncs in the app (repository notification).
+    let (status, body) = s
+        .call(
+            Some(&token),
+            Method::POST,
+            "/repository/w2org/mirrored/notification/",
+            Some(
+                json!({"event": "repo_mirror_sync_success", "method": "quay_notification",
+                        "config": {"target": {"kind": "user", "name": ADMIN}}, "eventConfig": {}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     // Not in the MIRROR state yet: nothing is synced.
     let (status, _) = s
         .call(Some(&token), Method::POST, &format!("{cfg}/sync-now"), None)
@@ -580,6 +593,23 @@ async fn mirror_sync_with_a_robot(b: Backend) {
     assert_eq!(count("repo_mirror_sync_started"), 1);
     assert_eq!(count("repo_mirror_sync_success"), 1);
     assert_eq!(count("repo_mirror_sync_tag_success"), 4);
+    quayside::workers::run_once(s.ctx(), "notifications")
+        .await
+        .unwrap();
+    let (_, notes) = s
+        .call(Some(&token), Method::GET, "/user/notifications", None)
+        .await;
+    let synced: Vec<&Value> = notes["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "repo_mirror_sync_success")
+        .collect();
+    assert_eq!(synced.len(), 1, "{notes}");
+    assert_eq!(
+        synced[0]["metadata"]["repository"], "w2org/mirrored",
+        "{notes}"
+    );
 
     // skopeo pulls the mirrored tags from Quayside, the index with every architecture.
     let work = tempfile::tempdir().unwrap();
