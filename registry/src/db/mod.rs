@@ -138,6 +138,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "proxy_cache",
         include_str!("../../migrations/0006_proxy_cache.sql"),
     ),
+    (
+        8,
+        "usage_logs",
+        include_str!("../../migrations/0008_usage_logs.sql"),
+    ),
 ];
 
 impl Db {

@@ -14,7 +14,7 @@ use std::path::Path;
 /// Service modules by group, each group in its documented order; the group's index is its rank.
 const SERVICE: &[(&str, &[&str])] = &[
     ("access", &["jwt", "passwords", "authz", "auth"]),
-    ("operations", &["audit|mail"]),
+    ("operations", &["audit|mail|messages", "logs"]),
     (
         "content",
         &[
@@ -71,7 +71,7 @@ const DB: &[(&str, &[&str])] = &[
             "quota",
         ],
     ),
-    ("operations", &["audit|settings"]),
+    ("operations", &["audit|logs|messages|settings"]),
 ];
 
 /// `(group, module)` to `(group rank, rank in group)`.

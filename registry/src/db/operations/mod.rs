@@ -1,7 +1,10 @@
 //! Queries of operations: what the installation records and shares across replicas.
 //!
-//! [`audit`] (the audit log) and [`settings`] (installation-wide settings and worker leases) are
-//! independent of each other and of every other group.
+//! [`audit`] (the audit log), [`logs`] (reading, exporting and archiving it for the usage-logs
+//! API), [`messages`] (global messages) and [`settings`] (installation-wide settings and worker
+//! leases) are independent of each other and of every other group.
 
 pub mod audit;
+pub mod logs;
+pub mod messages;
 pub mod settings;
