@@ -154,6 +154,10 @@ pub struct Config {
     pub robots_disallow: bool,
     /// `ROBOTS_WHITELIST`: robots that may still log in when robots are disallowed.
     pub robots_whitelist: Vec<String>,
+    /// `SSRF_ALLOWED_HOSTS`: hosts, IP addresses and CIDR blocks that outbound requests to
+    /// user-chosen URLs (webhooks, export callbacks) may reach although they are not public
+    /// (see `service::operations::ssrf`).
+    pub ssrf_allowed_hosts: Vec<String>,
     /// `MAIL_SERVER` and friends, when mail is configured (`FEATURE_MAILING` and a server).
     pub mail: Option<MailConfig>,
     /// Idle time after which an unfinished blob upload is abandoned and cleaned.
@@ -273,6 +277,8 @@ struct RawConfig {
     robots_disallow: Option<bool>,
     #[serde(rename = "ROBOTS_WHITELIST")]
     robots_whitelist: Option<Vec<String>>,
+    #[serde(rename = "SSRF_ALLOWED_HOSTS")]
+    ssrf_allowed_hosts: Option<Vec<String>>,
     #[serde(rename = "FEATURE_MAILING")]
     feature_mailing: Option<bool>,
     #[serde(rename = "FEATURE_REQUIRE_TEAM_INVITE")]
@@ -554,6 +560,7 @@ impl Config {
             default_tag_expiration_s,
             robots_disallow: raw.robots_disallow.unwrap_or(false),
             robots_whitelist: raw.robots_whitelist.unwrap_or_default(),
+            ssrf_allowed_hosts: raw.ssrf_allowed_hosts.unwrap_or_default(),
             mail,
             upload_expiration: Duration::from_secs(raw.upload_expiration_s.unwrap_or(3600)),
             gc,

@@ -157,12 +157,13 @@ impl Metrics {
         let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
         let _ = writeln!(
             out,
-            "# HELP quayside_proxy_upstream_requests_total HTTP requests sent to proxy-cache upstreams.\n# TYPE quayside_proxy_upstream_requests_total counter\nquayside_proxy_upstream_requests_total {}\n# HELP quayside_proxy_cache_hits_total Proxy-cache pulls served from the cache.\n# TYPE quayside_proxy_cache_hits_total counter\nquayside_proxy_cache_hits_total {}\n# HELP quayside_proxy_cache_misses_total Proxy-cache pulls that fetched from the upstream.\n# TYPE quayside_proxy_cache_misses_total counter\nquayside_proxy_cache_misses_total {}\n# HELP quayside_proxy_cache_stale_total Cached manifests served while the upstream could not answer.\n# TYPE quayside_proxy_cache_stale_total counter\nquayside_proxy_cache_stale_total {}\n# HELP quayside_proxy_blob_fetches_total Blob fetches from upstreams (one per digest however many clients wait).\n# TYPE quayside_proxy_blob_fetches_total counter\nquayside_proxy_blob_fetches_total {}",
+            "# HELP quayside_proxy_upstream_requests_total HTTP requests sent to proxy-cache upstreams.\n# TYPE quayside_proxy_upstream_requests_total counter\nquayside_proxy_upstream_requests_total {}\n# HELP quayside_proxy_cache_hits_total Proxy-cache pulls served from the cache.\n# TYPE quayside_proxy_cache_hits_total counter\nquayside_proxy_cache_hits_total {}\n# HELP quayside_proxy_cache_misses_total Proxy-cache pulls that fetched from the upstream.\n# TYPE quayside_proxy_cache_misses_total counter\nquayside_proxy_cache_misses_total {}\n# HELP quayside_proxy_cache_stale_total Cached manifests served while the upstream could not answer.\n# TYPE quayside_proxy_cache_stale_total counter\nquayside_proxy_cache_stale_total {}\n# HELP quayside_proxy_blob_fetches_total Blob fetches from upstreams (one per digest however many clients wait).\n# TYPE quayside_proxy_blob_fetches_total counter\nquayside_proxy_blob_fetches_total {}\n# HELP quayside_proxy_cache_evictions_total Cached tags evicted to make room under an organization's quota.\n# TYPE quayside_proxy_cache_evictions_total counter\nquayside_proxy_cache_evictions_total {}",
             load(&proxy.upstream_requests),
             load(&proxy.hits),
             load(&proxy.misses),
             load(&proxy.stale_served),
-            load(&proxy.blob_fetches)
+            load(&proxy.blob_fetches),
+            load(&proxy.evictions)
         );
         let (hashing, _, hashes) = crate::service::access::passwords::hashing_gauges();
         let _ = writeln!(

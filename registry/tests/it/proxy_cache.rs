@@ -15,9 +15,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::backend_tests;
 use crate::common::oci::{self, Image};
 use crate::common::tools::{free_port, require, run_ok};
-use crate::common::{ADMIN, ADMIN_PASSWORD, Backend, TestServer, error_code};
+use crate::common::{ADMIN, ADMIN_PASSWORD, Backend, Options, TestServer, error_code};
 
-backend_tests!(pull_through_distribution, pull_through_token_and_basic_auth);
+backend_tests!(
+    pull_through_distribution,
+    pull_through_token_and_basic_auth,
+    quota_evicts_the_least_recently_pulled
+);
 
 /// A Debian `docker-registry` on a loopback port, killed on drop.
 struct Distribution {
@@ -660,4 +664,165 @@ async fn pull_through_token_and_basic_auth(b: Backend) {
         "{body}"
     );
     assert!(!body.to_string().contains("not-the-password"));
+}
+
+/// An image of one layer of `layer` random bytes.
+fn image_of(layer: usize) -> Image {
+    Image::build(vec![oci::random_bytes(layer)], "amd64", false)
+}
+
+async fn org_used(s: &TestServer, token: &str) -> i64 {
+    let (status, body) = api(s, token, Method::GET, "/organization/proxyorg", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["quota_report"]["quota_bytes"].as_i64().unwrap()
+}
+
+async fn live_tags(s: &TestServer, token: &str, repo: &str) -> Vec<String> {
+    let path = format!("/repository/proxyorg/{repo}/tag/?onlyActiveTags=true");
+    let (status, body) = api(s, token, Method::GET, &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A proxy organization with a quota: caching a new image evicts the least recently pulled
+/// tags instead of refusing it (Quay's auto-pruning), the usage stays accounted exactly
+/// (`quota verify` finds nothing), and an image larger than the whole quota is refused with
+/// Quay's message.
+async fn quota_evicts_the_least_recently_pulled(b: Backend) {
+    let upstream = Distribution::start(None).await;
+    let upstream_url = format!("http://{}", upstream.addr);
+    let s = TestServer::start_with(
+        b,
+        Options {
+            yaml: "FEATURE_QUOTA_MANAGEMENT: true\n".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let token = s.init_admin().await;
+    s.create_org(&token, "proxyorg").await;
+    let request =
+        json!({"upstream_registry": upstream.addr, "insecure": true, "expiration_s": 86400});
+    let (status, _) = api(
+        &s,
+        &token,
+        Method::POST,
+        "/organization/proxyorg/proxycache",
+        Some(request),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = api(
+        &s,
+        &token,
+        Method::POST,
+        "/organization/proxyorg/quota",
+        Some(json!({"limit_bytes": 100_000})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    const LAYER: usize = 40_000;
+    let images: Vec<(&str, Image)> = ["a", "b", "c"]
+        .into_iter()
+        .map(|n| (n, image_of(LAYER)))
+        .collect();
+    for (name, image) in &images {
+        push_upstream(&upstream_url, None, name, "1", image).await;
+    }
+    let big = image_of(120_000);
+    push_upstream(&upstream_url, None, "big", "1", &big).await;
+
+    let work = tempfile::tempdir().unwrap();
+    let pull = |s: &TestServer, repo_tag: &str, dest: &str| {
+        let out = skopeo_pull(s, repo_tag, &work.path().join(dest));
+        assert!(
+            out.status.success(),
+            "pull {repo_tag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // a, then b; then a again, so b is the least recently pulled.
+    pull(&s, "proxyorg/a:1", "a1");
+    s.clock.advance_ms(60_000);
+    pull(&s, "proxyorg/b:1", "b1");
+    s.clock.advance_ms(60_000);
+    pull(&s, "proxyorg/a:1", "a2");
+    s.clock.advance_ms(60_000);
+    let config = images[0].1.config.len() as i64;
+    let both = org_used(&s, &token).await;
+    assert!(
+        both >= 2 * LAYER as i64 && both <= 2 * (LAYER as i64 + config) + 2_000,
+        "a and b are accounted as their blobs arrived: {both}"
+    );
+    verify_clean(&s).await;
+
+    // c does not fit beside both: b goes, a stays, c is cached.
+    pull(&s, "proxyorg/c:1", "c1");
+    assert_eq!(
+        live_tags(&s, &token, "b").await,
+        Vec::<String>::new(),
+        "b evicted"
+    );
+    assert_eq!(
+        live_tags(&s, &token, "a").await,
+        vec!["1".to_owned()],
+        "a kept"
+    );
+    assert_eq!(live_tags(&s, &token, "c").await, vec!["1".to_owned()]);
+    let after = org_used(&s, &token).await;
+    assert!(after <= 100_000, "within the quota after eviction: {after}");
+    assert!(after >= 2 * LAYER as i64, "a and c are counted: {after}");
+    verify_clean(&s).await;
+    let metrics = s
+        .anonymous()
+        .request(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("quayside_proxy_cache_evictions_total 1"),
+        "{metrics}"
+    );
+
+    // An evicted image is pulled through again on demand (evicting the now oldest, a).
+    pull(&s, "proxyorg/b:1", "b2");
+    assert_eq!(
+        live_tags(&s, &token, "a").await,
+        Vec::<String>::new(),
+        "a evicted"
+    );
+    verify_clean(&s).await;
+
+    // Larger than the whole quota: refused with Quay's message, nothing evicted.
+    let r = get_manifest(&s, "proxyorg/big", "1").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(error_code(&body), "DENIED");
+    assert!(
+        body.to_string()
+            .contains("Quota has been exceeded on namespace"),
+        "{body}"
+    );
+    assert_eq!(live_tags(&s, &token, "c").await, vec!["1".to_owned()]);
+    assert_eq!(live_tags(&s, &token, "b").await, vec!["1".to_owned()]);
+    verify_clean(&s).await;
+}
+
+async fn verify_clean(s: &TestServer) {
+    let report = quayside::service::content::quota::verify(s.ctx(), false)
+        .await
+        .unwrap();
+    assert!(
+        report.is_clean(),
+        "quota verify found differences: {report:?}"
+    );
 }

@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::db::{DbResult, Exec, get_bool};
+use crate::db::{DbResult, Exec, Tx, get_bool};
 
 /// One organization's configuration; the credentials are sealed.
 #[derive(Clone, Debug)]
@@ -128,4 +128,74 @@ pub async fn forget_cached_tag<'c>(
         .execute(ex)
         .await?;
     Ok(())
+}
+
+/// A tag the cache set from upstream that is still live and still points where the cache set it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CachedTag {
+    pub tag_id: i64,
+    pub repository_id: i64,
+    pub name: String,
+    pub manifest_id: i64,
+}
+
+/// The namespace's cached tags, least recently pulled first (each pull by tag renews a cached
+/// tag's expiration, so the earliest expiration is the oldest pull).
+pub async fn least_recently_pulled<'c>(
+    ex: impl Exec<'c>,
+    namespace_id: i64,
+    now_ms: i64,
+    limit: i64,
+) -> DbResult<Vec<CachedTag>> {
+    let rows = sqlx::query(
+        "SELECT t.id, t.repository_id, t.name, t.manifest_id FROM tag t \
+         JOIN repository r ON r.id = t.repository_id \
+         JOIN proxy_cache_tag p ON p.repository_id = t.repository_id AND p.name = t.name \
+         JOIN manifest m ON m.id = t.manifest_id AND m.digest = p.manifest_digest \
+         WHERE r.namespace_id = $1 AND t.end_ms IS NULL \
+           AND (t.expiration_ms IS NULL OR t.expiration_ms > $2) \
+         ORDER BY COALESCE(t.expiration_ms, 0), t.id LIMIT $3",
+    )
+    .bind(namespace_id)
+    .bind(now_ms)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(CachedTag {
+                tag_id: r.try_get("id")?,
+                repository_id: r.try_get("repository_id")?,
+                name: r.try_get("name")?,
+                manifest_id: r.try_get("manifest_id")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// Evicts a cached tag (under the repository lock): its lifetime ends at `gone_ms`, a moment
+/// before the time machine window, and its manifest (with the children of an index) counts as
+/// pushed then, so the next collection of the repository reclaims what nothing else holds, as
+/// Quay's eviction takes the tag out of the time machine. `false` when the tag changed meanwhile.
+pub async fn evict(tx: &mut Tx, tag: &CachedTag, gone_ms: i64) -> DbResult<bool> {
+    let ended = sqlx::query("UPDATE tag SET end_ms = $2 WHERE id = $1 AND end_ms IS NULL")
+        .bind(tag.tag_id)
+        .bind(gone_ms)
+        .execute(&mut **tx)
+        .await?;
+    if ended.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE manifest SET pushed_ms = $3 WHERE pushed_ms > $3 AND (id = $2 OR (repository_id = $1 \
+         AND digest IN (SELECT child_digest FROM manifest_child WHERE manifest_id = $2)))",
+    )
+    .bind(tag.repository_id)
+    .bind(tag.manifest_id)
+    .bind(gone_ms)
+    .execute(&mut **tx)
+    .await?;
+    forget_cached_tag(&mut **tx, tag.repository_id, &tag.name).await?;
+    Ok(true)
 }

@@ -319,6 +319,56 @@ pub async fn add_manifest(
     Ok(ns)
 }
 
+/// Namespaces whose accounting holds `digest` at size 0: manifests a proxy cache stored before
+/// the blob's bytes arrived (accounted at what was stored, nothing). Ordered, for locking.
+pub async fn awaiting_size<'c>(ex: impl Exec<'c>, digest: &str) -> DbResult<Vec<i64>> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT r.namespace_id FROM quota_repo_blob q \
+         JOIN repository r ON r.id = q.repository_id \
+         WHERE q.digest = $1 AND q.size = 0 ORDER BY r.namespace_id",
+    )
+    .bind(digest)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| r.try_get("namespace_id"))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// Gives a blob that arrived its size in the namespace's accounting, where it was held at 0
+/// (under [`lock_namespace`]). Returns the bytes added to the namespace.
+pub async fn fill_size(tx: &mut Tx, namespace_id: i64, digest: &str, size: i64) -> DbResult<i64> {
+    if size == 0 {
+        return Ok(0);
+    }
+    let repos = sqlx::query(
+        "UPDATE quota_repo_blob SET size = $3 WHERE digest = $2 AND size = 0 \
+         AND repository_id IN (SELECT id FROM repository WHERE namespace_id = $1) \
+         RETURNING repository_id",
+    )
+    .bind(namespace_id)
+    .bind(digest)
+    .bind(size)
+    .fetch_all(&mut **tx)
+    .await?;
+    for r in &repos {
+        let repository_id: i64 = r.try_get("repository_id")?;
+        add_sizes(tx, repository_id, namespace_id, size, 0).await?;
+    }
+    let ns = sqlx::query(
+        "UPDATE quota_namespace_blob SET size = $3 WHERE namespace_id = $1 AND digest = $2 AND size = 0",
+    )
+    .bind(namespace_id)
+    .bind(digest)
+    .bind(size)
+    .execute(&mut **tx)
+    .await?;
+    let added = if ns.rows_affected() > 0 { size } else { 0 };
+    add_sizes(tx, 0, namespace_id, 0, added).await?;
+    Ok(added)
+}
+
 /// Takes manifests about to be deleted out of the accounting (under the repository lock and
 /// [`lock_namespace`]). Returns the bytes removed from the namespace.
 pub async fn release_manifests(

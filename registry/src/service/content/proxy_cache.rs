@@ -20,7 +20,11 @@
 //!   are audit-logged by the `/v2` surface like any pull, and counted in the metrics below.
 //! - Referrers are passed through from the upstream when it serves the referrers API.
 //!
-//! Not here yet: quota-driven eviction (waits for quota accounting); a client that accepts no
+//! - Manifests stored here count toward the organization's quota as pushes do (blobs from their
+//!   arrival). With a quota, a new image evicts the least recently pulled cached tags instead
+//!   of being refused ([`make_room`]).
+//!
+//! Not here yet: a client that accepts no
 //! list type gets the linux/amd64 child of a cached list only once that child was pulled by
 //! digest (manifests are fetched with every type accepted); a fetch cut short by a crash
 //! between storing and recording leaves its staging object behind.
@@ -43,10 +47,10 @@ use crate::oci::manifest;
 use crate::oci::{Digest, Hasher, RepoName};
 use crate::service::access::authz::{self, Action, Resource};
 use crate::service::content::manifests::Reference;
-use crate::service::content::repositories;
 use crate::service::content::upstream::{
     Upstream, UpstreamConfig, UpstreamError, UpstreamManifest, UpstreamOptions,
 };
+use crate::service::content::{gc, quota, repositories};
 use crate::service::operations::audit::{Caller, Event};
 use crate::service::{Ctx, Internal, Principal, RegistryError, TenancyError};
 use crate::storage::{ByteStream, paths};
@@ -73,6 +77,8 @@ pub struct ProxyState {
     pub stale_served: AtomicU64,
     /// Blob fetches started (one per digest however many clients ask at once).
     pub blob_fetches: AtomicU64,
+    /// Cached tags evicted to make room under the organization's quota.
+    pub evictions: AtomicU64,
 }
 
 impl ProxyState {
@@ -422,7 +428,7 @@ pub async fn prepare_manifest(
     let reference = Reference::parse_existing(reference)?;
     let repo = repo_for_pull(ctx, principal, name).await?;
     match reference {
-        Reference::Tag(tag) => refresh_tag(ctx, &proxy, &repo, name, &tag).await?,
+        Reference::Tag(tag) => refresh_tag(ctx, principal, &proxy, &repo, name, &tag).await?,
         Reference::Digest(d) => {
             let present = db::content::manifests::by_digest(ctx.db.pool(), repo.id, d.as_str())
                 .await?
@@ -437,7 +443,7 @@ pub async fn prepare_manifest(
                     .map_err(|e| not_in_upstream(Some(&e)))?
                     .ok_or_else(|| not_in_upstream(None))?;
                 ctx.proxy.misses.fetch_add(1, Ordering::Relaxed);
-                store_manifest(ctx, &repo, &fetched, None).await?;
+                store_manifest(ctx, principal, &repo, &fetched, None).await?;
             }
         }
     }
@@ -446,6 +452,7 @@ pub async fn prepare_manifest(
 
 async fn refresh_tag(
     ctx: &Ctx,
+    principal: &Principal,
     proxy: &Proxy,
     repo: &RepoRow,
     name: &RepoName,
@@ -483,7 +490,8 @@ async fn refresh_tag(
                 .map_err(|e| not_in_upstream(Some(&e)))?
                 .ok_or_else(|| not_in_upstream(None))?;
             ctx.proxy.misses.fetch_add(1, Ordering::Relaxed);
-            store_manifest(ctx, repo, &fetched, Some((tag, expiration(ctx.now_ms())))).await
+            let tag = Some((tag, expiration(ctx.now_ms())));
+            store_manifest(ctx, principal, repo, &fetched, tag).await
         }
         Ok(None) => {
             if local.is_some() {
@@ -511,9 +519,12 @@ async fn refresh_tag(
 }
 
 /// Stores a manifest fetched from upstream (its blobs come later, when pulled) and, with a tag,
-/// points the tag at it with the given expiration.
+/// points the tag at it with the given expiration. A new manifest is accounted in the
+/// organization's quota like a push (its blobs count once they arrive), after room was made
+/// for it ([`make_room`]).
 async fn store_manifest(
     ctx: &Ctx,
+    principal: &Principal,
     repo: &RepoRow,
     fetched: &UpstreamManifest,
     tag: Option<(&str, Option<i64>)>,
@@ -540,7 +551,14 @@ async fn store_manifest(
         blobs: &required,
         children: &children,
     };
+    let known = db::content::manifests::id_of(ctx.db.pool(), repo.id, fetched.digest.as_str())
+        .await?
+        .is_some();
+    if !known && !parsed.kind.is_list() {
+        make_room(ctx, repo, parsed.layers.iter().map(|l| l.size).sum()).await?;
+    }
     let mut attempt = 0;
+    let mut crossing;
     loop {
         attempt += 1;
         let now = ctx.now_ms();
@@ -548,7 +566,14 @@ async fn store_manifest(
         if !db::content::repositories::lock(&mut tx, repo.id).await? {
             return Err(RegistryError::NameUnknown);
         }
+        let existed = db::content::manifests::id_of(&mut *tx, repo.id, fetched.digest.as_str())
+            .await?
+            .is_some();
         let id = db::content::manifests::upsert(&mut tx, &new, now).await?;
+        crossing = match existed {
+            true => None,
+            false => quota::account_manifest(ctx, &mut tx, repo, id).await?,
+        };
         if let Some((tag, expiration_ms)) = tag {
             let options = SetOptions {
                 expiration_ms,
@@ -574,7 +599,71 @@ async fn store_manifest(
         }
     }
     ctx.pull_cache.invalidate();
+    if let Some(crossing) = &crossing {
+        let caller = Caller::new(
+            principal.clone(),
+            crate::service::operations::audit::current_ip(),
+        );
+        quota::crossed(ctx, &caller, crossing);
+    }
     Ok(())
+}
+
+/// Makes room for an image of `incoming` layer bytes in a proxy-cache organization with a quota
+/// (feature on), as Quay's auto-pruning does: while the organization's usage plus the image
+/// would exceed the quota, the least recently pulled cached tag of the organization is evicted
+/// and its repository collected at once, so the usage read next is what remains. An image
+/// larger than the whole quota, or one that does not fit once nothing cached is left, is
+/// refused (`DENIED`, Quay's quota message) without evicting anything more. Tags pushed to
+/// the organization are never evicted.
+async fn make_room(ctx: &Ctx, repo: &RepoRow, incoming: i64) -> Result<(), RegistryError> {
+    if !ctx.config.quota.enabled {
+        return Ok(());
+    }
+    let pool = ctx.db.pool();
+    let Some(quota) = db::content::quota::quota_of(pool, repo.namespace_id).await? else {
+        return Ok(());
+    };
+    if incoming > quota.limit_bytes {
+        return Err(RegistryError::QuotaExceeded);
+    }
+    loop {
+        let used = db::content::quota::namespace_size(pool, repo.namespace_id).await?;
+        if used.saturating_add(incoming) <= quota.limit_bytes {
+            return Ok(());
+        }
+        let now = ctx.now_ms();
+        let Some(victim) =
+            db::content::proxy_cache::least_recently_pulled(pool, repo.namespace_id, now, 1)
+                .await?
+                .pop()
+        else {
+            return Err(RegistryError::QuotaExceeded);
+        };
+        let window_ms = db::content::gc::window_s(pool, victim.repository_id)
+            .await?
+            .unwrap_or(0)
+            .saturating_mul(1000);
+        let grace_ms = ctx.config.gc.grace.as_millis() as i64;
+        let gone_ms = now - window_ms - grace_ms - 1;
+        let mut tx = ctx.db.begin().await?;
+        if !db::content::repositories::lock(&mut tx, victim.repository_id).await? {
+            continue;
+        }
+        let evicted = db::content::proxy_cache::evict(&mut tx, &victim, gone_ms).await?;
+        tx.commit().await?;
+        ctx.pull_cache.invalidate();
+        if evicted {
+            ctx.proxy.evictions.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                namespace = %repo.namespace,
+                repository_id = victim.repository_id,
+                tag = %victim.name,
+                "cached tag evicted to make room under the quota"
+            );
+            gc::sweep_manifests(ctx, victim.repository_id).await?;
+        }
+    }
 }
 
 /// Where a blob `GET`/`HEAD` in a proxy-cache organization is served from.
@@ -853,6 +942,9 @@ async fn commit_blob(
     }
     db::content::blobs::link(&mut *tx, repository_id, digest.as_str(), now).await?;
     tx.commit().await?;
+    if !row {
+        quota::blob_arrived(ctx, digest.as_str(), size as i64).await?;
+    }
     Ok(())
 }
 

@@ -17,6 +17,9 @@
 //!   and manifest pushes with `DENIED` "Quota has been exceeded on namespace".
 //! - A push that takes a namespace over a Warning or Reject limit is reported once through
 //!   [`crossed`] (audit log now; notifications are wired there).
+//! - A proxy-cache organization stores a manifest before its blobs arrive; those blobs count
+//!   from their arrival ([`blob_arrived`]). With a quota, a new image there evicts the least
+//!   recently pulled cached tags instead of being refused (`proxy_cache`).
 //! - Only a superuser creates quotas and limits (or an organization administrator when
 //!   `DEFAULT_SYSTEM_REJECT_QUOTA_BYTES` is 0), and only a superuser changes or deletes limits,
 //!   as in Quay; an administrator changes and deletes the quota itself.
@@ -755,6 +758,25 @@ pub async fn account_manifest(
         size_bytes: size,
         quota_bytes,
     }))
+}
+
+/// A blob's bytes arrived (a proxy cache fetched them): namespaces that accounted it at 0,
+/// because a manifest referencing it was stored first, now count its size.
+pub async fn blob_arrived(ctx: &Ctx, digest: &str, size: i64) -> Result<(), Internal> {
+    let namespaces = db::content::quota::awaiting_size(ctx.db.pool(), digest).await?;
+    if namespaces.is_empty() {
+        return Ok(());
+    }
+    let mut tx = ctx.db.begin().await?;
+    for namespace_id in namespaces {
+        let ns = db::content::quota::lock_namespace(&mut tx, namespace_id).await?;
+        let added = db::content::quota::fill_size(&mut tx, namespace_id, digest, size).await?;
+        if added != 0 {
+            restate(ctx, &mut tx, namespace_id, &ns.state, ns.size_bytes + added).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Takes manifests that garbage collection is about to delete out of the accounting, in its

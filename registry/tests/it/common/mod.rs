@@ -6,6 +6,8 @@
 pub mod oci;
 pub mod oidc;
 pub mod quay;
+pub mod sink;
+pub mod smtp;
 pub mod tags;
 pub mod tools;
 
