@@ -27,6 +27,7 @@ CREATE TABLE log_export (
     end_ms BIGINT NOT NULL,
     callback_url TEXT,
     callback_email TEXT,
+    link_origin TEXT NOT NULL,                 -- scheme://host of the download link
     state TEXT NOT NULL,
     attempts BIGINT NOT NULL DEFAULT 0,
     next_attempt_ms BIGINT NOT NULL,

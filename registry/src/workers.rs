@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::db;
+use crate::service::operations::logs;
 use crate::service::{Ctx, content::gc, content::quota, content::tags, content::uploads};
 
 /// A periodic worker.
@@ -55,6 +56,18 @@ pub const ALL: &[Worker] = &[
         name: "quota",
         interval: Duration::from_secs(60),
     },
+    // Usage-log exports: writes requested exports to blob storage and delivers their links
+    // (callback URL or e-mail); deletes exports whose links expired.
+    Worker {
+        name: "exportlogs",
+        interval: Duration::from_secs(5),
+    },
+    // Audit-log rotation (`FEATURE_ACTION_LOG_ROTATION`): entries older than
+    // `ACTION_LOG_ROTATION_THRESHOLD` move to `ACTION_LOG_ARCHIVE_PATH` in blob storage.
+    Worker {
+        name: "logrotation",
+        interval: Duration::from_secs(3600),
+    },
 ];
 
 pub fn names() -> Vec<&'static str> {
@@ -93,6 +106,21 @@ pub async fn run_once(ctx: &Ctx, name: &str) -> anyhow::Result<String> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(format!("backfilled the quota of {done} repositories"))
+        }
+        "exportlogs" => {
+            let delivered = logs::export_pass(ctx)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(format!("delivered {delivered} log exports"))
+        }
+        "logrotation" if !ctx.config.action_logs.rotation => {
+            Ok("audit-log rotation is off (FEATURE_ACTION_LOG_ROTATION: false)".into())
+        }
+        "logrotation" => {
+            let archived = logs::rotation_pass(ctx)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(format!("archived {archived} audit-log entries"))
         }
         // Repository mirroring arrives with its own issue; the worker exists so deployments that
         // run `quayside worker --only mirror` stay up, and says plainly that it does nothing yet.

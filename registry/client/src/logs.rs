@@ -141,8 +141,12 @@ impl LogsOf<'_> {
 impl Client {
     /// One page of logs; `query` is e.g. `starttime=12/01/2026&next_page=...` (already encoded).
     pub async fn logs(&self, of: LogsOf<'_>, query: &str) -> Result<LogPage> {
-        self.json(Method::GET, &format!("{}?{query}", of.path("logs")), Self::NONE)
-            .await
+        self.json(
+            Method::GET,
+            &format!("{}?{query}", of.path("logs")),
+            Self::NONE,
+        )
+        .await
     }
 
     pub async fn aggregate_logs(&self, of: LogsOf<'_>, query: &str) -> Result<AggregatedLogs> {

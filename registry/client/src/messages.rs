@@ -49,7 +49,11 @@ impl Client {
     }
 
     pub async fn delete_global_message(&self, uuid: &str) -> Result<()> {
-        self.unit(Method::DELETE, &format!("/message/{}", seg(uuid)), Self::NONE)
-            .await
+        self.unit(
+            Method::DELETE,
+            &format!("/message/{}", seg(uuid)),
+            Self::NONE,
+        )
+        .await
     }
 }

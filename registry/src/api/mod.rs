@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
                     quay::error::absolute_error_types,
                 )),
         )
+        .merge(quay::logs::download_router())
         .merge(federation::router())
         .merge(health::router())
         .layer(axum::middleware::from_fn(close_after_refused_body))

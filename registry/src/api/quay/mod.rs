@@ -12,7 +12,8 @@
 //!
 //! The areas: [`discovery`], [`user`], [`superuser`], [`orgs`], [`teams`] (and team invitations),
 //! [`prototypes`] (default permissions), [`apps`] (OAuth applications), [`robots`], [`repos`],
-//! [`permissions`] (repository permissions), [`tags`] (tags, manifests, labels) and [`quota`]. Areas of
+//! [`permissions`] (repository permissions), [`tags`] (tags, manifests, labels), [`quota`],
+//! [`logs`] (usage logs and their export) and [`messages`] (global messages). Areas of
 //! Quay's API not served yet answer 501, declared in [`not_implemented`].
 //!
 //! Adding an area: create its module with its handlers and its `endpoints()`, add it to the list
@@ -28,6 +29,8 @@ pub mod apps;
 pub mod body;
 pub mod discovery;
 pub mod error;
+pub mod logs;
+pub mod messages;
 pub mod not_implemented;
 pub mod orgs;
 pub mod paths;
@@ -126,6 +129,8 @@ pub fn endpoints() -> Vec<Entry> {
         permissions::endpoints(),
         tags::endpoints(),
         quota::endpoints(),
+        logs::endpoints(),
+        messages::endpoints(),
     ]
     .into_iter()
     .flatten()

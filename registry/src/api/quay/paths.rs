@@ -19,6 +19,7 @@ const SUB_RESOURCES: &[&str] = &[
     "notification",
     "logs",
     "aggregatelogs",
+    "exportlogs",
     "mirror",
     "build",
     "trigger",

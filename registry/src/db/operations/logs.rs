@@ -231,6 +231,7 @@ pub struct ExportRow {
     pub end_ms: i64,
     pub callback_url: Option<String>,
     pub callback_email: Option<String>,
+    pub link_origin: String,
     pub state: String,
     pub attempts: i64,
     pub storage_key: Option<String>,
@@ -249,14 +250,15 @@ pub struct NewExport<'a> {
     pub end_ms: i64,
     pub callback_url: Option<&'a str>,
     pub callback_email: Option<&'a str>,
+    pub link_origin: &'a str,
 }
 
 pub async fn insert_export<'c>(ex: impl Exec<'c>, e: &NewExport<'_>, now_ms: i64) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO log_export (export_id, account_id, namespace_name, repository_id, \
-         repository_name, start_ms, end_ms, callback_url, callback_email, state, attempts, \
-         next_attempt_ms, created_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', 0, $10, $10)",
+         repository_name, start_ms, end_ms, callback_url, callback_email, link_origin, state, \
+         attempts, next_attempt_ms, created_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, 'queued', 0, $10, $10)",
     )
     .bind(e.export_id)
     .bind(e.account_id)
@@ -268,14 +270,15 @@ pub async fn insert_export<'c>(ex: impl Exec<'c>, e: &NewExport<'_>, now_ms: i64
     .bind(e.callback_url)
     .bind(e.callback_email)
     .bind(now_ms)
+    .bind(e.link_origin)
     .execute(ex)
     .await?;
     Ok(())
 }
 
 const EXPORT_COLUMNS: &str = "id, export_id, account_id, namespace_name, repository_id, \
-     repository_name, start_ms, end_ms, callback_url, callback_email, state, attempts, \
-     storage_key, expires_ms";
+     repository_name, start_ms, end_ms, callback_url, callback_email, link_origin, state, \
+     attempts, storage_key, expires_ms";
 
 fn export_row(r: &AnyRow) -> DbResult<ExportRow> {
     Ok(ExportRow {
@@ -289,6 +292,7 @@ fn export_row(r: &AnyRow) -> DbResult<ExportRow> {
         end_ms: r.try_get("end_ms")?,
         callback_url: r.try_get("callback_url")?,
         callback_email: r.try_get("callback_email")?,
+        link_origin: r.try_get("link_origin")?,
         state: r.try_get("state")?,
         attempts: r.try_get("attempts")?,
         storage_key: r.try_get("storage_key")?,
@@ -332,14 +336,12 @@ pub async fn export_written<'c>(
     storage_key: &str,
     expires_ms: i64,
 ) -> DbResult<()> {
-    sqlx::query(
-        "UPDATE log_export SET storage_key = $2, expires_ms = $3 WHERE id = $1",
-    )
-    .bind(id)
-    .bind(storage_key)
-    .bind(expires_ms)
-    .execute(ex)
-    .await?;
+    sqlx::query("UPDATE log_export SET storage_key = $2, expires_ms = $3 WHERE id = $1")
+        .bind(id)
+        .bind(storage_key)
+        .bind(expires_ms)
+        .execute(ex)
+        .await?;
     Ok(())
 }
 

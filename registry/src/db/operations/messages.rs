@@ -29,11 +29,10 @@ pub async fn insert<'c>(ex: impl Exec<'c>, m: &MessageRow, now_ms: i64) -> DbRes
 
 /// Every message, oldest first.
 pub async fn list<'c>(ex: impl Exec<'c>) -> DbResult<Vec<MessageRow>> {
-    let rows = sqlx::query(
-        "SELECT uuid, content, media_type, severity FROM global_message ORDER BY id",
-    )
-    .fetch_all(ex)
-    .await?;
+    let rows =
+        sqlx::query("SELECT uuid, content, media_type, severity FROM global_message ORDER BY id")
+            .fetch_all(ex)
+            .await?;
     rows.iter()
         .map(|r| {
             Ok(MessageRow {
