@@ -666,14 +666,17 @@ async fn features_not_served_yet_answer_not_implemented(b: Backend) {
             "/repository/testorg/hello/trigger/",
             "Build triggers",
         ),
-        (Method::GET, "/organization/testorg/logs", "Usage logs"),
         (Method::GET, "/repository/testorg/hello/build/", "Builds"),
         (
             Method::GET,
             "/repository/testorg/hello/mirror",
             "Repository mirroring",
         ),
-        (Method::GET, "/user/aggregatelogs", "Usage logs"),
+        (
+            Method::GET,
+            "/repository/testorg/hello/notification/",
+            "Repository notifications",
+        ),
     ] {
         let (status, body) = s.call(Some(&token), method, path, Some(json!({}))).await;
         assert_quay_error(
