@@ -14,7 +14,7 @@ use std::path::Path;
 /// Service modules by group, each group in its documented order; the group's index is its rank.
 const SERVICE: &[(&str, &[&str])] = &[
     ("access", &["jwt", "passwords", "authz", "auth"]),
-    ("operations", &["audit|mail|messages|ssrf", "logs"]),
+    ("operations", &["audit|mail|ssrf", "messages|logs"]),
     (
         "content",
         &[

@@ -46,11 +46,13 @@ use crate::db::content::tags::SetOptions;
 use crate::oci::manifest;
 use crate::oci::{Digest, Hasher, RepoName};
 use crate::service::access::authz::{self, Action, Resource};
+use crate::service::content::gc;
 use crate::service::content::manifests::Reference;
+use crate::service::content::quota;
+use crate::service::content::repositories;
 use crate::service::content::upstream::{
     Upstream, UpstreamConfig, UpstreamError, UpstreamManifest, UpstreamOptions,
 };
-use crate::service::content::{gc, quota, repositories};
 use crate::service::operations::audit::{Caller, Event};
 use crate::service::{Ctx, Internal, Principal, RegistryError, TenancyError};
 use crate::storage::{ByteStream, paths};

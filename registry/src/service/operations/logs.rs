@@ -33,7 +33,8 @@ use serde_json::{Value, json};
 use crate::db::operations::logs::{self as db_logs, ExportRow, Filter, LogRow, Scope};
 use crate::service::access::authz::{self, Action, Resource};
 use crate::service::operations::audit::Caller;
-use crate::service::operations::{mail, ssrf};
+use crate::service::operations::mail;
+use crate::service::operations::ssrf;
 use crate::service::views::{avatar, format_date};
 use crate::service::{Ctx, Internal, TenancyError};
 
