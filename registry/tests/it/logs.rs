@@ -154,6 +154,18 @@ async fn all_pages(s: &TestServer, token: &str, path: &str, query: &str) -> (Vec
     (seqs, pages)
 }
 
+/// The sum of the counts an `aggregatelogs` call answers.
+async fn aggregate_total(s: &TestServer, token: &str, path: &str) -> i64 {
+    let (status, body) = s.call(Some(token), Method::GET, path, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["aggregated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["count"].as_i64().unwrap())
+        .sum()
+}
+
 fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -297,6 +309,61 @@ async fn logs_page_through_thousands_with_filters(b: Backend) {
         .entry(("create_repo".to_owned(), DAY0 / 1000))
         .or_insert(0) += 1;
     assert_eq!(got, want);
+    // A range that starts and ends inside hours (the default, a day either side of now):
+    // whole hours come from the hourly counts, the two partial hours from the entries.
+    s.clock.set_ms(DAY0 + DAY / 2 + 1_234_567);
+    let now = DAY0 + DAY / 2 + 1_234_567;
+    let (_, body) = s
+        .call(
+            Some(&token),
+            Method::GET,
+            "/repository/acme/app/aggregatelogs",
+            None,
+        )
+        .await;
+    let mut got = BTreeMap::new();
+    for a in body["aggregated"].as_array().unwrap() {
+        got.insert(
+            (
+                a["kind"].as_str().unwrap().to_owned(),
+                parse_date(a["datetime"].as_str().unwrap()),
+            ),
+            a["count"].as_i64().unwrap(),
+        );
+    }
+    let mut want = BTreeMap::new();
+    for e in seeds
+        .iter()
+        .filter(|e| e.repository.is_some() && e.at_ms >= now - DAY && e.at_ms < now + DAY)
+    {
+        let day = e.at_ms.div_euclid(DAY) * DAY / 1000;
+        *want.entry((e.kind.to_owned(), day)).or_insert(0) += 1;
+    }
+    *want
+        .entry(("create_repo".to_owned(), DAY0 / 1000))
+        .or_insert(0) += 1;
+    assert_eq!(got, want);
+    // With a performer: counted from the entries.
+    let (_, body) = s
+        .call(
+            Some(&token),
+            Method::GET,
+            "/repository/acme/app/aggregatelogs?performer=bob",
+            None,
+        )
+        .await;
+    let total: i64 = body["aggregated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["count"].as_i64().unwrap())
+        .sum();
+    let bobs = seeds
+        .iter()
+        .filter(|e| e.repository.is_some() && e.performer == Some("bob"))
+        .filter(|e| e.at_ms >= now - DAY && e.at_ms < now + DAY)
+        .count();
+    assert_eq!(total, bobs as i64);
     let r = s
         .as_bearer(&token)
         .send(Method::GET, "/api/v1/user/aggregatelogs")
@@ -811,10 +878,30 @@ async fn rotation_moves_old_entries_to_storage(b: Backend) {
         .collect();
     insert(&s, &recent).await;
 
+    // The counts of the old days (2026-10-23) before and after.
+    assert_eq!(
+        aggregate_total(
+            &s,
+            &token,
+            "/superuser/aggregatelogs?starttime=10/20/2026&endtime=10/25/2026"
+        )
+        .await,
+        2500
+    );
     let summary = quayside::workers::run_once(s.ctx(), "logrotation")
         .await
         .unwrap();
     assert_eq!(summary, "archived 2500 audit-log entries");
+    assert_eq!(
+        aggregate_total(
+            &s,
+            &token,
+            "/superuser/aggregatelogs?starttime=10/20/2026&endtime=10/25/2026"
+        )
+        .await,
+        0,
+        "the hourly counts follow"
+    );
     // Gone from the database, kept in storage as JSON lines.
     let (seqs, _) = all_pages(
         &s,

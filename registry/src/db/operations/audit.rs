@@ -101,6 +101,64 @@ pub async fn insert_batch(tx: &mut Tx, entries: &[NewEntry]) -> DbResult<()> {
         }
         q.execute(&mut **tx).await?;
     }
+    count_batch(tx, entries, &ids).await
+}
+
+/// Rows per upsert of [`count_batch`] (5 parameters each).
+const COUNTS_PER_STATEMENT: usize = 100;
+
+/// Adds a batch's entries to `log_count` (per namespace, repository, kind and hour; 0 for
+/// none), in key order so concurrent writers lock rows in the same order.
+async fn count_batch(
+    tx: &mut Tx,
+    entries: &[NewEntry],
+    ids: &HashMap<(Option<&str>, Option<&str>), (Option<i64>, Option<i64>)>,
+) -> DbResult<()> {
+    let mut counts: std::collections::BTreeMap<(i64, i64, &str, i64), i64> = Default::default();
+    for e in entries {
+        let (account, repository) = ids
+            .get(&(e.namespace.as_deref(), e.repository.as_deref()))
+            .copied()
+            .unwrap_or_default();
+        let key = (
+            account.unwrap_or(0),
+            repository.unwrap_or(0),
+            e.kind.as_str(),
+            e.created_ms.div_euclid(3_600_000),
+        );
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    let counts: Vec<_> = counts.into_iter().collect();
+    for chunk in counts.chunks(COUNTS_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = i * 5;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO log_count (account_id, repository_id, kind, hour, n) VALUES {} \
+             ON CONFLICT (account_id, repository_id, kind, hour) DO UPDATE SET n = log_count.n + excluded.n",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql).persistent(chunk.len() == COUNTS_PER_STATEMENT);
+        for ((account, repository, kind, hour), n) in chunk {
+            q = q
+                .bind(*account)
+                .bind(*repository)
+                .bind(*kind)
+                .bind(*hour)
+                .bind(*n);
+        }
+        q.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 

@@ -9,7 +9,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::db::{Backend, DbResult, Exec};
+use crate::db::{Backend, DbResult, Exec, Tx};
 
 /// Whose entries to read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +154,37 @@ pub async fn counts_per_day<'c>(
         .collect()
 }
 
+/// Entries of `scope` per kind and hour (hours since the epoch) for the whole hours
+/// `[start_hour, end_hour)`, from `log_count`.
+pub async fn counts_per_hour<'c>(
+    ex: impl Exec<'c>,
+    scope: Scope,
+    start_hour: i64,
+    end_hour: i64,
+) -> DbResult<Vec<(String, i64, i64)>> {
+    let (clause, first) = match scope {
+        Scope::Namespace(_) => ("account_id = $3 AND ", true),
+        Scope::Repository(_) => ("repository_id = $3 AND ", true),
+        Scope::All => ("", false),
+    };
+    let sql = format!(
+        "SELECT kind, hour, CAST(SUM(n) AS BIGINT) AS n FROM log_count \
+         WHERE {clause}hour >= $1 AND hour < $2 GROUP BY kind, hour"
+    );
+    let mut q = sqlx::query(&sql).bind(start_hour).bind(end_hour);
+    if first {
+        let (Scope::Namespace(id) | Scope::Repository(id)) = scope else {
+            unreachable!("scoped")
+        };
+        q = q.bind(id);
+    }
+    let rows = q.fetch_all(ex).await?;
+    rows.iter()
+        // SUM of a BIGINT is NUMERIC on PostgreSQL, which the Any driver cannot read: cast.
+        .map(|r| Ok((r.try_get("kind")?, r.try_get("hour")?, r.try_get("n")?)))
+        .collect()
+}
+
 /// An account's id and kind by name.
 pub async fn account_by_name<'c>(ex: impl Exec<'c>, name: &str) -> DbResult<Option<(i64, String)>> {
     let row = sqlx::query("SELECT id, kind FROM namespace WHERE name = $1")
@@ -202,18 +233,54 @@ pub async fn oldest_before<'c>(
     rows.iter().map(log_row).collect()
 }
 
-/// Deletes the entries with these ids (at most a few thousand at a time).
-pub async fn delete_ids<'c>(ex: impl Exec<'c>, ids: &[i64]) -> DbResult<u64> {
+/// Deletes the entries with these ids (at most a few thousand at a time) and takes them off
+/// `log_count`, in the caller's transaction.
+pub async fn delete_ids(tx: &mut Tx, ids: &[i64]) -> DbResult<u64> {
     if ids.is_empty() {
         return Ok(0);
     }
     let list: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-    let sql = format!("DELETE FROM log_entry WHERE id IN ({})", list.join(", "));
+    let list = list.join(", ");
+    let sql = format!(
+        "SELECT COALESCE(account_id, 0) AS a, COALESCE(repository_id, 0) AS r, kind, \
+         created_ms / 3600000 AS hour, COUNT(*) AS n FROM log_entry WHERE id IN ({list}) \
+         GROUP BY COALESCE(account_id, 0), COALESCE(repository_id, 0), kind, created_ms / 3600000 \
+         ORDER BY 1, 2, 3, 4"
+    );
     let mut q = sqlx::query(&sql);
     for id in ids {
         q = q.bind(*id);
     }
-    Ok(q.execute(ex).await?.rows_affected())
+    let groups = q.fetch_all(&mut **tx).await?;
+    for g in &groups {
+        let (a, r, kind, hour, n): (i64, i64, String, i64, i64) = (
+            g.try_get("a")?,
+            g.try_get("r")?,
+            g.try_get("kind")?,
+            g.try_get("hour")?,
+            g.try_get("n")?,
+        );
+        sqlx::query(
+            "UPDATE log_count SET n = n - $5 \
+             WHERE account_id = $1 AND repository_id = $2 AND kind = $3 AND hour = $4",
+        )
+        .bind(a)
+        .bind(r)
+        .bind(&kind)
+        .bind(hour)
+        .bind(n)
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query("DELETE FROM log_count WHERE n <= 0")
+        .execute(&mut **tx)
+        .await?;
+    let sql = format!("DELETE FROM log_entry WHERE id IN ({list})");
+    let mut q = sqlx::query(&sql);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    Ok(q.execute(&mut **tx).await?.rows_affected())
 }
 
 // ---- export jobs ----

@@ -344,17 +344,67 @@ pub async fn aggregate(
         ));
     }
     let filter = filter(ctx, query, start_ms, end_ms).await?;
-    let counts = db_logs::counts_per_day(ctx.db.pool(), resolved.scope, &filter).await?;
+    let counts = counts_per_day(ctx, resolved.scope, &filter).await?;
     Ok(api::AggregatedLogs {
         aggregated: counts
             .into_iter()
-            .map(|(kind, day, count)| api::AggregatedLog {
+            .map(|((day, kind), count)| api::AggregatedLog {
                 kind,
                 count,
                 datetime: format_date(day * DAY_MS),
             })
             .collect(),
     })
+}
+
+fn add_counts(
+    rows: Vec<(String, i64, i64)>,
+    out: &mut std::collections::BTreeMap<(i64, String), i64>,
+) {
+    for (kind, day, n) in rows {
+        *out.entry((day, kind)).or_insert(0) += n;
+    }
+}
+
+/// Entries per (day, kind) in the filter's range: whole hours from the `log_count` rollup, the
+/// partial hours at both ends (and any performer filter, which the rollup does not carry)
+/// counted in `log_entry`.
+async fn counts_per_day(
+    ctx: &Ctx,
+    scope: Scope,
+    filter: &Filter,
+) -> Result<std::collections::BTreeMap<(i64, String), i64>, TenancyError> {
+    const HOUR_MS: i64 = 3_600_000;
+    let pool = ctx.db.pool();
+    let mut out = std::collections::BTreeMap::new();
+    let first_hour =
+        filter.start_ms.div_euclid(HOUR_MS) + i64::from(filter.start_ms.rem_euclid(HOUR_MS) != 0);
+    let end_hour = filter.end_ms.div_euclid(HOUR_MS);
+    if filter.performer_id.is_some() || first_hour >= end_hour {
+        let rows = db_logs::counts_per_day(pool, scope, filter).await?;
+        add_counts(rows, &mut out);
+        return Ok(out);
+    }
+    for (start_ms, end_ms) in [
+        (filter.start_ms, first_hour * HOUR_MS),
+        (end_hour * HOUR_MS, filter.end_ms),
+    ] {
+        if start_ms < end_ms {
+            let edge = Filter {
+                start_ms,
+                end_ms,
+                performer_id: None,
+            };
+            let rows = db_logs::counts_per_day(pool, scope, &edge).await?;
+            add_counts(rows, &mut out);
+        }
+    }
+    for (kind, hour, n) in db_logs::counts_per_hour(pool, scope, first_hour, end_hour).await? {
+        *out.entry(((hour * HOUR_MS).div_euclid(DAY_MS), kind))
+            .or_insert(0) += n;
+    }
+    out.retain(|_, n| *n > 0);
+    Ok(out)
 }
 
 /// `POST .../exportlogs`: queues an export; answers its id. `origin` is the registry's public
@@ -745,7 +795,7 @@ pub async fn rotation_pass(ctx: &Ctx) -> Result<u64, Internal> {
             Box::pin(futures_util::stream::once(async move { Ok(body) }));
         ctx.store.put(&key, stream).await?;
         let mut tx = ctx.db.begin().await?;
-        archived += db_logs::delete_ids(&mut *tx, &ids).await?;
+        archived += db_logs::delete_ids(&mut tx, &ids).await?;
         tx.commit().await?;
         if (rows.len() as i64) < BATCH {
             break;
