@@ -19,6 +19,9 @@ pub struct NewEntry {
     pub created_ms: i64,
 }
 
+/// (namespace, repository) names to their ids, resolved once per batch.
+type NameIds<'a> = HashMap<(Option<&'a str>, Option<&'a str>), (Option<i64>, Option<i64>)>;
+
 /// Rows per INSERT statement (10 parameters each, well within both databases' limits).
 const ROWS_PER_STATEMENT: usize = 100;
 
@@ -27,9 +30,8 @@ const ROWS_PER_STATEMENT: usize = 100;
 /// `ROWS_PER_STATEMENT` (a statement per row could not keep up with `pull_repo` records at
 /// tens of thousands of pulls a second).
 pub async fn insert_batch(tx: &mut Tx, entries: &[NewEntry]) -> DbResult<()> {
-    type Ids = (Option<i64>, Option<i64>);
     let backend = tx.backend();
-    let mut ids: HashMap<(Option<&str>, Option<&str>), Ids> = HashMap::new();
+    let mut ids: NameIds = HashMap::new();
     for e in entries {
         let key = (e.namespace.as_deref(), e.repository.as_deref());
         if ids.contains_key(&key) {
@@ -109,11 +111,7 @@ const COUNTS_PER_STATEMENT: usize = 100;
 
 /// Adds a batch's entries to `log_count` (per namespace, repository, kind and hour; 0 for
 /// none), in key order so concurrent writers lock rows in the same order.
-async fn count_batch(
-    tx: &mut Tx,
-    entries: &[NewEntry],
-    ids: &HashMap<(Option<&str>, Option<&str>), (Option<i64>, Option<i64>)>,
-) -> DbResult<()> {
+async fn count_batch(tx: &mut Tx, entries: &[NewEntry], ids: &NameIds<'_>) -> DbResult<()> {
     let mut counts: std::collections::BTreeMap<(i64, i64, &str, i64), i64> = Default::default();
     for e in entries {
         let (account, repository) = ids
