@@ -932,3 +932,114 @@ async fn rotation_moves_old_entries_to_storage(b: Backend) {
         .unwrap();
     assert_eq!(summary, "archived 0 audit-log entries");
 }
+
+/// Benchmark, run by hand on PostgreSQL (`QUAYSIDE_TEST_POSTGRES_URL=... cargo nextest run -p
+/// quayside --test it --run-ignored ignored-only -E 'test(ten_million)' --no-capture`): 10 million
+/// entries in one organization over 30 days (100 repositories, 5 kinds), then the p50 and p95 of
+/// 200 calls each of an organization's first page, a page 50 pages deep, a repository's page,
+/// and `aggregatelogs` over the default range and over 30 days. Figures in docs/benchmarks.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn ten_million_entries_page_and_aggregate() {
+    const N: i64 = 10_000_000;
+    let s = TestServer::start(Backend::Postgres).await;
+    s.clock.set_ms(DAY0);
+    let token = s.init_admin().await;
+    s.create_org(&token, "bench").await;
+    let pool = s.ctx().db.pool();
+    let started = std::time::Instant::now();
+    for statement in [
+        "INSERT INTO repository (namespace_id, name, created_ms) \
+         SELECT n.id, 'r' || g, 0 FROM namespace n, generate_series(0, 99) g WHERE n.name = 'bench'"
+            .to_owned(),
+        format!(
+            "INSERT INTO log_entry (kind, account_id, namespace_name, repository_id, repository_name, \
+             performer_id, performer_name, ip, metadata, created_ms) \
+             SELECT (ARRAY['push_repo','pull_repo','create_tag','delete_tag','change_tag_expiration'])[1 + g % 5], \
+               n.id, 'bench', r.id, r.name, a.id, 'admin', '10.0.0.1', \
+               '{{\"repo\": \"' || r.name || '\", \"namespace\": \"bench\"}}', \
+               {DAY0} - (g::bigint * {span}) / {N} \
+             FROM generate_series(1, {N}) g \
+             JOIN namespace n ON n.name = 'bench' \
+             JOIN namespace a ON a.name = 'admin' \
+             JOIN repository r ON r.namespace_id = n.id AND r.name = 'r' || (g % 100)",
+            span = 30 * DAY
+        ),
+        "INSERT INTO log_count (account_id, repository_id, kind, hour, n) \
+         SELECT COALESCE(account_id, 0), COALESCE(repository_id, 0), kind, created_ms / 3600000, COUNT(*) \
+         FROM log_entry WHERE namespace_name = 'bench' \
+         GROUP BY COALESCE(account_id, 0), COALESCE(repository_id, 0), kind, created_ms / 3600000 \
+         ON CONFLICT (account_id, repository_id, kind, hour) DO UPDATE SET n = log_count.n + excluded.n"
+            .to_owned(),
+        "ANALYZE".to_owned(),
+    ] {
+        sqlx::query(&statement).execute(pool).await.unwrap();
+    }
+    println!("loaded {N} entries in {:?}", started.elapsed());
+
+    // The 50th page's token, found once.
+    let mut deep = String::new();
+    for _ in 0..50 {
+        let q = if deep.is_empty() {
+            String::new()
+        } else {
+            format!("?next_page={}", urlencode(&deep))
+        };
+        let (_, body) = s
+            .call(
+                Some(&token),
+                Method::GET,
+                &format!("/organization/bench/logs{q}"),
+                None,
+            )
+            .await;
+        deep = body["next_page"].as_str().unwrap().to_owned();
+    }
+    let cases = [
+        (
+            "organization, first page",
+            "/organization/bench/logs".to_owned(),
+        ),
+        (
+            "organization, page 51",
+            format!("/organization/bench/logs?next_page={}", urlencode(&deep)),
+        ),
+        (
+            "repository, first page",
+            "/repository/bench/r7/logs".to_owned(),
+        ),
+        ("superuser, first page", "/superuser/logs".to_owned()),
+        (
+            "organization aggregate, default range (2 days)",
+            "/organization/bench/aggregatelogs".to_owned(),
+        ),
+        (
+            "organization aggregate, 30 days",
+            "/organization/bench/aggregatelogs?starttime=11/02/2026&endtime=12/01/2026".to_owned(),
+        ),
+        (
+            "repository aggregate, 30 days",
+            "/repository/bench/r7/aggregatelogs?starttime=11/02/2026&endtime=12/01/2026".to_owned(),
+        ),
+    ];
+    for (name, path) in cases {
+        let mut times = Vec::new();
+        for _ in 0..200 {
+            let t = std::time::Instant::now();
+            let (status, body) = s.call(Some(&token), Method::GET, &path, None).await;
+            times.push(t.elapsed());
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert!(
+                body["logs"].as_array().is_some_and(|l| l.len() == 20)
+                    || body["aggregated"].as_array().is_some_and(|a| !a.is_empty()),
+                "{name}: {body}"
+            );
+        }
+        times.sort();
+        println!(
+            "{name}: p50 {:.1} ms, p95 {:.1} ms",
+            times[100].as_secs_f64() * 1000.0,
+            times[190].as_secs_f64() * 1000.0
+        );
+    }
+}
