@@ -646,7 +646,8 @@ async fn exports_reach_the_callback_and_the_mailbox(b: Backend) {
     )
     .await;
     let token = setup(&s).await;
-    let seeds = many(1500);
+    // More than one batch (1,000) of the export in the repository.
+    let seeds = many(2500);
     insert(&s, &seeds).await;
     let in_repo = seeds.iter().filter(|e| e.repository.is_some()).count();
 

@@ -640,35 +640,62 @@ async fn write_export(ctx: &Ctx, job: &ExportRow) -> Result<String, ExportError>
         "namespace": job.namespace,
         "repository": job.repository,
     });
-    let mut doc = format!(
+    let head = format!(
         "{{\"export_id\": {}, \"details\": {header}, \"logs\": [",
         json!(job.export_id)
-    )
-    .into_bytes();
-    let mut before = None;
-    let mut first = true;
-    loop {
-        let rows = db_logs::page(ctx.db.pool(), scope, &filter, before, BATCH).await?;
-        for row in &rows {
-            if !first {
-                doc.extend_from_slice(b", ");
-            }
-            first = false;
-            let entry = serde_json::to_vec(&view(row, false))
-                .map_err(|e| Internal::Other(e.to_string()))?;
-            doc.extend_from_slice(&entry);
-        }
-        match rows.last() {
-            Some(last) if rows.len() as i64 == BATCH => before = Some((last.created_ms, last.id)),
-            _ => break,
-        }
+    );
+    // The document is streamed to storage one batch of entries at a time, never held whole.
+    enum Step {
+        Head,
+        Batch(Option<(i64, i64)>),
+        Done,
     }
-    doc.extend_from_slice(b"], \"terminator\": \"--- LOGS END ---\"}");
+    let db = ctx.db.clone();
+    let body = futures_util::stream::unfold((Step::Head, true), move |(step, first)| {
+        let db = db.clone();
+        let head = head.clone();
+        async move {
+            match step {
+                Step::Head => Some((Ok(bytes::Bytes::from(head)), (Step::Batch(None), first))),
+                Step::Batch(before) => {
+                    let rows = match db_logs::page(db.pool(), scope, &filter, before, BATCH).await {
+                        Ok(rows) => rows,
+                        Err(e) => {
+                            return Some((
+                                Err(std::io::Error::other(e.to_string())),
+                                (Step::Done, first),
+                            ));
+                        }
+                    };
+                    let mut chunk = Vec::new();
+                    let mut first = first;
+                    for row in &rows {
+                        if !first {
+                            chunk.extend_from_slice(b", ");
+                        }
+                        first = false;
+                        if let Err(e) = serde_json::to_writer(&mut chunk, &view(row, false)) {
+                            return Some((Err(std::io::Error::other(e)), (Step::Done, first)));
+                        }
+                    }
+                    let next = match rows.last() {
+                        Some(last) if rows.len() as i64 == BATCH => {
+                            Step::Batch(Some((last.created_ms, last.id)))
+                        }
+                        _ => {
+                            chunk.extend_from_slice(b"], \"terminator\": \"--- LOGS END ---\"}");
+                            Step::Done
+                        }
+                    };
+                    Some((Ok(bytes::Bytes::from(chunk)), (next, first)))
+                }
+                Step::Done => None,
+            }
+        }
+    });
     let id = uuid::Uuid::parse_str(&job.export_id).map_err(|e| Internal::Other(e.to_string()))?;
     let key = crate::storage::paths::exported_logs(&id);
-    let body = bytes::Bytes::from(doc);
-    let stream: crate::storage::ByteStream =
-        Box::pin(futures_util::stream::once(async move { Ok(body) }));
+    let stream: crate::storage::ByteStream = Box::pin(body);
     ctx.store.put(&key, stream).await?;
     Ok(key)
 }
