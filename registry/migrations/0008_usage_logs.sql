@@ -13,10 +13,11 @@ CREATE INDEX log_entry_time_page ON log_entry (created_ms, id, kind);
 -- The performer filter of a namespace's or the installation's logs.
 CREATE INDEX log_entry_performer_page ON log_entry (performer_id, created_ms, id);
 
--- Entries counted per namespace, repository, kind and hour (0 for "none"), kept by the audit
--- writer in the transaction that inserts the entries and by rotation when it deletes them:
--- `aggregatelogs` sums whole hours here and counts only the partial hours at the range's ends
--- in `log_entry`, so its cost does not grow with the number of entries.
+-- Entries counted per namespace, repository, kind and hour (0 for "none"), plus each
+-- namespace's totals (repository -1) and the installation's (account and repository -1), kept
+-- by the audit writer in the transaction that inserts the entries and by rotation when it
+-- deletes them: `aggregatelogs` sums whole hours here and counts only the partial hours at the
+-- range's ends in `log_entry`, so its cost does not grow with the number of entries.
 CREATE TABLE log_count (
     account_id BIGINT NOT NULL,
     repository_id BIGINT NOT NULL,
@@ -25,13 +26,20 @@ CREATE TABLE log_count (
     n BIGINT NOT NULL,
     PRIMARY KEY (account_id, repository_id, kind, hour)
 );
-CREATE INDEX log_count_account ON log_count (account_id, hour);
+CREATE INDEX log_count_scope ON log_count (account_id, repository_id, hour);
 CREATE INDEX log_count_repository ON log_count (repository_id, hour);
-CREATE INDEX log_count_hour ON log_count (hour);
 INSERT INTO log_count (account_id, repository_id, kind, hour, n)
     SELECT COALESCE(account_id, 0), COALESCE(repository_id, 0), kind, created_ms / 3600000, COUNT(*)
     FROM log_entry
     GROUP BY COALESCE(account_id, 0), COALESCE(repository_id, 0), kind, created_ms / 3600000;
+INSERT INTO log_count (account_id, repository_id, kind, hour, n)
+    SELECT COALESCE(account_id, 0), -1, kind, created_ms / 3600000, COUNT(*)
+    FROM log_entry
+    GROUP BY COALESCE(account_id, 0), kind, created_ms / 3600000;
+INSERT INTO log_count (account_id, repository_id, kind, hour, n)
+    SELECT -1, -1, kind, created_ms / 3600000, COUNT(*)
+    FROM log_entry
+    GROUP BY kind, created_ms / 3600000;
 
 -- A requested export of usage logs: a durable job the `exportlogs` worker claims
 -- (`claimed_until_ms` is its lease), writes to blob storage and reports to the callback URL or

@@ -966,10 +966,24 @@ async fn ten_million_entries_page_and_aggregate() {
              JOIN repository r ON r.namespace_id = n.id AND r.name = 'r' || (g % 100)",
             span = 30 * DAY
         ),
+        // The hourly counts the audit writer keeps: per repository, per namespace (-1), and
+        // for the installation (-1, -1).
         "INSERT INTO log_count (account_id, repository_id, kind, hour, n) \
-         SELECT COALESCE(account_id, 0), COALESCE(repository_id, 0), kind, created_ms / 3600000, COUNT(*) \
+         SELECT account_id, repository_id, kind, created_ms / 3600000, COUNT(*) \
          FROM log_entry WHERE namespace_name = 'bench' \
-         GROUP BY COALESCE(account_id, 0), COALESCE(repository_id, 0), kind, created_ms / 3600000 \
+         GROUP BY account_id, repository_id, kind, created_ms / 3600000 \
+         ON CONFLICT (account_id, repository_id, kind, hour) DO UPDATE SET n = log_count.n + excluded.n"
+            .to_owned(),
+        "INSERT INTO log_count (account_id, repository_id, kind, hour, n) \
+         SELECT account_id, -1, kind, created_ms / 3600000, COUNT(*) \
+         FROM log_entry WHERE namespace_name = 'bench' \
+         GROUP BY account_id, kind, created_ms / 3600000 \
+         ON CONFLICT (account_id, repository_id, kind, hour) DO UPDATE SET n = log_count.n + excluded.n"
+            .to_owned(),
+        "INSERT INTO log_count (account_id, repository_id, kind, hour, n) \
+         SELECT -1, -1, kind, created_ms / 3600000, COUNT(*) \
+         FROM log_entry WHERE namespace_name = 'bench' \
+         GROUP BY kind, created_ms / 3600000 \
          ON CONFLICT (account_id, repository_id, kind, hour) DO UPDATE SET n = log_count.n + excluded.n"
             .to_owned(),
         "ANALYZE".to_owned(),
@@ -1017,6 +1031,10 @@ async fn ten_million_entries_page_and_aggregate() {
         (
             "organization aggregate, 30 days",
             "/organization/bench/aggregatelogs?starttime=11/02/2026&endtime=12/01/2026".to_owned(),
+        ),
+        (
+            "superuser aggregate, 30 days",
+            "/superuser/aggregatelogs?starttime=11/02/2026&endtime=12/01/2026".to_owned(),
         ),
         (
             "repository aggregate, 30 days",

@@ -109,8 +109,10 @@ pub async fn insert_batch(tx: &mut Tx, entries: &[NewEntry]) -> DbResult<()> {
 /// Rows per upsert of [`count_batch`] (5 parameters each).
 const COUNTS_PER_STATEMENT: usize = 100;
 
-/// Adds a batch's entries to `log_count` (per namespace, repository, kind and hour; 0 for
-/// none), in key order so concurrent writers lock rows in the same order.
+/// Adds a batch's entries to `log_count`, in key order so concurrent writers lock rows in the
+/// same order: per namespace, repository, kind and hour (0 for none), plus the namespace's
+/// total (repository -1) and the installation's (account and repository -1), so that an
+/// aggregate over a namespace or the installation sums kinds x hours rows, not repositories too.
 async fn count_batch(tx: &mut Tx, entries: &[NewEntry], ids: &NameIds<'_>) -> DbResult<()> {
     let mut counts: std::collections::BTreeMap<(i64, i64, &str, i64), i64> = Default::default();
     for e in entries {
@@ -118,13 +120,11 @@ async fn count_batch(tx: &mut Tx, entries: &[NewEntry], ids: &NameIds<'_>) -> Db
             .get(&(e.namespace.as_deref(), e.repository.as_deref()))
             .copied()
             .unwrap_or_default();
-        let key = (
-            account.unwrap_or(0),
-            repository.unwrap_or(0),
-            e.kind.as_str(),
-            e.created_ms.div_euclid(3_600_000),
-        );
-        *counts.entry(key).or_insert(0) += 1;
+        let (a, r) = (account.unwrap_or(0), repository.unwrap_or(0));
+        let hour = e.created_ms.div_euclid(3_600_000);
+        for (a, r) in [(a, r), (a, -1), (-1, -1)] {
+            *counts.entry((a, r, e.kind.as_str(), hour)).or_insert(0) += 1;
+        }
     }
     let counts: Vec<_> = counts.into_iter().collect();
     for chunk in counts.chunks(COUNTS_PER_STATEMENT) {

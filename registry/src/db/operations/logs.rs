@@ -96,7 +96,10 @@ pub async fn page<'c>(
             " AND (l.created_ms < ${t} OR (l.created_ms = ${t} AND l.id < ${i}))"
         ));
     }
-    params.push(limit);
+    // The limit is written into the statement, not bound: with a bound limit PostgreSQL's
+    // generic plan (used after a few executions of a prepared statement) assumes a large one
+    // and may read every entry of the range to sort it, instead of walking the index.
+    let limit = limit.clamp(1, 10_000);
     let sql = format!(
         "SELECT l.id, l.kind, l.namespace_name, l.repository_name, l.performer_name, l.ip, \
          l.metadata, l.created_ms, p.email AS performer_email, p.kind AS performer_kind, \
@@ -104,8 +107,7 @@ pub async fn page<'c>(
          FROM log_entry l \
          LEFT JOIN namespace p ON p.id = l.performer_id \
          LEFT JOIN namespace a ON a.id = l.account_id \
-         WHERE {clause} ORDER BY l.created_ms DESC, l.id DESC LIMIT ${}",
-        params.len()
+         WHERE {clause} ORDER BY l.created_ms DESC, l.id DESC LIMIT {limit}"
     );
     let mut q = sqlx::query(&sql);
     for p in params {
@@ -162,10 +164,12 @@ pub async fn counts_per_hour<'c>(
     start_hour: i64,
     end_hour: i64,
 ) -> DbResult<Vec<(String, i64, i64)>> {
+    // Rows with repository -1 hold a namespace's totals, rows with account -1 the
+    // installation's (see `audit::count_batch`), so no scope sums more than kinds x hours.
     let (clause, first) = match scope {
-        Scope::Namespace(_) => ("account_id = $3 AND ", true),
+        Scope::Namespace(_) => ("account_id = $3 AND repository_id = -1 AND ", true),
         Scope::Repository(_) => ("repository_id = $3 AND ", true),
-        Scope::All => ("", false),
+        Scope::All => ("account_id = -1 AND repository_id = -1 AND ", false),
     };
     let sql = format!(
         "SELECT kind, hour, CAST(SUM(n) AS BIGINT) AS n FROM log_count \
@@ -252,6 +256,8 @@ pub async fn delete_ids(tx: &mut Tx, ids: &[i64]) -> DbResult<u64> {
         q = q.bind(*id);
     }
     let groups = q.fetch_all(&mut **tx).await?;
+    let mut decrements: std::collections::BTreeMap<(i64, i64, String, i64), i64> =
+        Default::default();
     for g in &groups {
         let (a, r, kind, hour, n): (i64, i64, String, i64, i64) = (
             g.try_get("a")?,
@@ -260,6 +266,14 @@ pub async fn delete_ids(tx: &mut Tx, ids: &[i64]) -> DbResult<u64> {
             g.try_get("hour")?,
             g.try_get("n")?,
         );
+        // The entry's own row, its namespace's total and the installation's total.
+        for key in [(a, r), (a, -1), (-1, -1)] {
+            *decrements
+                .entry((key.0, key.1, kind.clone(), hour))
+                .or_insert(0) += n;
+        }
+    }
+    for ((a, r, kind, hour), n) in decrements {
         sqlx::query(
             "UPDATE log_count SET n = n - $5 \
              WHERE account_id = $1 AND repository_id = $2 AND kind = $3 AND hour = $4",
