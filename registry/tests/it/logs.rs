@@ -970,19 +970,19 @@ async fn ten_million_entries_page_and_aggregate() {
         // for the installation (-1, -1).
         "INSERT INTO log_count (account_id, repository_id, kind, hour, n) \
          SELECT account_id, repository_id, kind, created_ms / 3600000, COUNT(*) \
-         FROM log_entry WHERE namespace_name = 'bench' \
+         FROM log_entry WHERE namespace_name = 'bench' AND ip = '10.0.0.1' \
          GROUP BY account_id, repository_id, kind, created_ms / 3600000 \
          ON CONFLICT (account_id, repository_id, kind, hour) DO UPDATE SET n = log_count.n + excluded.n"
             .to_owned(),
         "INSERT INTO log_count (account_id, repository_id, kind, hour, n) \
          SELECT account_id, -1, kind, created_ms / 3600000, COUNT(*) \
-         FROM log_entry WHERE namespace_name = 'bench' \
+         FROM log_entry WHERE namespace_name = 'bench' AND ip = '10.0.0.1' \
          GROUP BY account_id, kind, created_ms / 3600000 \
          ON CONFLICT (account_id, repository_id, kind, hour) DO UPDATE SET n = log_count.n + excluded.n"
             .to_owned(),
         "INSERT INTO log_count (account_id, repository_id, kind, hour, n) \
          SELECT -1, -1, kind, created_ms / 3600000, COUNT(*) \
-         FROM log_entry WHERE namespace_name = 'bench' \
+         FROM log_entry WHERE namespace_name = 'bench' AND ip = '10.0.0.1' \
          GROUP BY kind, created_ms / 3600000 \
          ON CONFLICT (account_id, repository_id, kind, hour) DO UPDATE SET n = log_count.n + excluded.n"
             .to_owned(),
