@@ -9,11 +9,17 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::crd::{Organization, QuayRegistry, Robot};
+use crate::crd::{Organization, ProxyCache, QuayRegistry, Quota, Robot};
 
 /// Every CRD this operator serves.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![QuayRegistry::crd(), Organization::crd(), Robot::crd()]
+    vec![
+        QuayRegistry::crd(),
+        Organization::crd(),
+        Robot::crd(),
+        Quota::crd(),
+        ProxyCache::crd(),
+    ]
 }
 
 /// `(file name, YAML text)` for each CRD: `<plural>.<group>.yaml`.
@@ -89,10 +95,17 @@ mod tests {
     #[test]
     fn one_file_per_kind() {
         let files = files().unwrap();
-        assert_eq!(files.len(), 3);
-        assert_eq!(files[0].0, "quayregistries.quayside.dev.yaml");
-        assert_eq!(files[1].0, "organizations.quayside.dev.yaml");
-        assert_eq!(files[2].0, "robots.quayside.dev.yaml");
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "quayregistries.quayside.dev.yaml",
+                "organizations.quayside.dev.yaml",
+                "robots.quayside.dev.yaml",
+                "quotas.quayside.dev.yaml",
+                "proxycaches.quayside.dev.yaml",
+            ]
+        );
         let crd: CustomResourceDefinition =
             serde_yaml::from_str(&files[0].1).expect("the file parses back");
         assert_eq!(crd.spec.names.kind, "QuayRegistry");

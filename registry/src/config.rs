@@ -166,6 +166,8 @@ pub struct Config {
     pub quota: QuotaConfig,
     /// Usage logs: export and rotation of the audit log.
     pub action_logs: ActionLogsConfig,
+    pub notifications: NotificationConfig,
+    pub mirror: MirrorConfig,
     /// `LABELED_EXPIRATION_MINIMUM` / `LABELED_EXPIRATION_MAXIMUM`: bounds of a tag expiration
     /// set through the API, counted from the start of the tag's lifetime (seconds).
     pub expiration_bounds_s: (i64, i64),
@@ -223,6 +225,29 @@ pub struct QuotaConfig {
     /// `QUOTA_TOTAL_DELAY_SECONDS` (default 1800): how long after start the backfill waits, so
     /// a rolling deployment has finished.
     pub backfill_delay: Duration,
+}
+
+/// Repository notifications.
+#[derive(Clone, Debug)]
+pub struct NotificationConfig {
+    /// `NOTIFICATION_TASK_RUN_MINIMUM_INTERVAL_MINUTES` (Quay's, default 300): how often the
+    /// `notifications` worker looks for tags entering an image-expiry window.
+    pub expiry_scan_interval: Duration,
+    /// `FLOWDOCK_API_URL` (a Quayside extension, default `https://api.flowdock.com`): where
+    /// Flowdock notifications are posted.
+    pub flowdock_api_url: String,
+    /// `HIPCHAT_API_URL` (a Quayside extension, default `https://api.hipchat.com`): where HipChat
+    /// notifications are posted.
+    pub hipchat_api_url: String,
+}
+
+/// Repository mirroring (`FEATURE_REPO_MIRROR` and its keys).
+#[derive(Clone, Debug)]
+pub struct MirrorConfig {
+    /// `FEATURE_REPO_MIRROR` (default off, as in Quay): the mirror API and the `mirror` worker.
+    pub enabled: bool,
+    /// `REPO_MIRROR_INTERVAL` (default 30): seconds between the `mirror` worker's passes.
+    pub interval: Duration,
 }
 
 /// Label key prefixes Quay reserves for itself and image tooling (`DEFAULT_LABEL_KEY_RESERVED_PREFIXES`).
@@ -326,6 +351,16 @@ struct RawConfig {
     quota_backfill: Option<bool>,
     #[serde(rename = "QUOTA_TOTAL_DELAY_SECONDS")]
     quota_total_delay_seconds: Option<serde_yaml::Value>,
+    #[serde(rename = "NOTIFICATION_TASK_RUN_MINIMUM_INTERVAL_MINUTES")]
+    notification_task_run_minimum_interval_minutes: Option<serde_yaml::Value>,
+    #[serde(rename = "FLOWDOCK_API_URL")]
+    flowdock_api_url: Option<String>,
+    #[serde(rename = "HIPCHAT_API_URL")]
+    hipchat_api_url: Option<String>,
+    #[serde(rename = "FEATURE_REPO_MIRROR")]
+    feature_repo_mirror: Option<bool>,
+    #[serde(rename = "REPO_MIRROR_INTERVAL")]
+    repo_mirror_interval: Option<serde_yaml::Value>,
 }
 
 impl Config {
@@ -418,6 +453,8 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let quota = quota_config(&raw)?;
         let action_logs = action_logs_config(&raw)?;
+        let notifications = notification_config(&raw)?;
+        let mirror = mirror_config(&raw)?;
         let listen = match overrides.listen {
             Some(l) => l,
             None => DEFAULT_LISTEN
@@ -596,6 +633,8 @@ impl Config {
             gc,
             quota,
             action_logs,
+            notifications,
+            mirror,
             expiration_bounds_s,
             reserved_label_prefixes,
             raw: mapping,
@@ -693,6 +732,58 @@ fn action_logs_config(raw: &RawConfig) -> Result<ActionLogsConfig, ConfigError> 
         rotation_threshold: Duration::from_secs(threshold as u64),
         archive_location: raw.action_log_archive_location.clone(),
         archive_path: path,
+    })
+}
+
+fn notification_config(raw: &RawConfig) -> Result<NotificationConfig, ConfigError> {
+    let minutes = raw
+        .notification_task_run_minimum_interval_minutes
+        .as_ref()
+        .filter(|v| !v.is_null())
+        .map(|v| count_value("NOTIFICATION_TASK_RUN_MINIMUM_INTERVAL_MINUTES", v))
+        .transpose()?
+        .unwrap_or(300);
+    let api_url = |key: &str, value: &Option<String>, default: &str| {
+        let url = value.as_deref().map(str::trim).unwrap_or(default);
+        match reqwest::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                Ok(url.trim_end_matches('/').to_owned())
+            }
+            _ => Err(invalid(key, format!("{url:?} is not an http(s) URL"))),
+        }
+    };
+    Ok(NotificationConfig {
+        expiry_scan_interval: Duration::from_secs(minutes as u64 * 60),
+        flowdock_api_url: api_url(
+            "FLOWDOCK_API_URL",
+            &raw.flowdock_api_url,
+            "https://api.flowdock.com",
+        )?,
+        hipchat_api_url: api_url(
+            "HIPCHAT_API_URL",
+            &raw.hipchat_api_url,
+            "https://api.hipchat.com",
+        )?,
+    })
+}
+
+fn mirror_config(raw: &RawConfig) -> Result<MirrorConfig, ConfigError> {
+    let interval = raw
+        .repo_mirror_interval
+        .as_ref()
+        .filter(|v| !v.is_null())
+        .map(|v| count_value("REPO_MIRROR_INTERVAL", v))
+        .transpose()?
+        .unwrap_or(30);
+    if interval == 0 {
+        return Err(invalid(
+            "REPO_MIRROR_INTERVAL",
+            "must be at least one second".to_owned(),
+        ));
+    }
+    Ok(MirrorConfig {
+        enabled: raw.feature_repo_mirror.unwrap_or(false),
+        interval: Duration::from_secs(interval as u64),
     })
 }
 
@@ -1016,6 +1107,28 @@ DISTRIBUTED_STORAGE_CONFIG:
     }
 
     #[test]
+    fn notification_keys() {
+        let c = load("NOTIFICATION_TASK_RUN_MINIMUM_INTERVAL_MINUTES: 5\nHIPCHAT_API_URL: http://proxy.example/hipchat/\n").unwrap();
+        assert_eq!(
+            c.notifications.expiry_scan_interval,
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            c.notifications.hipchat_api_url,
+            "http://proxy.example/hipchat"
+        );
+        assert_eq!(c.notifications.flowdock_api_url, "https://api.flowdock.com");
+        let e = load("NOTIFICATION_TASK_RUN_MINIMUM_INTERVAL_MINUTES: often\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("NOTIFICATION_TASK_RUN_MINIMUM_INTERVAL_MINUTES"),
+            "{e}"
+        );
+        let e = load("FLOWDOCK_API_URL: ftp://x\n").unwrap_err();
+        assert!(e.to_string().contains("FLOWDOCK_API_URL"), "{e}");
+    }
+
+    #[test]
     fn quota_keys() {
         let c = load(
             "FEATURE_QUOTA_MANAGEMENT: true\nDEFAULT_SYSTEM_REJECT_QUOTA_BYTES: \"1048576\"\nQUOTA_TOTAL_DELAY_SECONDS: 5\n",
@@ -1029,6 +1142,20 @@ DISTRIBUTED_STORAGE_CONFIG:
         assert_eq!(c.quota.default_reject_bytes, None);
         let e = load("QUOTA_TOTAL_DELAY_SECONDS: soon\n").unwrap_err();
         assert!(e.to_string().contains("QUOTA_TOTAL_DELAY_SECONDS"), "{e}");
+    }
+
+    #[test]
+    fn mirror_keys() {
+        let c = load("FEATURE_REPO_MIRROR: true\nREPO_MIRROR_INTERVAL: \"45\"\n").unwrap();
+        assert!(c.mirror.enabled);
+        assert_eq!(c.mirror.interval, Duration::from_secs(45));
+        let c = load("SERVER_HOSTNAME: r.example.com\n").unwrap();
+        assert!(!c.mirror.enabled);
+        assert_eq!(c.mirror.interval, Duration::from_secs(30));
+        for bad in ["REPO_MIRROR_INTERVAL: 0\n", "REPO_MIRROR_INTERVAL: often\n"] {
+            let e = load(bad).unwrap_err();
+            assert!(e.to_string().contains("REPO_MIRROR_INTERVAL"), "{e}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Background workers. Each runs periodically in `quayside serve` (or alone with
 //! `quayside worker --only <name>`) and holds a database lease while it works, so with several
-//! replicas exactly one runs a given worker at a time.
+//! replicas exactly one runs a given worker at a time. The `mirror` worker takes no such lease:
+//! it claims each due mirror on its own (`service::content::mirror`), so replicas share the
+//! mirrors.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +12,10 @@ use tokio::task::JoinHandle;
 
 use crate::db;
 use crate::service::operations::logs;
-use crate::service::{Ctx, content::gc, content::quota, content::tags, content::uploads};
+use crate::service::operations::notifications;
+use crate::service::{
+    Ctx, content::gc, content::mirror, content::quota, content::tags, content::uploads,
+};
 
 /// A periodic worker.
 #[derive(Clone, Copy, Debug)]
@@ -21,10 +26,12 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// The interval in this configuration (`gc` follows `GARBAGE_COLLECTION_FREQUENCY`).
+    /// The interval in this configuration (`gc` follows `GARBAGE_COLLECTION_FREQUENCY`,
+    /// `mirror` `REPO_MIRROR_INTERVAL`).
     pub fn interval_for(&self, ctx: &Ctx) -> Duration {
         match self.name {
             "gc" => ctx.config.gc.frequency,
+            "mirror" => ctx.config.mirror.interval,
             _ => self.interval,
         }
     }
@@ -36,9 +43,10 @@ pub const ALL: &[Worker] = &[
         name: "uploads",
         interval: Duration::from_secs(60),
     },
+    // Repository mirroring: syncs the mirrors that are due (`FEATURE_REPO_MIRROR`).
     Worker {
         name: "mirror",
-        interval: Duration::from_secs(300),
+        interval: Duration::from_secs(30),
     },
     // Ends expired tags at their expiration (they stop being served the moment they expire).
     Worker {
@@ -68,6 +76,13 @@ pub const ALL: &[Worker] = &[
         name: "logrotation",
         interval: Duration::from_secs(3600),
     },
+    // Repository notifications: raises image-expiry events and delivers the queue (see
+    // `service::operations::notifications::delivery`). Deliveries are claimed row by row, so
+    // replicas running it at once never deliver one twice.
+    Worker {
+        name: "notifications",
+        interval: Duration::from_secs(10),
+    },
 ];
 
 pub fn names() -> Vec<&'static str> {
@@ -76,6 +91,11 @@ pub fn names() -> Vec<&'static str> {
 
 /// Runs one pass of the named worker now (holding no lease). Returns a one-line summary.
 pub async fn run_once(ctx: &Ctx, name: &str) -> anyhow::Result<String> {
+    run_as(ctx, name, &format!("once:{}", uuid::Uuid::new_v4())).await
+}
+
+/// One pass as `holder` (the process's worker identity: the name mirror claims carry).
+async fn run_as(ctx: &Ctx, name: &str, holder: &str) -> anyhow::Result<String> {
     match name {
         "uploads" => {
             let removed = uploads::clean_expired(ctx)
@@ -122,10 +142,20 @@ pub async fn run_once(ctx: &Ctx, name: &str) -> anyhow::Result<String> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(format!("archived {archived} audit-log entries"))
         }
-        // Repository mirroring arrives with its own issue; the worker exists so deployments that
-        // run `quayside worker --only mirror` stay up, and says plainly that it does nothing yet.
+        "notifications" => {
+            let report = notifications::delivery::worker_pass(ctx)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(report.to_string())
+        }
+        "mirror" if !ctx.config.mirror.enabled => {
+            Ok("repository mirroring is off (FEATURE_REPO_MIRROR: false)".into())
+        }
         "mirror" => {
-            Ok("repository mirroring is not implemented in this version; nothing to do".into())
+            let report = mirror::worker_pass(ctx, holder)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(report.to_string())
         }
         other => anyhow::bail!("unknown worker {other:?} (known: {})", names().join(", ")),
     }
@@ -155,8 +185,13 @@ pub fn spawn(
                     let interval = worker.interval_for(&ctx);
                     let lease_until = now + 2 * interval.as_millis() as i64;
                     let lease = format!("worker:{}", worker.name);
-                    match db::operations::settings::acquire_lease(ctx.db.pool(), &lease, &holder, now, lease_until).await {
-                        Ok(true) => match run_once(&ctx, worker.name).await {
+                    // Mirrors are claimed one by one, so every replica's mirror worker runs.
+                    let leased = match worker.name {
+                        "mirror" => Ok(true),
+                        _ => db::operations::settings::acquire_lease(ctx.db.pool(), &lease, &holder, now, lease_until).await,
+                    };
+                    match leased {
+                        Ok(true) => match run_as(&ctx, worker.name, &holder).await {
                             Ok(summary) => tracing::debug!(worker = worker.name, %summary, "worker pass done"),
                             Err(e) => tracing::warn!(worker = worker.name, error = %e, "worker pass failed"),
                         },

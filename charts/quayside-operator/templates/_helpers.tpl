@@ -37,13 +37,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* The rules the operator needs where it reconciles QuayRegistries. */}}
 {{- define "quayside-operator.rules" -}}
 - apiGroups: ["quayside.dev"]
-  resources: ["quayregistries", "organizations", "robots"]
+  resources: ["quayregistries", "organizations", "robots", "quotas", "proxycaches"]
   verbs: ["get", "list", "watch", "patch", "update"]
 - apiGroups: ["quayside.dev"]
-  resources: ["quayregistries/status", "organizations/status", "robots/status"]
+  resources: ["quayregistries/status", "organizations/status", "robots/status", "quotas/status", "proxycaches/status"]
   verbs: ["get", "patch", "update"]
 - apiGroups: ["quayside.dev"]
-  resources: ["quayregistries/finalizers", "organizations/finalizers", "robots/finalizers"]
+  resources: ["quayregistries/finalizers", "organizations/finalizers", "robots/finalizers", "quotas/finalizers", "proxycaches/finalizers"]
   verbs: ["update"]
 - apiGroups: [""]
   resources: ["secrets", "services", "serviceaccounts", "persistentvolumeclaims"]

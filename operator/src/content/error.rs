@@ -33,6 +33,10 @@ pub enum ContentError {
     /// The registry answered with an unexpected error (5xx, ...).
     #[error("{0}")]
     Registry(String),
+    /// The registry could not reach (or validate) an upstream registry the spec names
+    /// (ProxyCache); transient, retried.
+    #[error("{0}")]
+    UpstreamUnreachable(String),
 }
 
 impl ContentError {
@@ -47,6 +51,7 @@ impl ContentError {
             ContentError::Conflict(_) => "Conflict",
             ContentError::Kube(_) => "KubernetesError",
             ContentError::Registry(_) => "RegistryError",
+            ContentError::UpstreamUnreachable(_) => "UpstreamUnreachable",
         }
     }
 

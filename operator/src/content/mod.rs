@@ -16,16 +16,23 @@
 //!   do (`deletionPolicy: Delete`, or objects outside the resource's namespace to clean up).
 //! - Transient failures retry with back-off; an invalid spec or a conflict waits for a change
 //!   (or the next resync).
+//! - The controller's own writes to a resource (status, finalizer) do not trigger a reconcile:
+//!   only a change of generation, labels, annotations or deletion does (see [`own_writes`]),
+//!   besides the resync and the kind's own watches.
+//! - A reconcile decides from the resource as it is, never from a cache that has not seen the
+//!   controller's last write yet: when the cached resourceVersion is not the one that write
+//!   returned, the resource is read again (see [`KindContext::current`]).
 
 pub mod bootstrap;
 pub mod connection;
 pub mod duration;
 pub mod error;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::future::Future;
-use std::sync::Arc;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -33,8 +40,8 @@ use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -115,6 +122,75 @@ pub trait ContentKind:
 pub struct KindContext<K: ContentKind> {
     pub ctx: Arc<Context>,
     pub store: Store<K>,
+    /// uid → the resourceVersion the controller's last write to the resource returned.
+    written: Mutex<HashMap<String, String>>,
+}
+
+impl<K: ContentKind> KindContext<K> {
+    pub fn new(ctx: Arc<Context>, store: Store<K>) -> Self {
+        KindContext {
+            ctx,
+            store,
+            written: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Remembers the resourceVersion of `obj` as returned by a write of this controller.
+    fn remember(&self, obj: &K) {
+        if let (Some(uid), Some(rv)) = (obj.uid(), obj.resource_version())
+            && let Ok(mut w) = self.written.lock()
+        {
+            w.insert(uid, rv);
+        }
+    }
+
+    fn forget(&self, obj: &K) {
+        if let (Some(uid), Ok(mut w)) = (obj.uid(), self.written.lock()) {
+            w.remove(&uid);
+        }
+    }
+
+    /// `obj` if the cache has seen this controller's last write to it, else the resource as
+    /// the API server has it now (`None`: it is gone). The watch that fills the cache can lag
+    /// behind the write (under load, by seconds): deciding from the older copy would, say,
+    /// take a resource whose status was just written for one never reconciled.
+    pub async fn current(&self, obj: Arc<K>) -> Result<Option<Arc<K>>, ContentError> {
+        let expected = obj
+            .uid()
+            .and_then(|uid| self.written.lock().ok()?.get(&uid).cloned());
+        match expected {
+            None => Ok(Some(obj)),
+            Some(rv) if obj.resource_version().as_deref() == Some(rv.as_str()) => Ok(Some(obj)),
+            Some(_) => {
+                let ns = obj.namespace().unwrap_or_default();
+                let api: Api<K> = Api::namespaced(self.ctx.client.clone(), &ns);
+                match api.get_opt(&obj.name_any()).await? {
+                    Some(fresh) if fresh.uid() == obj.uid() => {
+                        self.remember(&fresh);
+                        Ok(Some(Arc::new(fresh)))
+                    }
+                    _ => {
+                        self.forget(&obj);
+                        Ok(None)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a change must touch for the controller to reconcile the resource: its generation (the
+/// spec), labels, annotations (e.g. `quayside.dev/rotate`) or deletion. The status and
+/// finalizer writes of the controller itself change none of them, so they trigger nothing.
+pub fn own_writes<K: Resource>(obj: &K) -> Option<u64> {
+    let m = obj.meta();
+    let mut h = DefaultHasher::new();
+    m.uid.hash(&mut h);
+    m.generation.hash(&mut h);
+    m.labels.hash(&mut h);
+    m.annotations.hash(&mut h);
+    m.deletion_timestamp.as_ref().map(|t| t.0).hash(&mut h);
+    Some(h.finish())
 }
 
 fn key<K: ContentKind>(obj: &K) -> String {
@@ -129,6 +205,16 @@ pub fn resync<K: ContentKind>(obj: &K, ctx: &Context) -> Duration {
         .unwrap_or(ctx.settings.resync_interval)
 }
 
+/// How two resources are ordered when they claim the same thing: the older one first (by
+/// creation time, then by `namespace/name`, so a tie within the same second still has one
+/// answer). Works across kinds.
+pub fn age<R: Resource>(o: &R) -> (Option<k8s_openapi::jiff::Timestamp>, String) {
+    (
+        o.meta().creation_timestamp.as_ref().map(|t| t.0),
+        format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any()),
+    )
+}
+
 /// The resource that owns the registry object `obj` claims, when it is another one.
 pub fn owner_of_claim<K: ContentKind>(obj: &K, all: &[Arc<K>]) -> Option<String> {
     let ns = obj.namespace().unwrap_or_default();
@@ -136,7 +222,6 @@ pub fn owner_of_claim<K: ContentKind>(obj: &K, all: &[Arc<K>]) -> Option<String>
         connection::registry_key(&ns, obj.registry_ref()),
         obj.object_name(),
     );
-    let age = |o: &K| (o.meta().creation_timestamp.as_ref().map(|t| t.0), key(o));
     all.iter()
         .filter(|o| o.uid() != obj.uid() && o.meta().deletion_timestamp.is_none())
         .filter(|o| {
@@ -146,7 +231,7 @@ pub fn owner_of_claim<K: ContentKind>(obj: &K, all: &[Arc<K>]) -> Option<String>
                 o.object_name(),
             ) == mine
         })
-        .filter(|o| age(o) < age(obj))
+        .filter(|o| age(o.as_ref()) < age(obj))
         .map(|o| key(o.as_ref()))
         .min()
 }
@@ -158,6 +243,9 @@ pub async fn reconcile<K: ContentKind>(
 ) -> Result<Action, ContentError> {
     let ctx = &kc.ctx;
     let started = std::time::Instant::now();
+    let Some(obj) = kc.current(obj).await? else {
+        return Ok(Action::await_change());
+    };
     let result = reconcile_inner(obj.as_ref(), kc.as_ref()).await;
     ctx.metrics
         .reconciled(started.elapsed(), result.as_ref().err().map(|e| e.reason()));
@@ -182,6 +270,7 @@ async fn reconcile_inner<K: ContentKind>(
             finalize(obj, ctx, conflict.is_some()).await?;
             set_finalizer(&api, obj, false).await?;
         }
+        kc.forget(obj);
         return Ok(Action::await_change());
     }
 
@@ -197,7 +286,7 @@ async fn reconcile_inner<K: ContentKind>(
             // The finalizer goes on before the registry object exists, so a deletion can
             // never miss it.
             if wanted != has_finalizer {
-                set_finalizer(&api, obj, wanted).await?;
+                kc.remember(&set_finalizer(&api, obj, wanted).await?);
             }
             match connection::connect(ctx, &ns, obj.registry_ref()).await {
                 Ok(conn) => obj.sync(ctx, &conn).await.map(|s| (s, conn.endpoint)),
@@ -206,13 +295,13 @@ async fn reconcile_inner<K: ContentKind>(
         }
     };
     if conflict.is_some() && has_finalizer {
-        set_finalizer(&api, obj, false).await?;
+        kc.remember(&set_finalizer(&api, obj, false).await?);
     }
     let every = resync(obj, ctx);
     match outcome {
         Ok((synced, endpoint)) => {
             announce(obj, ctx, &synced).await;
-            write_status(&api, obj, Ok(&synced), Some(endpoint)).await?;
+            write_status(kc, &api, obj, Ok(&synced), Some(endpoint)).await?;
             Ok(Action::requeue(
                 synced.requeue.map_or(every, |r| r.min(every)),
             ))
@@ -233,7 +322,7 @@ async fn reconcile_inner<K: ContentKind>(
                 )
                 .await;
             }
-            write_status(&api, obj, Err(&e), None).await?;
+            write_status(kc, &api, obj, Err(&e), None).await?;
             if e.retry() {
                 Err(e)
             } else {
@@ -279,11 +368,12 @@ async fn finalize<K: ContentKind>(
     obj.cleanup(ctx).await
 }
 
+/// Returns the resource as the write left it.
 async fn set_finalizer<K: ContentKind>(
     api: &Api<K>,
     obj: &K,
     present: bool,
-) -> Result<(), ContentError> {
+) -> Result<K, ContentError> {
     let mut list: Vec<String> = obj
         .finalizers()
         .iter()
@@ -297,13 +387,13 @@ async fn set_finalizer<K: ContentKind>(
         "finalizers": list,
         "resourceVersion": obj.resource_version(),
     }});
-    api.patch(
-        &obj.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
+    Ok(api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?)
 }
 
 /// Events for what a successful sync changed: `Created`, `Adopted`, `Updated` (the spec
@@ -345,6 +435,7 @@ async fn announce<K: ContentKind>(obj: &K, ctx: &Context, synced: &Synced) {
 
 /// Writes the status when it differs from what the resource has.
 async fn write_status<K: ContentKind>(
+    kc: &KindContext<K>,
     api: &Api<K>,
     obj: &K,
     outcome: Result<&Synced, &ContentError>,
@@ -430,12 +521,14 @@ async fn write_status<K: ContentKind>(
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    let written = api
+        .patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    kc.remember(&written);
     Ok(())
 }
 
@@ -513,8 +606,11 @@ pub async fn run<K, F>(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let controller = Controller::new(api, watcher::Config::default());
-    let store = controller.store();
+    let (store, writer) = reflector::store();
+    let changes = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .applied_objects()
+        .predicate_filter(own_writes::<K>, PredicateConfig::default());
+    let controller = Controller::for_stream(changes, store.clone());
     let by_registry = store.clone();
     let controller = controller.watches(registries, watcher::Config::default(), move |qr| {
         let ns = qr.namespace();
@@ -527,7 +623,7 @@ pub async fn run<K, F>(
             .collect::<Vec<_>>()
     });
     let controller = configure(controller, &client, &namespace);
-    let kc = Arc::new(KindContext { ctx, store });
+    let kc = Arc::new(KindContext::new(ctx, store));
     controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K>, error_policy::<K>, kc)
@@ -538,7 +634,7 @@ pub async fn run<K, F>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{Organization, Robot};
+    use crate::crd::{Organization, ProxyCache, Quota, Robot};
     use serde::Deserialize as _;
 
     #[test]
@@ -560,13 +656,23 @@ mod tests {
                         r.validate().unwrap();
                         seen += 1;
                     }
+                    Some("Quota") => {
+                        let q: Quota = serde_yaml::from_value(v).unwrap();
+                        q.validate().unwrap();
+                        seen += 1;
+                    }
+                    Some("ProxyCache") => {
+                        let p: ProxyCache = serde_yaml::from_value(v).unwrap();
+                        p.validate().unwrap();
+                        seen += 1;
+                    }
                     _ => {}
                 }
             }
         }
         assert_eq!(
-            seen, 3,
-            "organization.yaml, organization-external.yaml, robot.yaml"
+            seen, 5,
+            "organization.yaml, organization-external.yaml, robot.yaml, quota.yaml, proxycache.yaml"
         );
     }
 

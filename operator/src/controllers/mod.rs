@@ -1,5 +1,6 @@
 //! The controllers, one module per custom resource kind: [`quayregistry`], and the content
-//! kinds [`organization`] and [`robot`] (built on [`crate::content`]).
+//! kinds [`organization`], [`robot`], [`quota`] and [`proxycache`] (built on
+//! [`crate::content`]).
 //!
 //! Rules:
 //! - A controller module owns its kind's pipeline and exposes
@@ -10,7 +11,9 @@
 //!   (see [`crate::cli`]).
 
 pub mod organization;
+pub mod proxycache;
 pub mod quayregistry;
+pub mod quota;
 pub mod robot;
 
 use std::future::Future;
@@ -46,6 +49,16 @@ pub async fn run_all(ctx: Arc<Context>, namespaces: &[String], stop: watch::Rece
             until(stop.clone()),
         )));
         runs.push(Box::pin(robot::run_controller(
+            ctx.clone(),
+            ns.clone(),
+            until(stop.clone()),
+        )));
+        runs.push(Box::pin(quota::run_controller(
+            ctx.clone(),
+            ns.clone(),
+            until(stop.clone()),
+        )));
+        runs.push(Box::pin(proxycache::run_controller(
             ctx.clone(),
             ns,
             until(stop.clone()),

@@ -1,19 +1,24 @@
 //! The custom resources this operator serves, one module per kind (`quayside.dev/v1alpha1`).
 //!
 //! Rules:
-//! - Each kind lives in its own module ([`quayregistry`], [`organization`], [`robot`]); spec
+//! - Each kind lives in its own module ([`quayregistry`], [`organization`], [`robot`], [`quota`],
+//!   [`proxycache`]); spec
 //!   fields every content kind shares live in [`content`]; types shared by several kinds
 //!   (such as [`Condition`]) live here, so callers write `crate::crd::Name`.
 //! - Every kind is listed in [`crate::crdgen::crds`], which writes `crds/` and the chart's copy.
 
 pub mod content;
 pub mod organization;
+pub mod proxycache;
 pub mod quayregistry;
+pub mod quota;
 pub mod robot;
 
 pub use content::*;
 pub use organization::*;
+pub use proxycache::*;
 pub use quayregistry::*;
+pub use quota::*;
 pub use robot::*;
 
 use kube::KubeSchema;

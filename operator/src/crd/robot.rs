@@ -131,4 +131,8 @@ pub struct RobotStatus {
     /// ServiceAccounts whose `imagePullSecrets` the operator added the Secret to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bound_service_accounts: Vec<String>,
+    /// The federation identities the operator set (it removes only these; identities added
+    /// by hand stay).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_federation: Vec<FederationIdentity>,
 }

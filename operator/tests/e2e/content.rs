@@ -20,7 +20,7 @@ use quayside_operator::crd::{Organization, Robot};
 
 use crate::harness::*;
 
-const NS: &str = "content";
+pub const NS: &str = "content";
 const PASSWORD: &str = "admin-password1";
 
 /// A registry process on a free port, its admin token, and a proxy counting its writes.
@@ -42,7 +42,7 @@ impl Drop for External {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -98,7 +98,7 @@ async fn external_registry() -> External {
 }
 
 /// A reverse proxy to `upstream` counting every request that is not GET or HEAD.
-async fn counting_proxy(upstream: String) -> (String, Arc<AtomicUsize>) {
+pub async fn counting_proxy(upstream: String) -> (String, Arc<AtomicUsize>) {
     let writes = Arc::new(AtomicUsize::new(0));
     let counter = writes.clone();
     let http = reqwest::Client::new();
@@ -155,7 +155,7 @@ async fn counting_proxy(upstream: String) -> (String, Arc<AtomicUsize>) {
     (format!("http://{addr}"), writes)
 }
 
-async fn put_secret(client: &Client, name: &str, data: &[(&str, &str)]) {
+pub async fn put_secret(client: &Client, name: &str, data: &[(&str, &str)]) {
     let api: Api<Secret> = Api::namespaced(client.clone(), NS);
     let body = serde_json::json!({
         "apiVersion": "v1", "kind": "Secret",
@@ -174,7 +174,7 @@ async fn put_secret(client: &Client, name: &str, data: &[(&str, &str)]) {
     .expect("write a Secret");
 }
 
-fn write_manifest(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+pub fn write_manifest(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).expect("manifest");
     p
@@ -258,7 +258,7 @@ async fn secret_text_in(client: &Client, ns: &str, name: &str, key: &str) -> Str
     .unwrap_or_default()
 }
 
-async fn events(client: &Client, reason: &str) -> Vec<String> {
+pub async fn events(client: &Client, reason: &str) -> Vec<String> {
     let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), NS);
     api.list(&Default::default())
         .await
@@ -353,6 +353,9 @@ spec:
   teams: [builders]
   secret: {{name: acme-ci-pull, namespaces: [apps]}}
   bindServiceAccounts: [builder]
+  federation:
+    - {{issuer: "{ISSUER}", subject: "system:serviceaccount:{NS}:builder"}}
+    - {{issuer: "{ISSUER}", subject: "system:serviceaccount:{NS}:deployer"}}
 "#
         ),
     );
@@ -493,7 +496,8 @@ spec:
         .collect();
     assert_eq!(pulls, ["other", "acme-ci-pull"]);
 
-    // Idle: resyncs every 2 s change nothing, in the registry or in Kubernetes.
+    // Idle (GitOps): for 60 s after convergence, resyncs every 2 s change nothing, in the
+    // registry or in Kubernetes.
     let versions = || async {
         let o = Api::<Organization>::namespaced(client.clone(), NS)
             .get("acme")
@@ -503,21 +507,31 @@ spec:
             .get("ci")
             .await
             .expect("robot");
+        let l = Api::<Organization>::namespaced(client.clone(), NS)
+            .get("legacy")
+            .await
+            .expect("org");
         let s = secret.get("acme-ci-pull").await.expect("secret");
-        (
-            o.resource_version(),
-            r.resource_version(),
-            s.resource_version(),
-        )
+        let c = copy.get("acme-ci-pull").await.expect("the copy");
+        [o, l]
+            .iter()
+            .map(|o| o.resource_version())
+            .chain([r.resource_version()])
+            .chain([s.resource_version(), c.resource_version()])
+            .collect::<Vec<_>>()
     };
     let before = versions().await;
     let registry_writes = registry.writes.load(Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    assert_eq!(
-        versions().await,
-        before,
-        "a no-op resync wrote to Kubernetes"
-    );
+    let idle_from = std::time::Instant::now();
+    while idle_from.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(
+            versions().await,
+            before,
+            "a no-op resync wrote to Kubernetes after {:?}",
+            idle_from.elapsed()
+        );
+    }
     assert_eq!(
         registry.writes.load(Ordering::SeqCst),
         registry_writes,
@@ -627,6 +641,18 @@ spec:
     .expect("utf8");
     assert_eq!(copy_token, new_token, "the copy has the new token too");
 
+    let flow = Flow {
+        client: &client,
+        kubeconfig: emu.kubeconfig_path(),
+        admin: &admin,
+        registry: &registry,
+        work: work.path(),
+        reference: &reference,
+    };
+    federation_keeps_identities_set_by_hand(&flow).await;
+    scheduled_rotation(&flow).await;
+    conflicts_owners_and_orphan(&flow).await;
+
     // Bad input: each a clear condition, nothing deleted.
     let bad = write_manifest(
         work.path(),
@@ -670,6 +696,42 @@ spec:
         ),
     );
     put_secret(&client, "wrong", &[("token", "not-a-token")]).await;
+    // Unknown roles never reach the operator: the CRD's enums refuse them at the API server.
+    let unknown = write_manifest(
+        work.path(),
+        "unknown-roles.yaml",
+        &format!(
+            "apiVersion: quayside.dev/v1alpha1\nkind: Organization\nmetadata: {{name: unknown-role}}\nspec:\n  {reference}\n  teams: [{{name: t1, role: superuser}}]\n---\napiVersion: quayside.dev/v1alpha1\nkind: Robot\nmetadata: {{name: unknown-role}}\nspec:\n  {reference}\n  namespace: acme\n  repositories: [{{name: app, role: owner}}]\n"
+        ),
+    );
+    let (ok, out) = kubectl(
+        emu.kubeconfig_path(),
+        &[
+            "apply",
+            "--server-side",
+            "-n",
+            NS,
+            "-f",
+            &unknown.display().to_string(),
+        ],
+    );
+    assert!(!ok, "{out}");
+    for (value, field) in [
+        ("superuser", "spec.teams[0].role"),
+        ("owner", "spec.repositories[0].role"),
+    ] {
+        assert!(
+            out.contains(&format!("Unsupported value: \"{value}\"")) && out.contains(field),
+            "{out}"
+        );
+    }
+    assert!(
+        Api::<Organization>::namespaced(client.clone(), NS)
+            .get_opt("unknown-role")
+            .await
+            .expect("read")
+            .is_none()
+    );
     apply_server_side(emu.kubeconfig_path(), NS, &bad);
     let n: Organization =
         wait_content(&client, "bad-name", "Ready", "False", Some("InvalidSpec")).await;
@@ -856,6 +918,19 @@ spec:
         .expect_err("the robot may not pull other");
 }
 
+/// CPU time (user + system) used so far by process `pid` (`self` for this one), in seconds.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command (which may hold spaces): state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // Clock ticks are 100 per second on Linux.
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
 /// Benchmark (run by hand: `cargo nextest run -p quayside-operator --run-ignored only
 /// thousand_organizations --no-capture`; figures in docs/benchmarks.md): 1,000 Organizations
 /// with one team each converge, then a full resync of all of them sends no write to the
@@ -872,9 +947,39 @@ async fn thousand_organizations_converge_and_resync_without_writes() {
     put_secret(&client, "registry-admin", &[("token", &registry.token)]).await;
     let operator = Operator::start(&emu, settings()).await;
     let api: Api<Organization> = Api::namespaced(client.clone(), NS);
-    let started = std::time::Instant::now();
-    // Created as `kubectl apply` of a large manifest would: many requests in flight.
     use futures_util::StreamExt as _;
+    use kube::runtime::{WatchStreamExt as _, watcher};
+    // Readiness is counted from a watch (started first, so no change is missed), not by
+    // listing 1,000 objects over and over.
+    let watch = api.clone();
+    let all_ready = tokio::spawn(async move {
+        let mut ready = std::collections::HashSet::new();
+        let mut changes = std::pin::pin!(
+            watcher(watch, watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+        );
+        while let Some(change) = changes.next().await {
+            let Ok(o) = change else { continue };
+            let is_ready = o.content_status().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            });
+            if is_ready {
+                ready.insert(o.name_any());
+            }
+            if ready.len() == N {
+                return;
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let cpu_before = (
+        cpu_seconds("self"),
+        cpu_seconds(&registry.child.id().to_string()),
+    );
+    // Created as `kubectl apply` of a large manifest would: many requests in flight.
     futures_util::stream::iter(0..N)
         .map(|i| {
             let api = api.clone();
@@ -897,34 +1002,305 @@ async fn thousand_organizations_converge_and_resync_without_writes() {
         .collect::<Vec<()>>()
         .await;
     let created = started.elapsed();
-    wait_for(
-        Duration::from_secs(600),
-        "every Organization Ready",
-        || async {
-            let list = api.list(&Default::default()).await.ok()?;
-            let ready = list
-                .items
-                .iter()
-                .filter(|o| {
-                    o.content_status().is_some_and(|s| {
-                        s.conditions
-                            .iter()
-                            .any(|c| c.type_ == "Ready" && c.status == "True")
-                    })
-                })
-                .count();
-            (ready == N).then_some(())
-        },
-    )
-    .await;
+    tokio::time::timeout(Duration::from_secs(600), all_ready)
+        .await
+        .expect("every Organization Ready within 10 minutes")
+        .expect("the watch");
     let converged = started.elapsed();
+    let cpu = (
+        cpu_seconds("self") - cpu_before.0,
+        cpu_seconds(&registry.child.id().to_string()) - cpu_before.1,
+    );
     let writes = registry.writes.load(Ordering::SeqCst);
     // Every Organization resyncs at least once in 35 s.
     tokio::time::sleep(Duration::from_secs(35)).await;
     let resync_writes = registry.writes.load(Ordering::SeqCst) - writes;
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "BENCH organizations={N} created_in={created:?} converged_in={converged:?} registry_writes_to_converge={writes} registry_writes_in_a_full_resync={resync_writes}"
+        "BENCH load_average={:?} organizations={N} created_in={created:?} converged_in={converged:?} cpu_to_converge: emulator+operator={:.1}s registry={:.1}s registry_writes_to_converge={writes} registry_writes_in_a_full_resync={resync_writes}",
+        load.split_whitespace().take(3).collect::<Vec<_>>(),
+        cpu.0,
+        cpu.1
     );
     assert_eq!(resync_writes, 0, "a full resync wrote to the registry");
     operator.stop().await;
+}
+
+/// What the later steps of the external-registry flow share.
+struct Flow<'a> {
+    client: &'a Client,
+    kubeconfig: &'a Path,
+    admin: &'a qapi::Client,
+    registry: &'a External,
+    work: &'a Path,
+    /// The `registryRef: ...` line of every manifest.
+    reference: &'a str,
+}
+
+impl Flow<'_> {
+    fn apply(&self, file: &str, text: &str) {
+        let path = write_manifest(self.work, file, text);
+        apply_server_side(self.kubeconfig, NS, &path);
+    }
+
+    async fn members(&self, org: &str, team: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .admin
+            .team_members(org, team)
+            .await
+            .expect("team members")
+            .members
+            .into_iter()
+            .filter_map(|m| m.name)
+            .collect();
+        names.sort();
+        names
+    }
+
+    async fn federation(&self) -> Vec<(String, String)> {
+        let mut have: Vec<_> = self
+            .admin
+            .robot_federation(Some("acme"), "ci")
+            .await
+            .expect("federation")
+            .into_iter()
+            .map(|e| (e.issuer, e.subject))
+            .collect();
+        have.sort();
+        have
+    }
+}
+
+const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+fn sa_subject(name: &str) -> String {
+    format!("system:serviceaccount:{NS}:{name}")
+}
+
+/// Robot `ci` trusts the identities it lists (applied with the Robot); one added by hand
+/// stays when the spec drops another, which the registry then forgets.
+async fn federation_keeps_identities_set_by_hand(f: &Flow<'_>) {
+    let ours = |n: &str| (ISSUER.to_owned(), sa_subject(n));
+    assert_eq!(f.federation().await, [ours("builder"), ours("deployer")]);
+    let mut entries: Vec<qapi::FederationEntry> = f
+        .federation()
+        .await
+        .into_iter()
+        .map(|(issuer, subject)| qapi::FederationEntry { issuer, subject })
+        .collect();
+    let by_hand = ("https://issuer.example.com".to_owned(), "ci-job".to_owned());
+    entries.push(qapi::FederationEntry {
+        issuer: by_hand.0.clone(),
+        subject: by_hand.1.clone(),
+    });
+    f.admin
+        .set_robot_federation(Some("acme"), "ci", &entries)
+        .await
+        .expect("add an identity by hand");
+    let robots: Api<Robot> = Api::namespaced(f.client.clone(), NS);
+    robots
+        .patch(
+            "ci",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({
+                "spec": {"federation": [{"issuer": ISSUER, "subject": sa_subject("builder")}]},
+            })),
+        )
+        .await
+        .expect("drop an identity from the spec");
+    let r: Robot = wait_content(f.client, "ci", "Ready", "True", None).await;
+    let mut want = vec![ours("builder"), by_hand];
+    want.sort();
+    assert_eq!(
+        f.federation().await,
+        want,
+        "the dropped identity is removed, the one added by hand kept"
+    );
+    let managed: Vec<_> = r
+        .status
+        .expect("status")
+        .managed_federation
+        .into_iter()
+        .map(|e| (e.issuer, e.subject))
+        .collect();
+    assert_eq!(managed, [ours("builder")]);
+}
+
+/// A Robot rotating every 3 s: its Secret gets a new token each time, the old one is refused,
+/// and the status records when the last rotation happened and the next is due.
+async fn scheduled_rotation(f: &Flow<'_>) {
+    let reference = f.reference;
+    f.apply(
+        "rotator.yaml",
+        &format!(
+            "apiVersion: quayside.dev/v1alpha1\nkind: Robot\nmetadata: {{name: rotator}}\nspec:\n  {reference}\n  namespace: acme\n  repositories: [{{name: app, role: read}}]\n  secret: {{name: acme-rotator}}\n  rotation: {{every: 3s}}\n"
+        ),
+    );
+    let _: Robot = wait_content(f.client, "rotator", "Ready", "True", None).await;
+    let token = || async {
+        let t = secret_text(f.client, "acme-rotator", "token").await;
+        (!t.is_empty()).then_some(t)
+    };
+    let first = wait_for(Duration::from_secs(20), "the rotator's Secret", token).await;
+    let second = wait_for(Duration::from_secs(20), "a rotated token", || async {
+        token().await.filter(|t| *t != first)
+    })
+    .await;
+    wait_for(Duration::from_secs(20), "a second rotation", || async {
+        token().await.filter(|t| *t != first && *t != second)
+    })
+    .await;
+    let authfile = f.work.join("rotator-old.json");
+    let old = serde_json::json!({"auths": {f.registry.direct.clone(): {
+        "auth": base64_of(&format!("acme+rotator:{first}")),
+    }}});
+    std::fs::write(&authfile, old.to_string()).expect("authfile");
+    pull(
+        f.work,
+        &authfile,
+        &format!("{}/acme/app:v1", f.registry.direct),
+    )
+    .expect_err("a rotated-away token is refused");
+    let r: Robot = Api::namespaced(f.client.clone(), NS)
+        .get("rotator")
+        .await
+        .expect("rotator");
+    let status = r.status.expect("status");
+    let at = |s: Option<String>| {
+        chrono::DateTime::parse_from_rfc3339(&s.expect("a time")).expect("RFC 3339")
+    };
+    let (last, next) = (at(status.last_rotation_time), at(status.next_rotation_time));
+    assert_eq!((next - last).num_seconds(), 3, "next = last + every");
+    Api::<Robot>::namespaced(f.client.clone(), NS)
+        .delete("rotator", &DeleteParams::default())
+        .await
+        .expect("delete rotator");
+}
+
+/// Team membership claimed by both kinds, the `owners` rule and `deletionPolicy: Orphan`:
+/// - Robot `joiner` joins `acme/deployers`, whose exact members Organization `acme` (older)
+///   lists without it: `joiner` is in `Conflict` and creates nothing.
+/// - Organization `kept` (newer) lists the members of `devs`, which Robot `helper` (older)
+///   joined: `kept` is in `Conflict` and changes nothing until it lists the robot.
+/// - `owners` without `members` keeps a member added by hand; listed, it loses the unlisted
+///   ones but never the operator's user.
+/// - Deleting `kept` (Orphan) leaves the organization in the registry; it had no finalizer.
+async fn conflicts_owners_and_orphan(f: &Flow<'_>) {
+    let reference = f.reference;
+    f.apply(
+        "joiner.yaml",
+        &format!(
+            "apiVersion: quayside.dev/v1alpha1\nkind: Robot\nmetadata: {{name: joiner}}\nspec:\n  {reference}\n  namespace: acme\n  teams: [deployers]\n"
+        ),
+    );
+    let j: Robot = wait_content(f.client, "joiner", "Ready", "False", Some("Conflict")).await;
+    let said = &j.content_status().expect("status").conditions[0].message;
+    assert!(
+        said.contains("Organization content/acme") && said.contains("deployers"),
+        "{said}"
+    );
+    f.admin
+        .robot(Some("acme"), "joiner")
+        .await
+        .expect_err("a Robot in conflict creates nothing");
+    assert_eq!(f.members("acme", "deployers").await, ["alice"]);
+    Api::<Robot>::namespaced(f.client.clone(), NS)
+        .delete("joiner", &DeleteParams::default())
+        .await
+        .expect("delete joiner");
+
+    // The other way round: the Robot is older.
+    f.admin
+        .create_organization(&qapi::CreateOrganizationRequest {
+            name: "kept".into(),
+            email: None,
+        })
+        .await
+        .expect("create kept by hand");
+    f.admin
+        .put_team(
+            "kept",
+            "devs",
+            &qapi::TeamRequest {
+                role: "member".into(),
+                description: None,
+            },
+        )
+        .await
+        .expect("create devs by hand");
+    f.apply(
+        "helper.yaml",
+        &format!(
+            "apiVersion: quayside.dev/v1alpha1\nkind: Robot\nmetadata: {{name: helper}}\nspec:\n  {reference}\n  namespace: kept\n  teams: [devs]\n"
+        ),
+    );
+    let _: Robot = wait_content(f.client, "helper", "Ready", "True", None).await;
+    // Creation times have a resolution of one second: make the Organization surely newer.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let kept = |members: &str, owners: &str| {
+        format!(
+            "apiVersion: quayside.dev/v1alpha1\nkind: Organization\nmetadata: {{name: kept}}\nspec:\n  {reference}\n  deletionPolicy: Orphan\n  resyncInterval: 2s\n  teams:\n    - {{name: devs, members: [{members}]}}\n{owners}"
+        )
+    };
+    f.apply("kept.yaml", &kept("alice", ""));
+    let k: Organization = wait_content(f.client, "kept", "Ready", "False", Some("Conflict")).await;
+    let said = &k.content_status().expect("status").conditions[0].message;
+    assert!(
+        said.contains("Robot content/helper") && said.contains("devs"),
+        "{said}"
+    );
+    assert_eq!(
+        f.members("kept", "devs").await,
+        ["kept+helper"],
+        "an Organization in conflict changes nothing"
+    );
+    f.apply("kept.yaml", &kept("alice, kept+helper", ""));
+    let k: Organization = wait_content(f.client, "kept", "Ready", "True", None).await;
+    assert_eq!(f.members("kept", "devs").await, ["alice", "kept+helper"]);
+    assert!(
+        k.finalizers().is_empty(),
+        "deletionPolicy Orphan needs no finalizer: {:?}",
+        k.finalizers()
+    );
+
+    // owners: a member added by hand stays while the spec does not list owners' members.
+    f.admin
+        .add_team_member("kept", "owners", "alice")
+        .await
+        .expect("alice into owners");
+    f.apply(
+        "kept.yaml",
+        &kept("alice, kept+helper", "    - {name: owners, role: admin}\n"),
+    );
+    wait_content::<Organization>(f.client, "kept", "Ready", "True", None).await;
+    assert_eq!(f.members("kept", "owners").await, [ADMIN, "alice"]);
+    // Listed with no members: alice goes, the operator's own user stays.
+    f.apply(
+        "kept.yaml",
+        &kept(
+            "alice, kept+helper",
+            "    - {name: owners, role: admin, members: []}\n",
+        ),
+    );
+    wait_content::<Organization>(f.client, "kept", "Ready", "True", None).await;
+    assert_eq!(f.members("kept", "owners").await, [ADMIN]);
+    // Dropped from the spec: owners stays.
+    f.apply("kept.yaml", &kept("alice, kept+helper", ""));
+    wait_content::<Organization>(f.client, "kept", "Ready", "True", None).await;
+    assert_eq!(f.members("kept", "owners").await, [ADMIN]);
+
+    // Orphan: the resource goes at once, the organization stays.
+    let orgs: Api<Organization> = Api::namespaced(f.client.clone(), NS);
+    orgs.delete("kept", &DeleteParams::default())
+        .await
+        .expect("delete kept");
+    wait_for(Duration::from_secs(10), "kept to go", || async {
+        orgs.get_opt("kept").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    f.admin
+        .organization("kept")
+        .await
+        .expect("an orphaned organization stays in the registry");
+    assert_eq!(f.members("kept", "devs").await, ["alice", "kept+helper"]);
 }

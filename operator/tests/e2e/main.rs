@@ -8,4 +8,6 @@ mod full;
 mod harness;
 mod helm;
 mod leader;
+mod proxycache;
+mod quota;
 mod registry;

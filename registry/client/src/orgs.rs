@@ -88,6 +88,19 @@ pub struct SuperUserOrganizations {
 
 #[cfg(feature = "client")]
 impl Client {
+    /// The organization's members (users on its teams) with their teams and direct permissions.
+    pub async fn organization_members(&self, org: &str) -> Result<OrganizationMembers> {
+        let path = format!("/organization/{}/members", seg(org));
+        self.json(Method::GET, &path, Self::NONE).await
+    }
+
+    /// Removes a user from every team of the organization and every permission on its
+    /// repositories.
+    pub async fn remove_organization_member(&self, org: &str, member: &str) -> Result<()> {
+        let path = format!("/organization/{}/members/{}", seg(org), seg(member));
+        self.unit(Method::DELETE, &path, Self::NONE).await
+    }
+
     /// Every organization with its quota and usage (superusers only).
     pub async fn superuser_organizations(&self) -> Result<SuperUserOrganizations> {
         self.json(Method::GET, "/superuser/organizations/", Self::NONE)
@@ -129,4 +142,44 @@ impl Client {
         )
         .await
     }
+}
+
+/// A team as an organization member's view names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberTeam {
+    pub name: String,
+    pub avatar: Avatar,
+}
+
+/// `GET /api/v1/organization/{orgname}/members[/{membername}]`: a member (a user on a team of
+/// the organization, or one of its robots), its teams there and the repositories it holds a
+/// direct permission on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrganizationMember {
+    pub name: String,
+    /// `user` or `robot`.
+    pub kind: String,
+    pub avatar: Avatar,
+    pub teams: Vec<MemberTeam>,
+    pub repositories: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrganizationMembers {
+    pub members: Vec<OrganizationMember>,
+}
+
+/// `GET /api/v1/organization/{orgname}/collaborators`: a user on no team of the organization
+/// with direct permissions on some of its repositories.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collaborator {
+    pub kind: String,
+    pub name: String,
+    pub avatar: Avatar,
+    pub repositories: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collaborators {
+    pub collaborators: Vec<Collaborator>,
 }

@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
                 )),
         )
         .merge(quay::logs::download_router())
+        .merge(quay::notifications::web_router())
         .merge(federation::router())
         .merge(health::router())
         .layer(axum::middleware::from_fn(close_after_refused_body))

@@ -140,9 +140,19 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0006_proxy_cache.sql"),
     ),
     (
+        7,
+        "notifications",
+        include_str!("../../migrations/0007_notifications.sql"),
+    ),
+    (
         8,
         "usage_logs",
         include_str!("../../migrations/0008_usage_logs.sql"),
+    ),
+    (
+        9,
+        "mirror",
+        include_str!("../../migrations/0009_mirror.sql"),
     ),
 ];
 

@@ -14,7 +14,10 @@ use std::path::Path;
 /// Service modules by group, each group in its documented order; the group's index is its rank.
 const SERVICE: &[(&str, &[&str])] = &[
     ("access", &["jwt", "passwords", "authz", "auth"]),
-    ("operations", &["audit|mail|ssrf", "messages|logs"]),
+    (
+        "operations",
+        &["audit|mail|ssrf", "messages|logs|notifications"],
+    ),
     (
         "content",
         &[
@@ -29,6 +32,7 @@ const SERVICE: &[(&str, &[&str])] = &[
             "gc",
             "upstream",
             "proxy_cache",
+            "mirror",
         ],
     ),
     (
@@ -37,10 +41,12 @@ const SERVICE: &[(&str, &[&str])] = &[
             "accounts",
             "orgs",
             "teams",
+            "members",
             "robots",
             "permissions",
             "apps",
             "federation",
+            "search",
         ],
     ),
 ];
@@ -51,10 +57,12 @@ const DB: &[(&str, &[&str])] = &[
         &[
             "namespaces",
             "teams",
+            "members",
             "robots",
             "permissions",
             "apps",
             "tokens",
+            "search",
         ],
     ),
     (
@@ -67,11 +75,14 @@ const DB: &[(&str, &[&str])] = &[
             "blobs",
             "uploads",
             "gc",
-            "proxy_cache",
+            "proxy_cache|mirror",
             "quota",
         ],
     ),
-    ("operations", &["audit|logs|messages|settings"]),
+    (
+        "operations",
+        &["audit|logs|messages|settings|notifications"],
+    ),
 ];
 
 /// `(group, module)` to `(group rank, rank in group)`.

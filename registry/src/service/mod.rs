@@ -12,15 +12,16 @@
 //! - [`access`]: who is calling and what they may do: credentials ([`access::auth`]), registry
 //!   tokens ([`access::jwt`]), password hashing ([`access::passwords`]), decisions
 //!   ([`access::authz`]).
-//! - [`operations`]: what the installation records and sends: the audit log, mail. Home of
-//!   notifications and usage logs.
+//! - [`operations`]: what the installation records and sends: the audit log, mail, the SSRF
+//!   guard of outbound requests, repository notifications. Home of usage logs.
 //! - [`content`]: repositories and what they hold: manifests, tags, labels, blobs, uploads, the
 //!   pull cache, garbage collection. Home of quota, proxy cache, mirroring, builds and scanning.
 //! - [`tenancy`]: accounts, organizations, teams, robots, permissions, OAuth applications, robot
 //!   federation.
 //!
 //! Background jobs are functions of the group they belong to (`content::gc::worker_pass`,
-//! `content::tags::expire`, `content::uploads::clean_expired`); `crate::workers` schedules them.
+//! `content::tags::expire`, `content::uploads::clean_expired`,
+//! `operations::notifications::delivery::worker_pass`); `crate::workers` schedules them.
 //!
 //! # Dependency order
 //!

@@ -6,7 +6,9 @@
 //! a blob's row and is about to delete its bytes; no lock held), `gc.links_deleted` (it deleted a
 //! repository's stale blob links, holding the repository lock), `uploads.blob_checked` (an
 //! upload checked whether the blob row exists, holding the digest lock),
-//! `gc.blob_bytes_deleted` (garbage collection deleted a blob's bytes, its row already gone).
+//! `gc.blob_bytes_deleted` (garbage collection deleted a blob's bytes, its row already gone),
+//! `manifests.repository_locked` (a manifest push holds its repository's lock, before it
+//! writes).
 //!
 //! A process can also be stopped for good at a point, so a test can `kill -9` it exactly there:
 //! `QUAYSIDE_TEST_PAUSE_AT=<point>` (or `<point>#<n>`, the n-th time it is reached) makes it

@@ -23,7 +23,8 @@ backend_tests!(
     upload_and_mount_restore_missing_bytes,
     gc_verify_repairs_rows_without_bytes,
     deleting_a_repository_while_pushes_run_never_answers_5xx,
-    deleting_an_organization_while_pushes_create_repositories_never_answers_5xx
+    deleting_an_organization_while_pushes_create_repositories_never_answers_5xx,
+    an_organization_deleted_while_a_manifest_push_holds_its_repository_is_no_deadlock
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_quayside");
@@ -499,4 +500,61 @@ async fn deleting_an_organization_while_pushes_create_repositories_never_answers
         after.iter().all(|(_, st)| st.is_success()),
         "a push after the race: {after:?}"
     );
+}
+
+/// A manifest push holding its repository's lock while the organization is deleted: the
+/// deletion waits for the push (or the push finds the repository gone), never a deadlock that
+/// the database breaks by failing one of them (a 500). The push's quota accounting touches a
+/// row referencing the namespace after the repository lock, the cascade of a namespace delete
+/// locks in the other order; the repository lock takes the namespace first for that reason.
+async fn an_organization_deleted_while_a_manifest_push_holds_its_repository_is_no_deadlock(
+    b: Backend,
+) {
+    let s = Arc::new(TestServer::start(b).await);
+    let token = s.init_admin().await;
+    s.create_org(&token, "lockorg").await;
+    // Blobs first (and the repository), then the manifest push that will be paused.
+    let image = crate::common::oci::Image::random(1);
+    for blob in image.blobs() {
+        s.as_admin().push_blob("lockorg/app", blob).await;
+    }
+    let mut paused = s.ctx().pauses.arm("manifests.repository_locked");
+    let push = {
+        let s = s.clone();
+        let (manifest, media_type) = (image.manifest.clone(), image.media_type);
+        tokio::spawn(async move {
+            s.as_admin()
+                .request(Method::PUT, "/v2/lockorg/app/manifests/v1")
+                .header("Content-Type", media_type)
+                .body(manifest)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    paused.reached().await;
+    let delete = {
+        let s = s.clone();
+        let token = token.clone();
+        tokio::spawn(async move {
+            s.call(Some(&token), Method::DELETE, "/organization/lockorg", None)
+                .await
+                .0
+        })
+    };
+    // Let the delete reach its locks (on PostgreSQL it waits for the push from here on).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    paused.resume();
+    let pushed = push.await.unwrap();
+    let deleted = delete.await.unwrap();
+    assert!(
+        pushed == StatusCode::CREATED || pushed == StatusCode::NOT_FOUND,
+        "push: {pushed}"
+    );
+    assert_eq!(deleted, StatusCode::NO_CONTENT, "delete");
+    let (status, _) = s
+        .call(Some(&token), Method::GET, "/organization/lockorg", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -667,16 +667,6 @@ async fn features_not_served_yet_answer_not_implemented(b: Backend) {
             "Build triggers",
         ),
         (Method::GET, "/repository/testorg/hello/build/", "Builds"),
-        (
-            Method::GET,
-            "/repository/testorg/hello/mirror",
-            "Repository mirroring",
-        ),
-        (
-            Method::GET,
-            "/repository/testorg/hello/notification/",
-            "Repository notifications",
-        ),
     ] {
         let (status, body) = s.call(Some(&token), method, path, Some(json!({}))).await;
         assert_quay_error(
@@ -690,8 +680,8 @@ async fn features_not_served_yet_answer_not_implemented(b: Backend) {
     // A refused request with a body closes its connection, and says so.
     let r = s
         .as_bearer(&token)
-        .request(Method::POST, "/api/v1/repository/testorg/hello/mirror")
-        .json(&json!({"external_reference": "quay.io/x/y"}))
+        .request(Method::POST, "/api/v1/repository/testorg/hello/build/")
+        .json(&json!({"archive_url": "https://example.com/x.tar.gz"}))
         .send()
         .await
         .unwrap();

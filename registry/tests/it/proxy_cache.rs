@@ -2,8 +2,8 @@
 //! `docker-registry`, open and behind htpasswd) and a second Quayside with token auth.
 //! A small TCP relay in front of Distribution can cut a response part way.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::backend_tests;
+use crate::common::distribution::{Distribution, push_upstream};
 use crate::common::oci::{self, Image};
-use crate::common::tools::{free_port, require, run_ok};
+use crate::common::tools::require;
 use crate::common::{ADMIN, ADMIN_PASSWORD, Backend, Options, TestServer, error_code};
 
 backend_tests!(
@@ -22,129 +23,6 @@ backend_tests!(
     pull_through_token_and_basic_auth,
     quota_evicts_the_least_recently_pulled
 );
-
-/// A Debian `docker-registry` on a loopback port, killed on drop.
-struct Distribution {
-    child: Option<Child>,
-    config: PathBuf,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Distribution {
-    /// `htpasswd`: one user and password (bcrypt, made with apache2-utils' `htpasswd`).
-    async fn start(htpasswd: Option<(&str, &str)>) -> Distribution {
-        let dir = tempfile::tempdir().unwrap();
-        let addr = format!("127.0.0.1:{}", free_port());
-        let mut auth = String::new();
-        if let Some((user, password)) = htpasswd {
-            let file = dir.path().join("htpasswd");
-            let out = run_ok(Command::new(require("htpasswd")).args(["-Bbn", user, password]));
-            std::fs::write(&file, &out.stdout).unwrap();
-            auth = format!(
-                "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
-                file.display()
-            );
-        }
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth}",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let mut d = Distribution {
-            child: None,
-            config,
-            addr,
-            _dir: dir,
-        };
-        d.run().await;
-        d
-    }
-
-    async fn run(&mut self) {
-        let child = Command::new(require("docker-registry"))
-            .arg("serve")
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry starts");
-        self.child = Some(child);
-        let client = reqwest::Client::new();
-        for _ in 0..100 {
-            if client
-                .get(format!("http://{}/v2/", self.addr))
-                .send()
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("docker-registry did not start on {}", self.addr);
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Distribution {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Pushes an image to a plain registry over HTTP (POST then PUT per blob).
-async fn push_upstream(
-    base: &str,
-    auth: Option<(&str, &str)>,
-    repo: &str,
-    tag: &str,
-    image: &Image,
-) {
-    let client = reqwest::Client::new();
-    let with = |r: reqwest::RequestBuilder| match auth {
-        Some((u, p)) => r.basic_auth(u, Some(p)),
-        None => r,
-    };
-    for blob in image.blobs() {
-        let r = with(client.post(format!("{base}/v2/{repo}/blobs/uploads/")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::ACCEPTED, "upload start");
-        let location = r.headers()["location"].to_str().unwrap().to_owned();
-        let location = if location.starts_with("http") {
-            location
-        } else {
-            format!("{base}{location}")
-        };
-        let sep = if location.contains('?') { '&' } else { '?' };
-        let r = with(client.put(format!("{location}{sep}digest={}", oci::sha256(blob))))
-            .header("Content-Type", "application/octet-stream")
-            .body(blob.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED, "upload put");
-    }
-    let r = with(client.put(format!("{base}/v2/{repo}/manifests/{tag}")))
-        .header("Content-Type", image.media_type)
-        .body(image.manifest.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED, "manifest put");
-}
 
 /// A TCP relay to `target`. When `cut_after` is positive, the next answer longer than that
 /// many bytes is cut there (both connections closed), once.

@@ -1,6 +1,7 @@
 //! Garbage collector, namespace controller and CRD cleanup.
 //!
-//! Runs after every change (and at least every 500 ms). One pass, under the state lock:
+//! Runs after every change that can need it (see `needs_pass`), and at least every 500 ms.
+//! One pass, under the state lock:
 //! - An object whose every `ownerReferences` entry points to a missing owner is deleted
 //!   (background). One whose owner is being deleted with `foregroundDeletion` is deleted too;
 //!   one whose owner carries the `orphan` finalizer loses that owner reference instead.
@@ -16,30 +17,60 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::api::{Cluster, DeleteOptions, Propagation, State, name_of, ns_of, uid_of};
 use crate::resources::ResourceType;
+use crate::store::{Event, EventType};
 
 const MANAGER: &str = "kube-controller-manager";
 
 /// Runs the collector until the cluster is dropped.
 pub async fn run(cluster: Arc<Cluster>) {
     let mut rx = cluster.lock().store.subscribe();
+    let mut needed = true;
     loop {
-        pass(&mut cluster.lock());
-        tokio::select! {
+        if needed {
+            pass(&mut cluster.lock());
+        }
+        needed = tokio::select! {
             r = rx.recv() => {
-                if matches!(r, Err(RecvError::Closed)) {
-                    return;
-                }
+                let mut needed = match r {
+                    Err(RecvError::Closed) => return,
+                    Err(RecvError::Lagged(_)) => true,
+                    Ok(ev) => needs_pass(&ev),
+                };
                 // Coalesce bursts of events into one pass.
                 tokio::time::sleep(Duration::from_millis(5)).await;
-                while let Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) = rx.try_recv() {}
+                loop {
+                    match rx.try_recv() {
+                        Ok(ev) => needed |= needs_pass(&ev),
+                        Err(TryRecvError::Lagged(_)) => needed = true,
+                        Err(_) => break,
+                    }
+                }
+                needed
             }
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
+            _ = tokio::time::sleep(Duration::from_millis(500)) => true,
+        };
     }
+}
+
+fn has_owners(o: &Value) -> bool {
+    o["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty())
+}
+
+/// Whether a change can give a pass something to do: a deletion, an object being deleted, or
+/// an object that has (or had) owner references. Most writes (a status update, an Event, a
+/// custom resource without owners) cannot, and a pass walks every object: skipping it keeps
+/// the collector's cost from growing with the number of objects times the number of writes.
+fn needs_pass(ev: &Event) -> bool {
+    ev.kind == EventType::Deleted
+        || deleting(&ev.object)
+        || has_owners(&ev.object)
+        || ev.prev.as_deref().is_some_and(has_owners)
 }
 
 fn rt_for_key(st: &State, key: &str) -> Option<Arc<ResourceType>> {
@@ -275,6 +306,35 @@ mod tests {
         assert!(st.find(&cm, "default", "or").is_none());
         let child = st.find(&cm, "default", "or-child").unwrap();
         assert!(child["metadata"]["ownerReferences"].is_null());
+    }
+
+    #[test]
+    fn only_writes_that_can_need_a_pass_ask_for_one() {
+        let ev = |kind, object: Value, prev: Option<Value>| Event {
+            rv: 1,
+            res: "/configmaps".into(),
+            namespace: "default".into(),
+            kind,
+            object: Arc::new(object),
+            prev: prev.map(Arc::new),
+        };
+        let plain = json!({"metadata": {"name": "a"}});
+        let owned = json!({"metadata": {"name": "a", "ownerReferences": [{"uid": "u"}]}});
+        let going = json!({"metadata": {"name": "a", "deletionTimestamp": "2026-01-01T00:00:00Z"}});
+        assert!(!needs_pass(&ev(EventType::Added, plain.clone(), None)));
+        assert!(!needs_pass(&ev(
+            EventType::Modified,
+            plain.clone(),
+            Some(plain.clone())
+        )));
+        assert!(needs_pass(&ev(EventType::Deleted, plain.clone(), None)));
+        assert!(needs_pass(&ev(EventType::Added, owned.clone(), None)));
+        assert!(needs_pass(&ev(
+            EventType::Modified,
+            plain.clone(),
+            Some(owned)
+        )));
+        assert!(needs_pass(&ev(EventType::Modified, going, Some(plain))));
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //!   (`status.managedTeams`). Repositories are created and kept, never deleted.
 //! - The `owners` team keeps members that are not listed unless it is listed with `members`,
 //!   and never loses the operator's own user.
+//! - A team whose exact members are listed here and that a Robot resource joins without
+//!   being listed is a conflict; the newer resource waits (see
+//!   [`crate::controllers::robot::team_claims`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -50,7 +53,8 @@ impl ContentKind for Organization {
     fn validate(&self) -> Result<(), ContentError> {
         validate(self)
     }
-    async fn sync(&self, _ctx: &Context, conn: &Connection) -> Result<Synced, ContentError> {
+    async fn sync(&self, ctx: &Context, conn: &Connection) -> Result<Synced, ContentError> {
+        crate::controllers::robot::team_claims::check_organization(ctx, self).await?;
         sync(self, conn).await
     }
     async fn delete(&self, _ctx: &Context, conn: &Connection) -> Result<(), ContentError> {

@@ -11,6 +11,11 @@
 //!   get the new token in the same reconcile.
 //! - The Secret in the Robot's namespace is owned by the Robot (garbage-collected with it);
 //!   copies elsewhere and ServiceAccount bindings are undone by the finalizer.
+//! - Federation identities: the operator adds those listed and removes only those it added
+//!   before (`status.managedFederation`); identities set up by hand stay.
+//! - A team also listed with exact members by an Organization is a conflict ([`team_claims`]).
+
+pub mod team_claims;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -20,6 +25,7 @@ use base64::Engine as _;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use quayside_client as api;
@@ -27,7 +33,9 @@ use serde_json::{Map, Value, json};
 
 use crate::content::error::ApiResultExt;
 use crate::content::{self, Connection, ContentError, ContentKind, Synced};
-use crate::crd::{ContentStatus, DeletionPolicy, RegistryRef, Robot};
+use crate::crd::{
+    ContentStatus, DeletionPolicy, FederationIdentity, Organization, RegistryRef, Robot,
+};
 use crate::runtime::context::Context;
 
 /// The annotation that asks for a rotation when its value changes.
@@ -158,8 +166,9 @@ pub fn validate(robot: &Robot) -> Result<(), ContentError> {
     if let Some(r) = &robot.spec.rotation {
         let every = content::duration::parse(&r.every)
             .map_err(|e| invalid(format!("rotation.every: {e}")))?;
-        if every < Duration::from_secs(60) {
-            return Err(invalid("rotation.every must be at least 1m".into()));
+        // Shorter than this, the schedule would outrun the reconcile that carries it out.
+        if every < Duration::from_secs(1) {
+            return Err(invalid("rotation.every must be at least 1s".into()));
         }
     }
     if let Some(r) = &robot.spec.resync_interval {
@@ -197,6 +206,7 @@ async fn sync(robot: &Robot, ctx: &Context, conn: &Connection) -> Result<Synced,
     let ns = robot.spec.namespace.clone();
     let short = robot.short_name();
     let full = robot.object_name();
+    team_claims::check_robot(ctx, robot).await?;
     let org = org_of(robot, conn).await?;
     let mut changes = Vec::new();
 
@@ -285,34 +295,53 @@ async fn sync(robot: &Robot, ctx: &Context, conn: &Connection) -> Result<Synced,
         )));
     }
 
-    // Federation.
-    if let Some(wanted) = &robot.spec.federation {
-        let have = c
+    // Federation: the listed identities, keeping those the operator did not add.
+    let status = robot.status.clone().unwrap_or_default();
+    let identity = |e: &FederationIdentity| (e.issuer.clone(), e.subject.clone());
+    let want: BTreeSet<(String, String)> = robot
+        .spec
+        .federation
+        .iter()
+        .flatten()
+        .map(identity)
+        .collect();
+    let managed_before: BTreeSet<(String, String)> =
+        status.managed_federation.iter().map(identity).collect();
+    if !want.is_empty() || !managed_before.is_empty() {
+        let have: BTreeSet<(String, String)> = c
             .robot_federation(org.as_deref(), &short)
             .await
-            .ctx(&format!("read the federation of {full}"))?;
-        let as_set = |v: &[api::FederationEntry]| {
-            v.iter()
-                .map(|e| (e.issuer.clone(), e.subject.clone()))
-                .collect::<BTreeSet<_>>()
-        };
-        let want: Vec<api::FederationEntry> = wanted
-            .iter()
-            .map(|f| api::FederationEntry {
-                issuer: f.issuer.clone(),
-                subject: f.subject.clone(),
-            })
+            .ctx(&format!("read the federation of {full}"))?
+            .into_iter()
+            .map(|e| (e.issuer, e.subject))
             .collect();
-        if as_set(&have) != as_set(&want) {
-            c.set_robot_federation(org.as_deref(), &short, &want)
+        let dropped: BTreeSet<_> = managed_before.difference(&want).cloned().collect();
+        let desired: BTreeSet<_> = have
+            .difference(&dropped)
+            .cloned()
+            .chain(want.iter().cloned())
+            .collect();
+        if desired != have {
+            let entries: Vec<api::FederationEntry> = desired
+                .iter()
+                .map(|(issuer, subject)| api::FederationEntry {
+                    issuer: issuer.clone(),
+                    subject: subject.clone(),
+                })
+                .collect();
+            c.set_robot_federation(org.as_deref(), &short, &entries)
                 .await
                 .ctx(&format!("set the federation of {full}"))?;
-            changes.push("federation updated".into());
+            for (i, s) in desired.difference(&have) {
+                changes.push(format!("federation: trusts {s} from {i}"));
+            }
+            for (i, s) in have.difference(&desired) {
+                changes.push(format!("federation: no longer trusts {s} from {i}"));
+            }
         }
     }
 
     // Rotation.
-    let status = robot.status.clone().unwrap_or_default();
     let mut last_rotation = status.last_rotation_time.clone();
     let mut rotated_for = status.rotated_for.clone();
     let asked = robot.annotations().get(ROTATE_ANNOTATION).cloned();
@@ -416,6 +445,13 @@ async fn sync(robot: &Robot, ctx: &Context, conn: &Connection) -> Result<Synced,
     }
     if !bound.is_empty() {
         out.insert("boundServiceAccounts".into(), json!(bound));
+    }
+    if !want.is_empty() {
+        let managed: Vec<Value> = want
+            .iter()
+            .map(|(issuer, subject)| json!({"issuer": issuer, "subject": subject}))
+            .collect();
+        out.insert("managedFederation".into(), json!(managed));
     }
     let requeue = next_rotation.map(|t| {
         (t - now())
@@ -585,7 +621,10 @@ async fn set_pull_secrets(
 }
 
 /// Runs the Robot controller (see [`content::run`]); a change to a Secret it wrote brings
-/// the Secret back.
+/// the Secret back, and a change to an Organization resource reconciles the Robots of that
+/// organization (in the same Kubernetes namespace): a Robot applied with its Organization
+/// finds the organization, its teams and repositories as soon as they exist, instead of at
+/// its next resync.
 pub async fn run_controller(
     ctx: Arc<Context>,
     namespace: Option<String>,
@@ -596,7 +635,21 @@ pub async fn run_controller(
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
+        let orgs: Api<Organization> = match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let robots = c.store();
         c.owns(secrets, watcher::Config::default().labels(ROBOT_LABEL))
+            .watches(orgs, watcher::Config::default(), move |org| {
+                let name = org.object_name();
+                robots
+                    .state()
+                    .into_iter()
+                    .filter(|r| r.namespace() == org.namespace() && r.spec.namespace == name)
+                    .map(|r| ObjectRef::from_obj(r.as_ref()))
+                    .collect::<Vec<_>>()
+            })
     })
     .await;
 }
@@ -635,8 +688,12 @@ spec:
                 .contains("not valid")
         );
         let mut fast = ok.clone();
-        fast.spec.rotation = Some(crate::crd::Rotation { every: "5s".into() });
+        fast.spec.rotation = Some(crate::crd::Rotation {
+            every: "500ms".into(),
+        });
         assert!(validate(&fast).is_err());
+        fast.spec.rotation = Some(crate::crd::Rotation { every: "3s".into() });
+        assert!(validate(&fast).is_ok());
         let mut unbound = ok;
         unbound.spec.secret = None;
         assert!(

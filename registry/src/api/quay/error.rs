@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::api::{AppState, ConnScheme, bounded_message, public_origin};
+use crate::service::content::mirror::MirrorError;
 use crate::service::{AccountError, Internal, TenancyError};
 
 #[derive(Debug)]
@@ -22,6 +23,8 @@ pub struct ApiError {
     pub message: String,
     /// Answer `{"message": ...}` instead of the error body.
     pub plain: bool,
+    /// Answer `{"detail": ...}` instead of the error body (Quay's mirror endpoints).
+    pub detail_only: bool,
 }
 
 /// Marks a response as a Quay error body whose `type` URL is still relative.
@@ -39,6 +42,7 @@ impl ApiError {
             error_type,
             message: message.into(),
             plain: false,
+            detail_only: false,
         }
     }
 
@@ -118,9 +122,28 @@ impl From<TenancyError> for ApiError {
     }
 }
 
+impl From<MirrorError> for ApiError {
+    fn from(e: MirrorError) -> Self {
+        match e {
+            MirrorError::Tenancy(t) => t.into(),
+            MirrorError::Detail { status, detail } => ApiError {
+                detail_only: true,
+                ..ApiError::new(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                    "invalid_request",
+                    detail,
+                )
+            },
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(mut self) -> Response {
         self.message = bounded_message(self.message);
+        if self.detail_only {
+            return (self.status, axum::Json(json!({ "detail": self.message }))).into_response();
+        }
         if self.plain {
             return (self.status, axum::Json(json!({ "message": self.message }))).into_response();
         }

@@ -13,7 +13,9 @@
 //! The areas: [`discovery`], [`user`], [`superuser`], [`orgs`], [`teams`] (and team invitations),
 //! [`prototypes`] (default permissions), [`apps`] (OAuth applications), [`robots`], [`repos`],
 //! [`permissions`] (repository permissions), [`tags`] (tags, manifests, labels), [`quota`],
-//! [`logs`] (usage logs and their export) and [`messages`] (global messages). Areas of
+//! [`logs`] (usage logs and their export), [`messages`] (global messages),
+//! [`notifications`] (repository notifications, in-app notifications) and [`mirror`]
+//! (repository mirroring and state). Areas of
 //! Quay's API not served yet answer 501, declared in [`not_implemented`].
 //!
 //! Adding an area: create its module with its handlers and its `endpoints()`, add it to the list
@@ -30,8 +32,11 @@ pub mod body;
 pub mod discovery;
 pub mod error;
 pub mod logs;
+pub mod members;
 pub mod messages;
+pub mod mirror;
 pub mod not_implemented;
+pub mod notifications;
 pub mod orgs;
 pub mod paths;
 pub mod permissions;
@@ -40,6 +45,7 @@ pub mod proxycache;
 pub mod quota;
 pub mod repos;
 pub mod robots;
+pub mod search;
 pub mod superuser;
 pub mod tags;
 pub mod teams;
@@ -121,6 +127,7 @@ pub fn endpoints() -> Vec<Entry> {
         superuser::endpoints(),
         orgs::endpoints(),
         teams::endpoints(),
+        members::endpoints(),
         prototypes::endpoints(),
         proxycache::endpoints(),
         apps::endpoints(),
@@ -131,6 +138,9 @@ pub fn endpoints() -> Vec<Entry> {
         quota::endpoints(),
         logs::endpoints(),
         messages::endpoints(),
+        notifications::endpoints(),
+        search::endpoints(),
+        mirror::endpoints(),
     ]
     .into_iter()
     .flatten()

@@ -11,8 +11,6 @@ use super::error::ApiError;
 const NOT_YET_SERVED: &[(&str, &str)] = &[
     ("build", "Builds"),
     ("trigger", "Build triggers"),
-    ("notification", "Repository notifications"),
-    ("mirror", "Repository mirroring"),
     ("security", "Security scanning"),
 ];
 

@@ -17,6 +17,7 @@ const SUB_RESOURCES: &[&str] = &[
     "changevisibility",
     "prototypes",
     "notification",
+    "authorizedemail",
     "logs",
     "aggregatelogs",
     "exportlogs",

@@ -12,6 +12,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::{Auth, Body, Entry, ep, no_content};
 use crate::api::AppState;
+use crate::service::operations::notifications;
 use crate::service::scopes::Scope::{RepoRead, UserRead};
 use crate::service::{AccountError, content::repositories, tenancy::accounts, tenancy::teams};
 
@@ -56,7 +57,7 @@ pub(super) fn endpoints() -> Vec<Entry> {
             "listUserNotifications",
             Some(UserRead),
             "user",
-            "List the notifications (team invitations) of the user.",
+            "List the notifications of the user: team invitations and repository events (`quay_notification`).",
             none,
             routing::get(notifications),
         ),
@@ -172,7 +173,11 @@ pub async fn notifications(
     State(s): State<AppState>,
     Auth(c): Auth,
 ) -> Result<Json<api::Notifications>, ApiError> {
-    Ok(Json(teams::notifications(&s.ctx, &c).await?))
+    let mut answer = teams::notifications(&s.ctx, &c).await?;
+    answer
+        .notifications
+        .extend(notifications::user_notifications(&s.ctx, &c).await?);
+    Ok(Json(answer))
 }
 
 pub async fn star(

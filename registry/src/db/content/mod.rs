@@ -5,12 +5,13 @@
 //! manifests), [`labels`], [`blobs`], [`uploads`], then [`gc`] (the collector's graph, which reads
 //! tag retention from [`tags`]), [`quota`] (quotas and the storage accounting, which reads
 //! manifests' blob references); [`proxy_cache`] stands apart (configurations and the tags the
-//! cache set).
+//! cache set), and so does [`mirror`] (mirror configurations and their claims).
 
 pub mod blobs;
 pub mod gc;
 pub mod labels;
 pub mod manifests;
+pub mod mirror;
 pub mod proxy_cache;
 pub mod quota;
 pub mod repositories;

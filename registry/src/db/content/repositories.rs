@@ -53,6 +53,14 @@ pub async fn get<'c>(ex: impl Exec<'c>, namespace: &str, name: &str) -> DbResult
     Ok(row.as_ref().map(from_row).transpose()?)
 }
 
+pub async fn by_id<'c>(ex: impl Exec<'c>, id: i64) -> DbResult<Option<RepoRow>> {
+    let row = sqlx::query(&format!("{SELECT} WHERE r.id = $1"))
+        .bind(id)
+        .fetch_optional(ex)
+        .await?;
+    Ok(row.as_ref().map(from_row).transpose()?)
+}
+
 /// Inserts a repository; an existing one is a unique violation.
 pub async fn insert<'c>(
     ex: impl Exec<'c>,
@@ -85,7 +93,25 @@ pub async fn insert<'c>(
 /// not: the repository was deleted since it was looked up, and anything it inserted would
 /// violate a foreign key. Once this answered `true`, a concurrent delete waits for the
 /// transaction to end.
+///
+/// On PostgreSQL the namespace row is share-locked first (`FOR KEY SHARE`, what a foreign-key
+/// check of a row referencing it takes): a namespace delete locks the namespace and then, by
+/// cascade, its repositories, so a writer that locked the repository and only later touched a
+/// row referencing the namespace (the quota accounting) would deadlock with it. Taking the
+/// locks in the deleter's order makes the writer wait for the delete and then find nothing.
 pub async fn lock(tx: &mut Tx, repository_id: i64) -> DbResult<bool> {
+    if tx.backend() == Backend::Postgres {
+        let namespace = sqlx::query(
+            "SELECT n.id FROM namespace n JOIN repository r ON r.namespace_id = n.id \
+             WHERE r.id = $1 FOR KEY SHARE OF n",
+        )
+        .bind(repository_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if namespace.is_none() {
+            return Ok(false);
+        }
+    }
     let sql = match tx.backend() {
         Backend::Postgres => "SELECT id FROM repository WHERE id = $1 FOR NO KEY UPDATE",
         Backend::Sqlite => "SELECT id FROM repository WHERE id = $1",
@@ -188,22 +214,30 @@ pub struct ListQuery<'a> {
 /// Repositories visible to the viewer, in id order: public ones (when asked, or in the given
 /// namespace), ones in the viewer's own namespace, ones granted directly or through a team, and
 /// all of an organization the viewer administers.
-pub async fn list<'c>(ex: impl Exec<'c>, q: &ListQuery<'_>) -> DbResult<Vec<ListedRepo>> {
-    let visible = if q.superuser {
-        "TRUE".to_owned()
+/// SQL predicate on a repository aliased `r`: the account bound as `$1` (-1 for anonymous) sees
+/// it, public ones included when asked.
+fn visible_to(superuser: bool, include_public: bool) -> String {
+    if superuser {
+        return "TRUE".to_owned();
+    }
+    let public = if include_public {
+        "r.visibility = 'public' OR "
     } else {
-        let public = if q.include_public || q.namespace.is_some() || q.starred_only {
-            "r.visibility = 'public' OR "
-        } else {
-            ""
-        };
-        format!(
-            "({public} r.namespace_id = $1 \
-             OR r.id IN (SELECT repository_id FROM repo_user_permission WHERE account_id = $1) \
-             OR r.id IN (SELECT p.repository_id FROM repo_team_permission p JOIN team_member m ON m.team_id = p.team_id WHERE m.account_id = $1) \
-             OR r.namespace_id IN (SELECT t.org_id FROM team t JOIN team_member m ON m.team_id = t.id WHERE m.account_id = $1 AND t.role = 'admin'))"
-        )
+        ""
     };
+    format!(
+        "({public} r.namespace_id = $1 \
+         OR r.id IN (SELECT repository_id FROM repo_user_permission WHERE account_id = $1) \
+         OR r.id IN (SELECT p.repository_id FROM repo_team_permission p JOIN team_member m ON m.team_id = p.team_id WHERE m.account_id = $1) \
+         OR r.namespace_id IN (SELECT t.org_id FROM team t JOIN team_member m ON m.team_id = t.id WHERE m.account_id = $1 AND t.role = 'admin'))"
+    )
+}
+
+pub async fn list<'c>(ex: impl Exec<'c>, q: &ListQuery<'_>) -> DbResult<Vec<ListedRepo>> {
+    let visible = visible_to(
+        q.superuser,
+        q.include_public || q.namespace.is_some() || q.starred_only,
+    );
     let sql = format!(
         "SELECT r.id, n.name AS namespace, r.name, r.visibility, r.description, r.kind, r.state, \
          CAST(CASE WHEN EXISTS (SELECT 1 FROM repo_star s WHERE s.repository_id = r.id AND s.account_id = $1) THEN 1 ELSE 0 END AS BIGINT) AS starred \
@@ -220,20 +254,53 @@ pub async fn list<'c>(ex: impl Exec<'c>, q: &ListQuery<'_>) -> DbResult<Vec<List
         .bind(q.limit)
         .fetch_all(ex)
         .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(ListedRepo {
-                id: r.try_get("id")?,
-                namespace: r.try_get("namespace")?,
-                name: r.try_get("name")?,
-                visibility: r.try_get("visibility")?,
-                description: r.try_get("description")?,
-                kind: r.try_get("kind")?,
-                state: r.try_get("state")?,
-                starred: r.try_get::<i64, _>("starred")? != 0,
-            })
-        })
-        .collect()
+    rows.iter().map(listed_from_row).collect()
+}
+
+/// Repositories the viewer (`None`: anonymous) sees, public ones included, whose name or
+/// description contains `term` (case-insensitively), in namespace then name order.
+pub async fn search<'c>(
+    ex: impl Exec<'c>,
+    viewer: Option<i64>,
+    term: &str,
+    offset: i64,
+    limit: i64,
+) -> DbResult<Vec<ListedRepo>> {
+    let pattern = format!(
+        "%{}%",
+        term.to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let sql = format!(
+        "SELECT r.id, n.name AS namespace, r.name, r.visibility, r.description, r.kind, r.state, \
+         CAST(0 AS BIGINT) AS starred FROM repository r JOIN namespace n ON n.id = r.namespace_id \
+         WHERE {} AND (LOWER(r.name) LIKE $2 ESCAPE '\\' OR LOWER(COALESCE(r.description, '')) LIKE $2 ESCAPE '\\') \
+         ORDER BY n.name, r.name LIMIT $3 OFFSET $4",
+        visible_to(false, true)
+    );
+    let rows = sqlx::query(&sql)
+        .bind(viewer.unwrap_or(-1))
+        .bind(pattern)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(ex)
+        .await?;
+    rows.iter().map(listed_from_row).collect()
+}
+
+fn listed_from_row(r: &sqlx::any::AnyRow) -> DbResult<ListedRepo> {
+    Ok(ListedRepo {
+        id: r.try_get("id")?,
+        namespace: r.try_get("namespace")?,
+        name: r.try_get("name")?,
+        visibility: r.try_get("visibility")?,
+        description: r.try_get("description")?,
+        kind: r.try_get("kind")?,
+        state: r.try_get("state")?,
+        starred: r.try_get::<i64, _>("starred")? != 0,
+    })
 }
 
 /// Start of the most recent tag lifetime in the repository (milliseconds).
@@ -317,6 +384,15 @@ pub async fn star<'c>(
     Ok(())
 }
 
+/// How many accounts starred the repository.
+pub async fn star_count<'c>(ex: impl Exec<'c>, repository_id: i64) -> DbResult<i64> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM repo_star WHERE repository_id = $1")
+        .bind(repository_id)
+        .fetch_one(ex)
+        .await?;
+    Ok(row.try_get("n")?)
+}
+
 pub async fn unstar<'c>(ex: impl Exec<'c>, account_id: i64, repository_id: i64) -> DbResult<()> {
     sqlx::query("DELETE FROM repo_star WHERE account_id = $1 AND repository_id = $2")
         .bind(account_id)
@@ -381,4 +457,14 @@ pub async fn live_tags<'c>(
             })
         })
         .collect()
+}
+
+/// Sets a repository's state (`NORMAL`, `READ_ONLY` or `MIRROR`).
+pub async fn set_state<'c>(ex: impl Exec<'c>, repository_id: i64, state: &str) -> DbResult<()> {
+    sqlx::query("UPDATE repository SET state = $1 WHERE id = $2")
+        .bind(state)
+        .bind(repository_id)
+        .execute(ex)
+        .await?;
+    Ok(())
 }

@@ -2,12 +2,15 @@
 //!
 //! Order (a module uses only the root and modules listed before it): [`namespaces`] (users,
 //! organizations and robots share one table), [`teams`], [`robots`], [`permissions`] (repository
-//! permissions and default-permission prototypes), [`apps`] (OAuth applications), [`tokens`]
-//! (access tokens, stored as hashes).
+//! permissions and default-permission prototypes), [`members`] (who belongs to an organization:
+//! its teams' accounts and direct grants), [`apps`] (OAuth applications), [`tokens`]
+//! (access tokens, stored as hashes), [`search`] (accounts and teams by name prefix).
 
 pub mod apps;
+pub mod members;
 pub mod namespaces;
 pub mod permissions;
 pub mod robots;
+pub mod search;
 pub mod teams;
 pub mod tokens;

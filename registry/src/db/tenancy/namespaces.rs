@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::db::{DbResult, Exec, get_bool};
+use crate::db::{Backend, DbResult, Exec, Tx, get_bool};
 
 #[derive(Clone, Debug)]
 pub struct NamespaceRow {
@@ -51,6 +51,18 @@ fn from_row(row: &AnyRow) -> Result<NamespaceRow, sqlx::Error> {
         tag_expiration_s: row.try_get("tag_expiration_s")?,
         created_ms: row.try_get("created_ms")?,
     })
+}
+
+/// Locks a namespace's row until the transaction ends (on SQLite the write transaction already
+/// excludes other writers), for changes whose checks span several rows (the last admin of an
+/// organization). Returns whether it still exists.
+pub async fn lock(tx: &mut Tx, id: i64) -> DbResult<bool> {
+    let sql = match tx.backend() {
+        Backend::Postgres => "SELECT id FROM namespace WHERE id = $1 FOR NO KEY UPDATE",
+        Backend::Sqlite => "SELECT id FROM namespace WHERE id = $1",
+    };
+    let row = sqlx::query(sql).bind(id).fetch_optional(&mut **tx).await?;
+    Ok(row.is_some())
 }
 
 pub async fn by_name<'c>(ex: impl Exec<'c>, name: &str) -> DbResult<Option<NamespaceRow>> {

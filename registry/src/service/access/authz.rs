@@ -2,6 +2,10 @@
 //! `/v2` protocol, the token server, `/api/v1`) asks it and nothing else decides access.
 //!
 //! The decision has three steps:
+//! A repository's state (`READ_ONLY`, `MIRROR`) limits writes here for the registry protocol
+//! and the token server; the REST API asks [`can_by_role`] and answers the state with its own
+//! error afterwards, as Quay does.
+//!
 //! 1. A `/v2` bearer token short-cuts everything: it carries the access decided when it was
 //!    issued (by this function, through [`granted_repo_actions`]).
 //! 2. An OAuth token's scopes cap what its user may do ([`scope_allows`]).
@@ -127,6 +131,35 @@ pub enum Who {
     Robot,
 }
 
+/// A repository's state: writes are refused in `READ_ONLY`, and allowed only to the mirror's
+/// robot in `MIRROR` (whatever else the principal may do, superusers included, as in Quay).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RepoState {
+    #[default]
+    Normal,
+    ReadOnly,
+    Mirror,
+}
+
+impl RepoState {
+    pub fn parse(s: &str) -> Option<RepoState> {
+        match s {
+            "NORMAL" => Some(RepoState::Normal),
+            "READ_ONLY" => Some(RepoState::ReadOnly),
+            "MIRROR" => Some(RepoState::Mirror),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RepoState::Normal => "NORMAL",
+            RepoState::ReadOnly => "READ_ONLY",
+            RepoState::Mirror => "MIRROR",
+        }
+    }
+}
+
 /// What the database says about the principal and the resource.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Situation {
@@ -141,6 +174,10 @@ pub struct Situation {
     pub team_role: Option<TeamRole>,
     /// The strongest repository role granted to the account directly or through its teams.
     pub repo_role: Option<Role>,
+    /// The repository's state (repository questions only).
+    pub repo_state: RepoState,
+    /// The principal is the robot of the repository's mirror configuration.
+    pub mirror_robot: bool,
 }
 
 /// The pure decision, table-tested.
@@ -148,6 +185,13 @@ pub fn decide(who: Who, action: Action, resource_is_repo: bool, s: &Situation) -
     if action == Action::ListCatalog {
         // The catalog lists what each caller may see; everyone may ask.
         return !resource_is_repo;
+    }
+    if resource_is_repo && s.repo_exists && matches!(action, Action::Push | Action::Delete) {
+        match s.repo_state {
+            RepoState::ReadOnly => return false,
+            RepoState::Mirror if !s.mirror_robot => return false,
+            _ => {}
+        }
     }
     if matches!(who, Who::User { superuser: true }) {
         return true;
@@ -197,6 +241,28 @@ pub async fn can(
     action: Action,
     resource: Resource<'_>,
 ) -> Result<bool, Internal> {
+    can_with(ctx, principal, action, resource, true).await
+}
+
+/// [`can`] as if the repository were in the `NORMAL` state: for the REST API, which answers a
+/// writer's request to a read-only or mirrored repository with its own error (Quay's 503,
+/// `repositories::require_normal`) after this check, as Quay does.
+pub async fn can_by_role(
+    ctx: &Ctx,
+    principal: &Principal,
+    action: Action,
+    resource: Resource<'_>,
+) -> Result<bool, Internal> {
+    can_with(ctx, principal, action, resource, false).await
+}
+
+async fn can_with(
+    ctx: &Ctx,
+    principal: &Principal,
+    action: Action,
+    resource: Resource<'_>,
+    honour_state: bool,
+) -> Result<bool, Internal> {
     let who = match principal {
         // The token server grants `push` on a missing repository only to principals that may
         // create it, so a push grant also covers `CreateRepo` on that repository.
@@ -204,6 +270,9 @@ pub async fn can(
             return Ok(match resource {
                 Resource::Repo(name) => {
                     grant.allows("repository", name.as_str(), action.scope_action())
+                        && (!honour_state
+                            || !matches!(action, Action::Push | Action::Delete)
+                            || state_allows_write(ctx, principal, name).await?)
                 }
                 // As in Quay, the catalog answers every token, scoped or not: it lists what the
                 // token's account may see (nothing for an anonymous token).
@@ -237,10 +306,45 @@ pub async fn can(
     let is_repo = matches!(resource, Resource::Repo(_));
     // Superusers and catalog listing need no facts.
     if matches!(who, Who::User { superuser: true }) || namespace.is_none() {
-        return Ok(decide(who, action, is_repo, &Situation::default()));
+        let mut s = Situation::default();
+        // A superuser's writes still depend on the repository's state.
+        if let (Resource::Repo(name), Action::Push | Action::Delete) = (resource, action)
+            && honour_state
+            && let Some(repo) = ctx.pull_cache.repo(&ctx.db, name, ctx.now_ms()).await?
+        {
+            s.namespace_exists = true;
+            s.repo_exists = true;
+            s.repo_state = RepoState::parse(&repo.state).unwrap_or_default();
+        }
+        return Ok(decide(who, action, is_repo, &s));
     }
-    let situation = situation(ctx, principal, resource, own_namespace).await?;
+    let mut situation = situation(ctx, principal, resource, own_namespace).await?;
+    if !honour_state {
+        situation.repo_state = RepoState::Normal;
+    }
     Ok(decide(who, action, is_repo, &situation))
+}
+
+/// Whether the repository's state (now, not when a token was issued) lets `principal` write:
+/// `NORMAL` (or missing), or `MIRROR` for the mirror's robot.
+async fn state_allows_write(
+    ctx: &Ctx,
+    principal: &Principal,
+    name: &RepoName,
+) -> Result<bool, Internal> {
+    let Some(repo) = ctx.pull_cache.repo(&ctx.db, name, ctx.now_ms()).await? else {
+        return Ok(true);
+    };
+    Ok(match RepoState::parse(&repo.state).unwrap_or_default() {
+        RepoState::Normal => true,
+        RepoState::ReadOnly => false,
+        RepoState::Mirror => match principal.robot() {
+            Some(robot) => {
+                db::content::mirror::robot_of(ctx.db.pool(), repo.id).await? == Some(robot.id)
+            }
+            None => false,
+        },
+    })
 }
 
 async fn situation(
@@ -260,6 +364,13 @@ async fn situation(
                 s.namespace_exists = true;
                 s.repo_exists = true;
                 s.repo_public = repo.is_public();
+                s.repo_state = RepoState::parse(&repo.state).unwrap_or_default();
+                if s.repo_state == RepoState::Mirror
+                    && let Some(robot) = principal.robot()
+                {
+                    s.mirror_robot =
+                        db::content::mirror::robot_of(pool, repo.id).await? == Some(robot.id);
+                }
                 (repo.namespace_id, Some(repo.id))
             }
             None => match db::tenancy::namespaces::by_name(pool, name.namespace()).await? {
@@ -296,6 +407,23 @@ async fn situation(
         .filter_map(|r| Role::parse(r))
         .max();
     Ok(s)
+}
+
+/// [`can_by_role`] (the REST API's check), failing with `Forbidden` (401 for anonymous callers,
+/// 403 for known ones) when not.
+pub async fn require_by_role(
+    ctx: &Ctx,
+    principal: &Principal,
+    action: Action,
+    resource: Resource<'_>,
+) -> Result<(), crate::service::TenancyError> {
+    if can_by_role(ctx, principal, action, resource).await? {
+        Ok(())
+    } else {
+        Err(crate::service::TenancyError::Forbidden {
+            anonymous: principal.is_anonymous(),
+        })
+    }
 }
 
 /// [`can`], failing with `Forbidden` (401 for anonymous callers, 403 for known ones) when not.
@@ -553,5 +681,50 @@ mod tests {
             Action::SuperUser,
             false
         ));
+    }
+
+    /// Read-only repositories refuse every write; mirrored ones all but their robot's.
+    #[test]
+    fn repository_state_limits_writes() {
+        let su = Who::User { superuser: true };
+        let admin = Situation {
+            namespace_exists: true,
+            repo_exists: true,
+            team_role: Some(TeamRole::Admin),
+            ..Situation::default()
+        };
+        let robot = Situation {
+            repo_role: Some(Role::Write),
+            team_role: None,
+            ..admin.clone()
+        };
+        for state in [RepoState::ReadOnly, RepoState::Mirror] {
+            let a = Situation {
+                repo_state: state,
+                ..admin.clone()
+            };
+            for who in [Who::User { superuser: false }, su] {
+                assert!(!decide(who, Action::Push, true, &a), "{state:?}");
+                assert!(!decide(who, Action::Delete, true, &a), "{state:?}");
+                assert!(decide(who, Action::Pull, true, &a), "{state:?}");
+                assert!(decide(who, Action::Admin, true, &a), "{state:?}");
+            }
+        }
+        let mirror_robot = Situation {
+            repo_state: RepoState::Mirror,
+            mirror_robot: true,
+            ..robot.clone()
+        };
+        assert!(decide(Who::Robot, Action::Push, true, &mirror_robot));
+        let read_only_robot = Situation {
+            repo_state: RepoState::ReadOnly,
+            ..mirror_robot.clone()
+        };
+        assert!(!decide(Who::Robot, Action::Push, true, &read_only_robot));
+        let other_robot = Situation {
+            repo_state: RepoState::Mirror,
+            ..robot
+        };
+        assert!(!decide(Who::Robot, Action::Push, true, &other_robot));
     }
 }

@@ -15,6 +15,7 @@ use crate::service::content::labels;
 use crate::service::content::pull_cache::{Resolved, Served};
 use crate::service::content::quota;
 use crate::service::operations::audit::Caller;
+use crate::service::operations::notifications;
 use crate::service::{
     Ctx, Internal, Principal, RegistryError, TenancyError, content::repositories, views,
 };
@@ -143,6 +144,7 @@ pub async fn put(
             // Deleted since it was looked up: nothing may reference it any more.
             return Err(RegistryError::NameUnknown);
         }
+        ctx.pauses.point("manifests.repository_locked").await;
         check_references(&mut tx, repo.id, &required, &children).await?;
         let existed = db::content::manifests::id_of(&mut *tx, repo.id, digest.as_str())
             .await?
@@ -167,11 +169,27 @@ pub async fn put(
                         .map(|s| now.saturating_add(s.saturating_mul(1000))),
                     reversion: false,
                 };
-                match db::content::tags::set_with(&mut tx, repo.id, tag, id, now, options).await {
-                    Ok(c) => Some(c),
+                let change = match db::content::tags::set_with(
+                    &mut tx, repo.id, tag, id, now, options,
+                )
+                .await
+                {
+                    Ok(c) => c,
                     Err(e) if e.is_unique_violation() && attempt < 5 => continue,
                     Err(e) => return Err(e.into()),
-                }
+                };
+                // `repo_push`, queued in the push's transaction: raised exactly when the tag
+                // commits, delivered later by the worker.
+                notifications::raise_in(
+                    ctx,
+                    &mut tx,
+                    &repo,
+                    notifications::events::Event::RepoPush,
+                    json!({ "updated_tags": [tag] }),
+                    principal.account().map(|a| a.name).as_deref(),
+                )
+                .await?;
+                Some(change)
             }
             Reference::Digest(_) => None,
         };
@@ -187,7 +205,7 @@ pub async fn put(
             principal.clone(),
             crate::service::operations::audit::current_ip(),
         );
-        quota::crossed(ctx, &caller, crossing);
+        quota::crossed(ctx, &caller, crossing).await;
     }
     Ok(Pushed {
         digest,

@@ -19,15 +19,18 @@
 //! 8. [`gc`]: garbage collection of what nothing references (ends expired tags first).
 //! 9. [`upstream`]: the client of other registries (imports nothing of this group);
 //!    [`proxy_cache`]: organizations that pull through from an upstream (uses `repositories`,
-//!    `blobs`, `manifests` and `upstream`).
+//!    `blobs`, `manifests` and `upstream`); [`mirror`]: repositories whose tags are copied
+//!    from an upstream by a worker (pushes as the mirror robot through `uploads` and
+//!    `manifests`, lists with `upstream`).
 //!
-//! Proxy cache, mirroring, builds and scanning join this group as modules of their own,
+//! Builds and scanning join this group as modules of their own,
 //! placed in this order by what they use.
 
 pub mod blobs;
 pub mod gc;
 pub mod labels;
 pub mod manifests;
+pub mod mirror;
 pub mod proxy_cache;
 pub mod pull_cache;
 pub mod quota;

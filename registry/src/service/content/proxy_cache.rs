@@ -606,7 +606,7 @@ async fn store_manifest(
             principal.clone(),
             crate::service::operations::audit::current_ip(),
         );
-        quota::crossed(ctx, &caller, crossing);
+        quota::crossed(ctx, &caller, crossing).await;
     }
     Ok(())
 }

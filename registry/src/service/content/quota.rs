@@ -16,7 +16,7 @@
 //!   without a quota of its own, `DEFAULT_SYSTEM_REJECT_QUOTA_BYTES`) refuses blob upload starts
 //!   and manifest pushes with `DENIED` "Quota has been exceeded on namespace".
 //! - A push that takes a namespace over a Warning or Reject limit is reported once through
-//!   [`crossed`] (audit log now; notifications are wired there).
+//!   [`crossed`] (audit log and the `quota_warning`/`quota_error` notification events).
 //! - A proxy-cache organization stores a manifest before its blobs arrive; those blobs count
 //!   from their arrival ([`blob_arrived`]). With a quota, a new image there evicts the least
 //!   recently pulled cached tags instead of being refused (`proxy_cache`).
@@ -35,6 +35,7 @@ use crate::db::content::repositories::RepoRow;
 use crate::db::tenancy::namespaces::NamespaceRow;
 use crate::service::access::authz::{self, Action, Resource};
 use crate::service::operations::audit::{Caller, Event};
+use crate::service::operations::notifications;
 use crate::service::{Ctx, Internal, RegistryError, TenancyError};
 
 /// The message of a push refused by a Reject limit, as Quay words it.
@@ -820,12 +821,12 @@ pub async fn release_repository(
 }
 
 /// A push took a namespace over a Warning or Reject limit: writes the audit-log entry
-/// (`quota_warning`, `quota_error`: Quay's event names). The quota notification events
-/// (issue 16) are to be emitted from here.
-pub fn crossed(ctx: &Ctx, caller: &Caller, crossing: &Crossing) {
-    let kind = match crossing.kind {
-        QuotaLimitType::Warning => "quota_warning",
-        QuotaLimitType::Reject => "quota_error",
+/// (`quota_warning`, `quota_error`: Quay's event names) and raises the notification event of
+/// the same name on the repository pushed to.
+pub async fn crossed(ctx: &Ctx, caller: &Caller, crossing: &Crossing) {
+    let (kind, event) = match crossing.kind {
+        QuotaLimitType::Warning => ("quota_warning", notifications::events::Event::QuotaWarning),
+        QuotaLimitType::Reject => ("quota_error", notifications::events::Event::QuotaError),
     };
     ctx.audit.record(
         caller,
@@ -842,6 +843,14 @@ pub fn crossed(ctx: &Ctx, caller: &Caller, crossing: &Crossing) {
         ),
         ctx.now_ms(),
     );
+    notifications::raise(
+        ctx,
+        &crossing.namespace,
+        &crossing.repository,
+        event,
+        json!({ "quota_bytes": crossing.quota_bytes, "used_bytes": crossing.size_bytes }),
+    )
+    .await;
 }
 
 // ---- backfill and verify ------------------------------------------------------------------

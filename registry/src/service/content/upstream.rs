@@ -1,4 +1,4 @@
-//! The one client for pulling from another OCI/Docker registry (proxy cache, later mirroring).
+//! The one client for pulling from another OCI/Docker registry (proxy cache, mirroring).
 //!
 //! Rules:
 //! - An upstream is `host[:port][/namespace...]`; repository names are appended to the
@@ -390,6 +390,44 @@ impl Upstream {
         }
     }
 
+    /// Every tag of a repository (`GET /v2/<name>/tags/list`, following the `Link` pages), in
+    /// the upstream's order; `None` when the upstream knows no such repository. At most
+    /// [`MAX_TAGS`] tags are read.
+    pub async fn tags(&self, repository: &str) -> Result<Option<Vec<String>>, UpstreamError> {
+        #[derive(serde::Deserialize)]
+        struct TagList {
+            tags: Option<Vec<String>>,
+        }
+        let mut path = format!("/v2/{}/tags/list?n=1000", self.repository(repository));
+        let mut out: Vec<String> = Vec::new();
+        loop {
+            let resp = self.send(Method::GET, &path, Some(repository), &[]).await?;
+            match resp.status() {
+                StatusCode::NOT_FOUND if out.is_empty() => return Ok(None),
+                s if s.is_success() => {}
+                s => return Err(status_error(s, &format!("GET {path}"))),
+            }
+            let next = resp
+                .headers()
+                .get(header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(next_link);
+            let body = read_bounded(resp, MAX_MANIFEST_BYTES).await?;
+            let page: TagList = serde_json::from_slice(&body)
+                .map_err(|e| UpstreamError::Invalid(format!("upstream tag list: {e}")))?;
+            out.extend(page.tags.unwrap_or_default());
+            if out.len() > MAX_TAGS {
+                return Err(UpstreamError::Invalid(format!(
+                    "the upstream repository has more than {MAX_TAGS} tags"
+                )));
+            }
+            match next {
+                Some(n) if n != path => path = n,
+                _ => return Ok(Some(out)),
+            }
+        }
+    }
+
     async fn scheme(&self) -> Result<&'static str, UpstreamError> {
         if let Some(s) = *self.scheme.lock().unwrap_or_else(|e| e.into_inner()) {
             return Ok(s);
@@ -585,6 +623,26 @@ impl Upstream {
             .insert(scope.unwrap_or("").to_owned(), (token, until));
         Ok(())
     }
+}
+
+/// Most tags [`Upstream::tags`] reads from one repository.
+pub const MAX_TAGS: usize = 100_000;
+
+/// The path of a `Link: <...>; rel="next"` header (a relative reference, or an absolute one
+/// whose path is kept: the next page is asked of the same upstream).
+fn next_link(v: &str) -> Option<String> {
+    v.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        if !params.replace(' ', "").contains("rel=\"next\"") {
+            return None;
+        }
+        let path = match target.split_once("://") {
+            Some((_, rest)) => &rest[rest.find('/')?..],
+            None => target,
+        };
+        path.starts_with("/v2/").then(|| path.to_owned())
+    })
 }
 
 /// Percent-encodes a query value (everything but unreserved characters).
@@ -806,6 +864,20 @@ mod tests {
         assert_eq!(p["a"], "x\"y");
         assert_eq!(p["b"], "plain");
         assert_eq!(p["c"], "");
+    }
+
+    #[test]
+    fn tag_list_pages() {
+        assert_eq!(
+            next_link(r#"</v2/a/b/tags/list?last=x&n=2>; rel="next""#).as_deref(),
+            Some("/v2/a/b/tags/list?last=x&n=2")
+        );
+        assert_eq!(
+            next_link(r#"<https://r.example.com/v2/a/tags/list?last=y>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?last=y")
+        );
+        assert_eq!(next_link(r#"</v2/a/tags/list?last=x>; rel="prev""#), None);
+        assert_eq!(next_link(r#"</elsewhere>; rel="next""#), None);
     }
 
     #[test]

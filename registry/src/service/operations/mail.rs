@@ -1,4 +1,5 @@
-//! Outgoing mail: team invitations.
+//! Outgoing mail: team invitations, confirmations of addresses for repository notifications
+//! (the notifications' own mails are sent by their delivery worker through [`send`]).
 //!
 //! Delivery is plain SMTP (`EHLO`, `MAIL FROM`, `RCPT TO`, `DATA`) to `MAIL_SERVER:MAIL_PORT`,
 //! without STARTTLS or authentication, in a background task; a failure is logged and never
@@ -45,6 +46,37 @@ pub fn send_team_invite(
             Ok(Ok(())) => tracing::info!(%to, "invitation e-mail sent"),
             Ok(Err(e)) => tracing::warn!(%to, error = %e, "sending the invitation e-mail failed"),
             Err(_) => tracing::warn!(%to, "sending the invitation e-mail timed out"),
+        }
+    });
+}
+
+/// Sends the confirmation link of an address that is to receive a repository's e-mail
+/// notifications, in the background (when mail is configured).
+pub fn send_repo_email_confirmation(
+    ctx: &Ctx,
+    to: &str,
+    namespace: &str,
+    repository: &str,
+    link: &str,
+) {
+    let Some(mail) = ctx.config.mail.clone() else {
+        return;
+    };
+    let subject = format!("E-mail address authorization for repository {namespace}/{repository}");
+    let body = format!(
+        "Hi,\r\n\r\nThis address has been entered to receive notifications of the repository \
+         {namespace}/{repository}.\r\n\r\nTo allow it, open {link}\r\n\r\n\
+         If you did not expect this message, ignore it.\r\n"
+    );
+    let to = to.to_owned();
+    tokio::spawn(async move {
+        match tokio::time::timeout(Duration::from_secs(30), send(&mail, &to, &subject, &body)).await
+        {
+            Ok(Ok(())) => tracing::info!(%to, "authorization e-mail sent"),
+            Ok(Err(e)) => {
+                tracing::warn!(%to, error = %e, "sending the authorization e-mail failed")
+            }
+            Err(_) => tracing::warn!(%to, "sending the authorization e-mail timed out"),
         }
     });
 }

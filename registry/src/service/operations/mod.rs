@@ -3,14 +3,15 @@
 //! Rule: these are sinks. Domain services call them (`ctx.audit.record(...)`, a mail to send);
 //! they never call back into content or tenancy, so every group above may use them.
 //!
-//! Modules (independent of each other): [`audit`] (the batched audit log Quay's usage logs read),
-//! [`mail`] (outgoing SMTP), [`ssrf`] (the guard on every request to a URL a user chose),
-//! [`messages`] (global messages). Above them, [`logs`] (the usage-logs API, exports and
-//! rotation) uses `mail` and `ssrf`. Notifications (delivery of repository events) belong here
-//! when they arrive.
+//! Modules: [`audit`] (the batched audit log Quay's usage logs read), [`mail`] (outgoing SMTP),
+//! [`ssrf`] (the guard on every request to a URL a user chose), independent of each other; then,
+//! using them and independent of each other, [`notifications`] (repository events delivered by
+//! webhook, chat, e-mail or in-app), [`logs`] (the usage-logs API, exports and rotation) and
+//! [`messages`] (global messages).
 
 pub mod audit;
 pub mod logs;
 pub mod mail;
 pub mod messages;
+pub mod notifications;
 pub mod ssrf;

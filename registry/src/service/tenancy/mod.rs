@@ -10,15 +10,19 @@
 //! 1. [`accounts`]: users, sign-up, superusers, the user's settings, access tokens.
 //! 2. [`orgs`] — organizations.
 //! 3. [`teams`]: teams, members and invitations.
-//! 4. [`robots`]: robot accounts and their tokens.
-//! 5. [`permissions`]: repository permissions and default-permission prototypes.
-//! 6. [`apps`]: OAuth applications and the tokens they mint.
-//! 7. [`federation`]: keyless robot logins (OIDC tokens exchanged for robot tokens).
+//! 4. [`members`]: who belongs to an organization (its teams' users, outside collaborators).
+//! 5. [`robots`]: robot accounts and their tokens.
+//! 6. [`permissions`]: repository permissions and default-permission prototypes.
+//! 7. [`apps`]: OAuth applications and the tokens they mint.
+//! 8. [`federation`]: keyless robot logins (OIDC tokens exchanged for robot tokens).
+//! 9. [`search`]: entities by name prefix, repositories by name or description.
 
 pub mod accounts;
 pub mod apps;
 pub mod federation;
+pub mod members;
 pub mod orgs;
 pub mod permissions;
 pub mod robots;
+pub mod search;
 pub mod teams;

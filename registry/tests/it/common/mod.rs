@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod distribution;
 pub mod oci;
 pub mod oidc;
 pub mod quay;

@@ -332,7 +332,8 @@ pub async fn checked(
     repository: &str,
 ) -> Result<RepoRow, TenancyError> {
     let name = repo_name(namespace, repository)?;
-    authz::require(ctx, &caller.principal, action, Resource::Repo(&name)).await?;
+    // The state is the caller's business afterwards (`require_normal`), as in Quay.
+    authz::require_by_role(ctx, &caller.principal, action, Resource::Repo(&name)).await?;
     db::content::repositories::get(ctx.db.pool(), namespace, repository)
         .await?
         .ok_or(TenancyError::NotFound)
