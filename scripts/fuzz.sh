@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target of registry/fuzz for N minutes each (default 10): the manifest and
 # index parser, digests, repository names, Range and Content-Range, the /v2 route parser, token
-# scopes, the Quay config loader and the /api/v1 body checks. Not run in CI.
+# scopes, the Quay config loader, the /api/v1 body checks and the usage-logs date range. Not run
+# in CI.
 #
 # Needs a nightly toolchain and cargo-fuzz (`rustup toolchain install nightly`,
 # `cargo install cargo-fuzz`). The corpus grows in registry/fuzz/corpus/<target>/; a crash is

@@ -164,6 +164,8 @@ pub struct Config {
     pub upload_expiration: Duration,
     pub gc: GcConfig,
     pub quota: QuotaConfig,
+    /// Usage logs: export and rotation of the audit log.
+    pub action_logs: ActionLogsConfig,
     pub notifications: NotificationConfig,
     pub mirror: MirrorConfig,
     /// `LABELED_EXPIRATION_MINIMUM` / `LABELED_EXPIRATION_MAXIMUM`: bounds of a tag expiration
@@ -173,6 +175,23 @@ pub struct Config {
     pub reserved_label_prefixes: Vec<String>,
     /// The whole file as parsed, for settings later features read.
     pub raw: serde_yaml::Mapping,
+}
+
+/// Usage logs (`FEATURE_LOG_EXPORT`, `FEATURE_ACTION_LOG_ROTATION` and the `ACTION_LOG_*` keys).
+#[derive(Clone, Debug)]
+pub struct ActionLogsConfig {
+    /// `FEATURE_LOG_EXPORT` (default on): `POST .../exportlogs` is served.
+    pub export: bool,
+    /// `FEATURE_ACTION_LOG_ROTATION` (default off): the `logrotation` worker moves entries older
+    /// than the threshold to blob storage and deletes them from the database.
+    pub rotation: bool,
+    /// `ACTION_LOG_ROTATION_THRESHOLD` (a duration such as `30d`, default 30 days).
+    pub rotation_threshold: Duration,
+    /// `ACTION_LOG_ARCHIVE_LOCATION`: the storage location archives go to (Quayside has one
+    /// blob store; the name is kept for the config bundle's sake).
+    pub archive_location: Option<String>,
+    /// `ACTION_LOG_ARCHIVE_PATH` (default `actionlogarchive/`): the key prefix of archives.
+    pub archive_path: String,
 }
 
 /// Garbage collection and tag expiration.
@@ -304,6 +323,16 @@ struct RawConfig {
     robots_whitelist: Option<Vec<String>>,
     #[serde(rename = "SSRF_ALLOWED_HOSTS")]
     ssrf_allowed_hosts: Option<Vec<String>>,
+    #[serde(rename = "FEATURE_LOG_EXPORT")]
+    feature_log_export: Option<bool>,
+    #[serde(rename = "FEATURE_ACTION_LOG_ROTATION")]
+    feature_action_log_rotation: Option<bool>,
+    #[serde(rename = "ACTION_LOG_ROTATION_THRESHOLD")]
+    action_log_rotation_threshold: Option<String>,
+    #[serde(rename = "ACTION_LOG_ARCHIVE_LOCATION")]
+    action_log_archive_location: Option<String>,
+    #[serde(rename = "ACTION_LOG_ARCHIVE_PATH")]
+    action_log_archive_path: Option<String>,
     #[serde(rename = "FEATURE_MAILING")]
     feature_mailing: Option<bool>,
     #[serde(rename = "FEATURE_REQUIRE_TEAM_INVITE")]
@@ -423,6 +452,7 @@ impl Config {
         overrides: &Overrides,
     ) -> Result<Config, ConfigError> {
         let quota = quota_config(&raw)?;
+        let action_logs = action_logs_config(&raw)?;
         let notifications = notification_config(&raw)?;
         let mirror = mirror_config(&raw)?;
         let listen = match overrides.listen {
@@ -602,6 +632,7 @@ impl Config {
             upload_expiration: Duration::from_secs(raw.upload_expiration_s.unwrap_or(3600)),
             gc,
             quota,
+            action_logs,
             notifications,
             mirror,
             expiration_bounds_s,
@@ -658,6 +689,49 @@ fn quota_config(raw: &RawConfig) -> Result<QuotaConfig, ConfigError> {
         default_reject_is_zero: reject == Some(0),
         backfill: raw.quota_backfill.unwrap_or(true),
         backfill_delay: Duration::from_secs(delay as u64),
+    })
+}
+
+fn action_logs_config(raw: &RawConfig) -> Result<ActionLogsConfig, ConfigError> {
+    let threshold = match raw.action_log_rotation_threshold.as_deref() {
+        None => 30 * 86_400,
+        Some(t) => parse_duration_s(t).filter(|s| *s > 0).ok_or_else(|| {
+            invalid(
+                "ACTION_LOG_ROTATION_THRESHOLD",
+                format!("{t:?} is not a duration such as 30d, 12h or 2w"),
+            )
+        })?,
+    };
+    let mut path = raw
+        .action_log_archive_path
+        .clone()
+        .unwrap_or_else(|| "actionlogarchive/".into())
+        .trim_start_matches('/')
+        .to_owned();
+    if path.is_empty()
+        || path
+            .split('/')
+            .any(|seg| seg == ".." || seg == "." || seg.contains('\\'))
+        || ["blobs/", "uploads/", "exportedlogs/"]
+            .iter()
+            .any(|reserved| path.starts_with(reserved))
+    {
+        return Err(invalid(
+            "ACTION_LOG_ARCHIVE_PATH",
+            format!(
+                "{path:?} is not a relative storage path outside blobs/, uploads/ and exportedlogs/"
+            ),
+        ));
+    }
+    if !path.ends_with('/') {
+        path.push('/');
+    }
+    Ok(ActionLogsConfig {
+        export: raw.feature_log_export.unwrap_or(true),
+        rotation: raw.feature_action_log_rotation.unwrap_or(false),
+        rotation_threshold: Duration::from_secs(threshold as u64),
+        archive_location: raw.action_log_archive_location.clone(),
+        archive_path: path,
     })
 }
 

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::db;
+use crate::service::operations::logs;
 use crate::service::operations::notifications;
 use crate::service::{
     Ctx, content::gc, content::mirror, content::quota, content::tags, content::uploads,
@@ -63,6 +64,18 @@ pub const ALL: &[Worker] = &[
         name: "quota",
         interval: Duration::from_secs(60),
     },
+    // Usage-log exports: writes requested exports to blob storage and delivers their links
+    // (callback URL or e-mail); deletes exports whose links expired.
+    Worker {
+        name: "exportlogs",
+        interval: Duration::from_secs(5),
+    },
+    // Audit-log rotation (`FEATURE_ACTION_LOG_ROTATION`): entries older than
+    // `ACTION_LOG_ROTATION_THRESHOLD` move to `ACTION_LOG_ARCHIVE_PATH` in blob storage.
+    Worker {
+        name: "logrotation",
+        interval: Duration::from_secs(3600),
+    },
     // Repository notifications: raises image-expiry events and delivers the queue (see
     // `service::operations::notifications::delivery`). Deliveries are claimed row by row, so
     // replicas running it at once never deliver one twice.
@@ -113,6 +126,21 @@ async fn run_as(ctx: &Ctx, name: &str, holder: &str) -> anyhow::Result<String> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(format!("backfilled the quota of {done} repositories"))
+        }
+        "exportlogs" => {
+            let delivered = logs::export_pass(ctx)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(format!("delivered {delivered} log exports"))
+        }
+        "logrotation" if !ctx.config.action_logs.rotation => {
+            Ok("audit-log rotation is off (FEATURE_ACTION_LOG_ROTATION: false)".into())
+        }
+        "logrotation" => {
+            let archived = logs::rotation_pass(ctx)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(format!("archived {archived} audit-log entries"))
         }
         "notifications" => {
             let report = notifications::delivery::worker_pass(ctx)

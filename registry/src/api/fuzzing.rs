@@ -11,7 +11,8 @@
 //! The parsers: manifests and indexes (`oci::manifest::parse`), digests, repository names and
 //! tags (`oci`), `Range` and chunk `Content-Range` (`api::v2::{blobs, uploads}`), the `/v2` route
 //! parser, token scopes (`api::v2::token::parse_scope`), the Quay config loader
-//! (`Config::from_yaml`), and the `/api/v1` body and NUL checks (`api::quay::body`, `api::edge`).
+//! (`Config::from_yaml`), the `/api/v1` body and NUL checks (`api::quay::body`, `api::edge`), and
+//! the usage-logs date range (`service::operations::logs::range`).
 
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
 
@@ -195,6 +196,28 @@ pub fn quay_body(data: &[u8]) {
     }
 }
 
+/// The usage-logs range (`service::operations::logs::range`, from `starttime` and `endtime`
+/// split at the first newline): an accepted range never ends before it starts, and a missing
+/// bound is a day from now.
+pub fn logs_range(data: &[u8]) {
+    let Some(s) = text(data) else { return };
+    let (start, end) = s.split_once('\n').unwrap_or((s, ""));
+    const NOW: i64 = 1_796_169_600_000;
+    let (start, end) = (
+        Some(start).filter(|v| !v.is_empty()),
+        Some(end).filter(|v| !v.is_empty()),
+    );
+    if let Ok((from, to)) = crate::service::operations::logs::range(start, end, NOW) {
+        assert!(from <= to, "{start:?}..{end:?}: {from} > {to}");
+        if start.is_none() {
+            assert_eq!(from, NOW - 86_400_000);
+        }
+        if end.is_none() {
+            assert_eq!(to, NOW + 86_400_000);
+        }
+    }
+}
+
 /// A fuzz target: arbitrary bytes in, a panic when an invariant breaks.
 pub type Target = fn(&[u8]);
 
@@ -209,6 +232,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("scope", scope),
     ("config", config),
     ("quay_body", quay_body),
+    ("logs_range", logs_range),
 ];
 
 /// Inputs that once crashed a target (target, input): kept so they never do again.
@@ -302,6 +326,12 @@ mod tests {
                 r#"{"manifest_digest":"sha256:1","expiration":null}"#.into(),
                 r#"[{"issuer":"https://x","subject":"y"}]"#.into(),
                 "a=1&b=%00".into(),
+            ],
+            "logs_range" => vec![
+                "12/01/2026\n12/02/2026".into(),
+                "2026-12-01\n2026-12-31".into(),
+                "02/29/2024\n".into(),
+                "\n13/45/2026".into(),
             ],
             other => panic!("no seeds for {other}"),
         };

@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
                     quay::error::absolute_error_types,
                 )),
         )
+        .merge(quay::logs::download_router())
         .merge(quay::notifications::web_router())
         .merge(federation::router())
         .merge(health::router())

@@ -19,7 +19,8 @@
 //!   their access tokens.
 //! - [`content`]: repositories and what they hold (manifests, tags, labels, blobs, uploads) and
 //!   the garbage collector's graph queries.
-//! - [`operations`]: the audit log, installation-wide settings and worker leases.
+//! - [`operations`]: the audit log (and its reading, export jobs and hourly counts for the usage
+//!   logs), global messages, installation-wide settings and worker leases.
 //!
 //! This root holds the connection ([`Db`], [`Tx`], [`Exec`]), the migrations, and the few helpers
 //! the groups share ([`Backend`] branches, `collate_c`, `get_bool`). Query modules import only
@@ -142,6 +143,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "notifications",
         include_str!("../../migrations/0007_notifications.sql"),
+    ),
+    (
+        8,
+        "usage_logs",
+        include_str!("../../migrations/0008_usage_logs.sql"),
     ),
     (
         9,

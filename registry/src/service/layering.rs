@@ -14,7 +14,10 @@ use std::path::Path;
 /// Service modules by group, each group in its documented order; the group's index is its rank.
 const SERVICE: &[(&str, &[&str])] = &[
     ("access", &["jwt", "passwords", "authz", "auth"]),
-    ("operations", &["audit|mail|ssrf", "notifications"]),
+    (
+        "operations",
+        &["audit|mail|ssrf", "messages|logs|notifications"],
+    ),
     (
         "content",
         &[
@@ -76,7 +79,10 @@ const DB: &[(&str, &[&str])] = &[
             "quota",
         ],
     ),
-    ("operations", &["audit|settings|notifications"]),
+    (
+        "operations",
+        &["audit|logs|messages|settings|notifications"],
+    ),
 ];
 
 /// `(group, module)` to `(group rank, rank in group)`.

@@ -4,6 +4,8 @@
 //! blobs/<algorithm>/<first two hex digits>/<hex>     verified blob content
 //! uploads/<upload uuid>/<start offset, 20 digits>    one stored part of an unfinished upload
 //! uploads/<upload uuid>/blob                          its parts joined, about to become the blob
+//! exportedlogs/<export uuid>.json                     a usage-logs export (deleted when its link expires)
+//! <ACTION_LOG_ARCHIVE_PATH><first id>-<last id>.jsonl audit-log entries archived by rotation
 //! ```
 //!
 //! Digests are validated ([`Digest`]) and upload ids are generated UUIDs checked by
@@ -13,6 +15,16 @@ use crate::oci::Digest;
 
 pub const BLOBS: &str = "blobs/";
 pub const UPLOADS: &str = "uploads/";
+
+/// A usage-logs export, by its generated id.
+pub fn exported_logs(export_id: &uuid::Uuid) -> String {
+    format!("exportedlogs/{export_id}.json")
+}
+
+/// A batch of archived audit-log entries under the configured (validated) archive prefix.
+pub fn log_archive(prefix: &str, first_id: i64, last_id: i64) -> String {
+    format!("{prefix}{first_id:020}-{last_id:020}.jsonl")
+}
 
 pub fn blob(digest: &Digest) -> String {
     let hex = digest.hex();

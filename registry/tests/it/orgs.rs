@@ -666,9 +666,7 @@ async fn features_not_served_yet_answer_not_implemented(b: Backend) {
             "/repository/testorg/hello/trigger/",
             "Build triggers",
         ),
-        (Method::GET, "/organization/testorg/logs", "Usage logs"),
         (Method::GET, "/repository/testorg/hello/build/", "Builds"),
-        (Method::GET, "/user/aggregatelogs", "Usage logs"),
     ] {
         let (status, body) = s.call(Some(&token), method, path, Some(json!({}))).await;
         assert_quay_error(

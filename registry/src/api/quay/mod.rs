@@ -13,6 +13,7 @@
 //! The areas: [`discovery`], [`user`], [`superuser`], [`orgs`], [`teams`] (and team invitations),
 //! [`prototypes`] (default permissions), [`apps`] (OAuth applications), [`robots`], [`repos`],
 //! [`permissions`] (repository permissions), [`tags`] (tags, manifests, labels), [`quota`],
+//! [`logs`] (usage logs and their export), [`messages`] (global messages),
 //! [`notifications`] (repository notifications, in-app notifications) and [`mirror`]
 //! (repository mirroring and state). Areas of
 //! Quay's API not served yet answer 501, declared in [`not_implemented`].
@@ -30,7 +31,9 @@ pub mod apps;
 pub mod body;
 pub mod discovery;
 pub mod error;
+pub mod logs;
 pub mod members;
+pub mod messages;
 pub mod mirror;
 pub mod not_implemented;
 pub mod notifications;
@@ -133,6 +136,8 @@ pub fn endpoints() -> Vec<Entry> {
         permissions::endpoints(),
         tags::endpoints(),
         quota::endpoints(),
+        logs::endpoints(),
+        messages::endpoints(),
         notifications::endpoints(),
         search::endpoints(),
         mirror::endpoints(),

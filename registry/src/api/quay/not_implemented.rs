@@ -9,13 +9,9 @@ use super::error::ApiError;
 /// Calls to them answer 501 with Quay's error body, so a script learns the feature is missing
 /// rather than that its organization or repository does not exist.
 const NOT_YET_SERVED: &[(&str, &str)] = &[
-    ("logs", "Usage logs"),
-    ("aggregatelogs", "Usage logs"),
-    ("exportlogs", "Usage logs"),
     ("build", "Builds"),
     ("trigger", "Build triggers"),
     ("security", "Security scanning"),
-    ("messages", "Global messages"),
 ];
 
 /// The answer to a path no endpoint declares: 501 for a known Quay feature not served yet,

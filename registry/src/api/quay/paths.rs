@@ -20,6 +20,7 @@ const SUB_RESOURCES: &[&str] = &[
     "authorizedemail",
     "logs",
     "aggregatelogs",
+    "exportlogs",
     "mirror",
     "build",
     "trigger",

@@ -19,6 +19,9 @@ pub struct NewEntry {
     pub created_ms: i64,
 }
 
+/// (namespace, repository) names to their ids, resolved once per batch.
+type NameIds<'a> = HashMap<(Option<&'a str>, Option<&'a str>), (Option<i64>, Option<i64>)>;
+
 /// Rows per INSERT statement (10 parameters each, well within both databases' limits).
 const ROWS_PER_STATEMENT: usize = 100;
 
@@ -27,9 +30,8 @@ const ROWS_PER_STATEMENT: usize = 100;
 /// `ROWS_PER_STATEMENT` (a statement per row could not keep up with `pull_repo` records at
 /// tens of thousands of pulls a second).
 pub async fn insert_batch(tx: &mut Tx, entries: &[NewEntry]) -> DbResult<()> {
-    type Ids = (Option<i64>, Option<i64>);
     let backend = tx.backend();
-    let mut ids: HashMap<(Option<&str>, Option<&str>), Ids> = HashMap::new();
+    let mut ids: NameIds = HashMap::new();
     for e in entries {
         let key = (e.namespace.as_deref(), e.repository.as_deref());
         if ids.contains_key(&key) {
@@ -98,6 +100,60 @@ pub async fn insert_batch(tx: &mut Tx, entries: &[NewEntry]) -> DbResult<()> {
                 .bind(e.ip.as_deref())
                 .bind(&e.metadata)
                 .bind(e.created_ms);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    count_batch(tx, entries, &ids).await
+}
+
+/// Rows per upsert of [`count_batch`] (5 parameters each).
+const COUNTS_PER_STATEMENT: usize = 100;
+
+/// Adds a batch's entries to `log_count`, in key order so concurrent writers lock rows in the
+/// same order: per namespace, repository, kind and hour (0 for none), plus the namespace's
+/// total (repository -1) and the installation's (account and repository -1), so that an
+/// aggregate over a namespace or the installation sums kinds x hours rows, not repositories too.
+async fn count_batch(tx: &mut Tx, entries: &[NewEntry], ids: &NameIds<'_>) -> DbResult<()> {
+    let mut counts: std::collections::BTreeMap<(i64, i64, &str, i64), i64> = Default::default();
+    for e in entries {
+        let (account, repository) = ids
+            .get(&(e.namespace.as_deref(), e.repository.as_deref()))
+            .copied()
+            .unwrap_or_default();
+        let (a, r) = (account.unwrap_or(0), repository.unwrap_or(0));
+        let hour = e.created_ms.div_euclid(3_600_000);
+        for (a, r) in [(a, r), (a, -1), (-1, -1)] {
+            *counts.entry((a, r, e.kind.as_str(), hour)).or_insert(0) += 1;
+        }
+    }
+    let counts: Vec<_> = counts.into_iter().collect();
+    for chunk in counts.chunks(COUNTS_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let b = i * 5;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO log_count (account_id, repository_id, kind, hour, n) VALUES {} \
+             ON CONFLICT (account_id, repository_id, kind, hour) DO UPDATE SET n = log_count.n + excluded.n",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql).persistent(chunk.len() == COUNTS_PER_STATEMENT);
+        for ((account, repository, kind, hour), n) in chunk {
+            q = q
+                .bind(*account)
+                .bind(*repository)
+                .bind(*kind)
+                .bind(*hour)
+                .bind(*n);
         }
         q.execute(&mut **tx).await?;
     }

@@ -1,9 +1,12 @@
 //! Queries of operations: what the installation records and shares across replicas.
 //!
-//! [`audit`] (the audit log), [`settings`] (installation-wide settings and worker leases) and
-//! [`notifications`] (repository notifications and their delivery queue) are independent of
-//! each other and of every other group.
+//! [`audit`] (the audit log), [`logs`] (reading, exporting and archiving it for the usage-logs
+//! API), [`messages`] (global messages), [`settings`] (installation-wide settings and worker
+//! leases) and [`notifications`] (repository notifications and their delivery queue) are
+//! independent of each other and of every other group.
 
 pub mod audit;
+pub mod logs;
+pub mod messages;
 pub mod notifications;
 pub mod settings;

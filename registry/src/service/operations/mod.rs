@@ -4,11 +4,14 @@
 //! they never call back into content or tenancy, so every group above may use them.
 //!
 //! Modules: [`audit`] (the batched audit log Quay's usage logs read), [`mail`] (outgoing SMTP),
-//! [`ssrf`] (the guard on every request to a URL a user chose), independent of each other; then
-//! [`notifications`] (repository events delivered by webhook, chat, e-mail or in-app), which
-//! uses all three. The usage-logs API belongs here when it arrives.
+//! [`ssrf`] (the guard on every request to a URL a user chose), independent of each other; then,
+//! using them and independent of each other, [`notifications`] (repository events delivered by
+//! webhook, chat, e-mail or in-app), [`logs`] (the usage-logs API, exports and rotation) and
+//! [`messages`] (global messages).
 
 pub mod audit;
+pub mod logs;
 pub mod mail;
+pub mod messages;
 pub mod notifications;
 pub mod ssrf;
