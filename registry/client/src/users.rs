@@ -76,6 +76,25 @@ pub struct User {
     pub super_user: Option<bool>,
 }
 
+/// `GET /api/v1/users/{username}` about another user: what anyone may see.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicUser {
+    pub anonymous: bool,
+    pub username: String,
+    pub avatar: Avatar,
+    /// Present for a superuser caller (whether the user is the caller and a superuser: false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub super_user: Option<bool>,
+}
+
+/// `GET /api/v1/users/{username}`: the full view for the user themself, the public one else.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum UserInformation {
+    Me(Box<User>),
+    Other(PublicUser),
+}
+
 /// A user as the superuser panel lists it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SuperUserUser {

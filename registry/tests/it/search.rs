@@ -1,5 +1,6 @@
-//! Search (issue 17): `/api/v1/entities/{prefix}` and `/api/v1/find/repositories`, checked
-//! against Quay's recorded answers, with what each caller may find.
+//! Search and discovery (issue 17): `/api/v1/entities/{prefix}`, `/api/v1/find/repositories`
+//! (checked against Quay's recorded answers) and `/api/v1/users/{username}`, with what each
+//! caller may find.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -8,7 +9,7 @@ use crate::backend_tests;
 use crate::common::quay::expect_like;
 use crate::common::{Backend, TestServer};
 
-backend_tests!(entities_and_repositories);
+backend_tests!(entities_and_repositories, user_information);
 
 async fn get(s: &TestServer, token: Option<&str>, path: &str) -> Value {
     let (status, body) = s.call(token, Method::GET, path, None).await;
@@ -213,4 +214,42 @@ async fn entities_and_repositories(b: Backend) {
         .call(None, Method::GET, "/find/repositories?page=x", None)
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// `GET /users/{username}`: the user themself sees their own view, others the public one, a
+/// superuser also `super_user: false`; organizations, robots and unknown names are 404.
+async fn user_information(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.init_admin().await;
+    s.create_org(&admin, "acme").await;
+    let (_, _, alice) = s.user_with_token("alice").await;
+    let (_, _, bob) = s.user_with_token("bob").await;
+    let (status, _) = s
+        .call(
+            Some(&admin),
+            Method::PUT,
+            "/organization/acme/robots/ci",
+            Some(json!({})),
+        )
+        .await;
+    assert!(status.is_success());
+
+    let own = get(&s, Some(&alice), "/users/alice").await;
+    let me = get(&s, Some(&alice), "/user/").await;
+    assert_eq!(own, me, "the user's own view, as GET /user/");
+    let public = get(&s, Some(&bob), "/users/alice").await;
+    assert_eq!(
+        public,
+        json!({"anonymous": false, "username": "alice", "avatar": own["avatar"]})
+    );
+    assert_eq!(get(&s, None, "/users/alice").await, public);
+    let by_superuser = get(&s, Some(&admin), "/users/alice").await;
+    assert_eq!(by_superuser["super_user"], false);
+    assert!(by_superuser.get("email").is_none(), "{by_superuser}");
+    for name in ["acme", "acme+ci", "nobody"] {
+        let (status, _) = s
+            .call(Some(&bob), Method::GET, &format!("/users/{name}"), None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{name}");
+    }
 }

@@ -42,6 +42,16 @@ pub(super) fn endpoints() -> Vec<Entry> {
             routing::get(current),
         ),
         ep(
+            M::GET,
+            "/users/{username}",
+            "getUserInformation",
+            None,
+            "user",
+            "Get user information for the specified user.",
+            none,
+            routing::get(user_information),
+        ),
+        ep(
             M::POST,
             "/user/",
             "createNewUser",
@@ -149,6 +159,16 @@ pub async fn current(
     Auth(c): Auth,
 ) -> Result<Json<api::User>, ApiError> {
     Ok(Json(accounts::current_user(&s.ctx, &c).await?))
+}
+
+pub async fn user_information(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(username): Path<String>,
+) -> Result<Json<api::UserInformation>, ApiError> {
+    Ok(Json(
+        accounts::user_information(&s.ctx, &c, &username).await?,
+    ))
 }
 
 #[derive(Deserialize)]

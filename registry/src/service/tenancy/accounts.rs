@@ -323,6 +323,36 @@ pub async fn current_user(ctx: &Ctx, caller: &Caller) -> Result<api::User, Tenan
     })
 }
 
+/// `GET /api/v1/users/{username}` (Quay's `getUserInformation`): any user (not an
+/// organization or robot) by name. The user themself gets their `GET /user/` view; anyone
+/// else the name and avatar, and a superuser caller also `super_user: false` (Quay's rule: it
+/// says whether the user is the calling superuser).
+pub async fn user_information(
+    ctx: &Ctx,
+    caller: &Caller,
+    username: &str,
+) -> Result<api::UserInformation, TenancyError> {
+    let row = user_row(ctx, username).await?;
+    if caller.principal.user().is_some_and(|u| u.id == row.id) {
+        return Ok(api::UserInformation::Me(Box::new(
+            current_user(ctx, caller).await?,
+        )));
+    }
+    let superuser = authz::can(
+        ctx,
+        &caller.principal,
+        Action::SuperUser,
+        Resource::Registry,
+    )
+    .await?;
+    Ok(api::UserInformation::Other(api::PublicUser {
+        anonymous: false,
+        avatar: views::avatar(&row.name, row.email.as_deref(), "user"),
+        username: row.name,
+        super_user: superuser.then_some(false),
+    }))
+}
+
 async fn require_superuser(ctx: &Ctx, caller: &Caller) -> Result<(), TenancyError> {
     authz::require(
         ctx,
