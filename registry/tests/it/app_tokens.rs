@@ -396,3 +396,34 @@ async fn skopeo_and_podman_with_app_tokens(b: Backend) {
         &format!("docker://{}/alice/tokened:v1", s.host),
     ]));
 }
+
+/// `FEATURE_APP_SPECIFIC_TOKENS: false`: the endpoints answer Quay's 404 and a token created
+/// before logs nobody in.
+async fn app_tokens_feature_off(b: Backend) {
+    let mut s = TestServer::start(b).await;
+    let admin = s.init_admin().await;
+    let created = new_token(&s, &admin, "before").await;
+    let code = created["token_code"].as_str().unwrap().to_owned();
+    assert_eq!(login_status(&s, "$app", &code).await, StatusCode::OK);
+    s.config_yaml_push("FEATURE_APP_SPECIFIC_TOKENS: false\n");
+    s.restart().await;
+    for (method, path) in [
+        (Method::GET, "/user/apptoken"),
+        (Method::POST, "/user/apptoken"),
+        (Method::GET, "/superuser/apptokens"),
+    ] {
+        let (status, body) = s
+            .call(
+                Some(&admin),
+                method.clone(),
+                path,
+                Some(json!({"title": "x"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+    }
+    assert_eq!(
+        login_status(&s, "$app", &code).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
