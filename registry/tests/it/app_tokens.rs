@@ -17,7 +17,8 @@ use crate::common::*;
 
 backend_tests!(
     app_tokens_api_logins_expiry_and_revocation,
-    skopeo_and_podman_with_app_tokens
+    skopeo_and_podman_with_app_tokens,
+    app_tokens_feature_off
 );
 
 const DAY_MS: i64 = 86_400_000;
