@@ -214,6 +214,32 @@ async fn service_keys_api_and_rotation(b: Backend) {
     assert_eq!(pull_status(&s, &old).await.0, StatusCode::OK);
     assert_eq!(pull_status(&s, &new).await.0, StatusCode::OK);
 
+    // Another replica (same database, same installation secret) verifies both tokens and
+    // signs with the rotated key too (it unseals the private key from the database).
+    let replica = quayside::server::build_context(s.config("127.0.0.1:0"), s.clock.clone())
+        .await
+        .unwrap();
+    let audience = s.ctx().registry_service();
+    let now_s = s.ctx().now_ms() / 1000;
+    for token in [&old, &new] {
+        replica
+            .jwt
+            .verify(&replica.db, token, &audience, now_s)
+            .await
+            .unwrap();
+    }
+    s.clock
+        .advance_ms(quayside::service::access::jwt::RING_TTL_MS);
+    assert_eq!(
+        replica
+            .jwt
+            .signing_kid(&replica.db, s.ctx().now_ms())
+            .await
+            .unwrap(),
+        new_kid
+    );
+    drop(replica);
+
     let (status, key) = s
         .call(
             Some(&admin),
