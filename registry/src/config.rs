@@ -168,6 +168,7 @@ pub struct Config {
     pub action_logs: ActionLogsConfig,
     pub notifications: NotificationConfig,
     pub mirror: MirrorConfig,
+    pub app_tokens: AppTokensConfig,
     /// `LABELED_EXPIRATION_MINIMUM` / `LABELED_EXPIRATION_MAXIMUM`: bounds of a tag expiration
     /// set through the API, counted from the start of the tag's lifetime (seconds).
     pub expiration_bounds_s: (i64, i64),
@@ -175,6 +176,18 @@ pub struct Config {
     pub reserved_label_prefixes: Vec<String>,
     /// The whole file as parsed, for settings later features read.
     pub raw: serde_yaml::Mapping,
+}
+
+/// Application-specific tokens (`FEATURE_APP_SPECIFIC_TOKENS` and friends).
+#[derive(Clone, Debug)]
+pub struct AppTokensConfig {
+    /// `FEATURE_APP_SPECIFIC_TOKENS` (default on, as Quay).
+    pub enabled: bool,
+    /// `APP_SPECIFIC_TOKEN_EXPIRATION` (a duration such as `52w`; default: never expire).
+    pub expiration_s: Option<i64>,
+    /// `EXPIRED_APP_SPECIFIC_TOKEN_GC` (default `1d`): expired tokens are deleted this long
+    /// after they expire.
+    pub gc_window_s: i64,
 }
 
 /// Usage logs (`FEATURE_LOG_EXPORT`, `FEATURE_ACTION_LOG_ROTATION` and the `ACTION_LOG_*` keys).
@@ -337,6 +350,12 @@ struct RawConfig {
     feature_mailing: Option<bool>,
     #[serde(rename = "FEATURE_REQUIRE_TEAM_INVITE")]
     feature_require_team_invite: Option<bool>,
+    #[serde(rename = "FEATURE_APP_SPECIFIC_TOKENS")]
+    feature_app_specific_tokens: Option<bool>,
+    #[serde(rename = "APP_SPECIFIC_TOKEN_EXPIRATION")]
+    app_specific_token_expiration: Option<String>,
+    #[serde(rename = "EXPIRED_APP_SPECIFIC_TOKEN_GC")]
+    expired_app_specific_token_gc: Option<String>,
     #[serde(rename = "MAIL_SERVER")]
     mail_server: Option<String>,
     #[serde(rename = "MAIL_PORT")]
@@ -455,6 +474,7 @@ impl Config {
         let action_logs = action_logs_config(&raw)?;
         let notifications = notification_config(&raw)?;
         let mirror = mirror_config(&raw)?;
+        let app_tokens = app_tokens_config(&raw)?;
         let listen = match overrides.listen {
             Some(l) => l,
             None => DEFAULT_LISTEN
@@ -635,6 +655,7 @@ impl Config {
             action_logs,
             notifications,
             mirror,
+            app_tokens,
             expiration_bounds_s,
             reserved_label_prefixes,
             raw: mapping,
@@ -689,6 +710,32 @@ fn quota_config(raw: &RawConfig) -> Result<QuotaConfig, ConfigError> {
         default_reject_is_zero: reject == Some(0),
         backfill: raw.quota_backfill.unwrap_or(true),
         backfill_delay: Duration::from_secs(delay as u64),
+    })
+}
+
+fn app_tokens_config(raw: &RawConfig) -> Result<AppTokensConfig, ConfigError> {
+    let expiration_s = match raw.app_specific_token_expiration.as_deref() {
+        None | Some("") => None,
+        Some(t) => Some(parse_duration_s(t).filter(|s| *s > 0).ok_or_else(|| {
+            invalid(
+                "APP_SPECIFIC_TOKEN_EXPIRATION",
+                format!("{t:?} is not a duration such as 52w, 30d or 12h"),
+            )
+        })?),
+    };
+    let gc_window_s = match raw.expired_app_specific_token_gc.as_deref() {
+        None | Some("") => 86_400,
+        Some(t) => parse_duration_s(t).ok_or_else(|| {
+            invalid(
+                "EXPIRED_APP_SPECIFIC_TOKEN_GC",
+                format!("{t:?} is not a duration such as 1d or 12h"),
+            )
+        })?,
+    };
+    Ok(AppTokensConfig {
+        enabled: raw.feature_app_specific_tokens.unwrap_or(true),
+        expiration_s,
+        gc_window_s,
     })
 }
 

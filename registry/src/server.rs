@@ -47,9 +47,13 @@ pub async fn build_context(config: Config, clock: Arc<dyn Clock>) -> anyhow::Res
         .context("cannot open blob storage")?;
     wait_for_storage(store.as_ref(), config.storage_start_wait).await?;
     let secret = installation_secret(&config, &db).await?;
+    let keys = jwt::Keys::new(&secret);
+    keys.start(&db, clock.now_ms())
+        .await
+        .context("cannot register the registry's service key")?;
     tracing::info!(database = %redact_url(&config.database_url), storage = %store.describe(), "services ready");
     Ok(Arc::new(Ctx {
-        jwt: jwt::Keys::new(&secret),
+        jwt: keys,
         sealer: passwords::PasswordSealer::new(&secret),
         config,
         db: db.clone(),

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::db;
 use crate::service::operations::logs;
 use crate::service::operations::notifications;
+use crate::service::tenancy::app_tokens;
 use crate::service::{
     Ctx, content::gc, content::mirror, content::quota, content::tags, content::uploads,
 };
@@ -83,6 +84,12 @@ pub const ALL: &[Worker] = &[
         name: "notifications",
         interval: Duration::from_secs(10),
     },
+    // Application-specific tokens expired longer than `EXPIRED_APP_SPECIFIC_TOKEN_GC` ago are
+    // deleted (Quay's `expiredappspecifictokenworker`, hourly).
+    Worker {
+        name: "apptokens",
+        interval: Duration::from_secs(3600),
+    },
 ];
 
 pub fn names() -> Vec<&'static str> {
@@ -102,6 +109,14 @@ async fn run_as(ctx: &Ctx, name: &str, holder: &str) -> anyhow::Result<String> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(format!("removed {removed} abandoned uploads"))
+        }
+        "apptokens" => {
+            let removed = app_tokens::gc_pass(ctx)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(format!(
+                "deleted {removed} expired application-specific tokens"
+            ))
         }
         "expiration" => {
             let ended = tags::expire(ctx)

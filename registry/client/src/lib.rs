@@ -9,6 +9,7 @@
 //! answers and what the client reads cannot drift apart. Field names are Quay's; optional fields
 //! that Quay omits in some answers are `Option` and skipped when absent.
 
+pub mod app_tokens;
 pub mod apps;
 pub mod common;
 pub mod labels;
@@ -26,6 +27,7 @@ pub mod quota;
 pub mod repositories;
 pub mod robots;
 pub mod search;
+pub mod service_keys;
 pub mod tags;
 pub mod teams;
 pub mod users;
@@ -36,6 +38,7 @@ mod client;
 #[cfg(feature = "client")]
 pub use client::{Client, ClientError};
 
+pub use app_tokens::*;
 pub use apps::*;
 pub use common::*;
 pub use labels::*;
@@ -52,6 +55,7 @@ pub use quota::*;
 pub use repositories::*;
 pub use robots::*;
 pub use search::*;
+pub use service_keys::*;
 pub use tags::*;
 pub use teams::*;
 pub use users::*;

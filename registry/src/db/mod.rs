@@ -154,6 +154,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "mirror",
         include_str!("../../migrations/0009_mirror.sql"),
     ),
+    (
+        11,
+        "app_tokens_service_keys",
+        include_str!("../../migrations/0011_app_tokens_service_keys.sql"),
+    ),
 ];
 
 impl Db {

@@ -16,7 +16,10 @@ const SERVICE: &[(&str, &[&str])] = &[
     ("access", &["jwt", "passwords", "authz", "auth"]),
     (
         "operations",
-        &["audit|mail|ssrf", "messages|logs|notifications"],
+        &[
+            "audit|mail|ssrf",
+            "messages|logs|notifications|service_keys",
+        ],
     ),
     (
         "content",
@@ -47,6 +50,7 @@ const SERVICE: &[(&str, &[&str])] = &[
             "apps",
             "federation",
             "search",
+            "app_tokens",
         ],
     ),
 ];
@@ -62,6 +66,7 @@ const DB: &[(&str, &[&str])] = &[
             "permissions",
             "apps",
             "tokens",
+            "app_tokens",
             "search",
         ],
     ),
@@ -81,7 +86,7 @@ const DB: &[(&str, &[&str])] = &[
     ),
     (
         "operations",
-        &["audit|logs|messages|settings|notifications"],
+        &["audit|logs|messages|settings|service_keys|notifications"],
     ),
 ];
 

@@ -273,12 +273,18 @@ async fn tokens_are_issued_and_accepted_only_for_this_registry(b: Backend) {
         name: ADMIN.into(),
         superuser: true,
     };
-    let foreign = s.ctx().jwt.issue(
-        quayside::service::access::jwt::Subject::User(&admin),
-        vec![],
-        "anything",
-        s.ctx().now_ms() / 1000,
-    );
+    let foreign = s
+        .ctx()
+        .jwt
+        .issue(
+            &s.ctx().db,
+            quayside::service::access::jwt::Subject::User(&admin),
+            vec![],
+            "anything",
+            s.ctx().now_ms() / 1000,
+        )
+        .await
+        .unwrap();
     expect_error(
         s.as_bearer(&foreign).send(Method::GET, "/v2/").await,
         StatusCode::UNAUTHORIZED,

@@ -154,11 +154,17 @@ async fn every_principal_kind_role_and_action(b: Backend) {
             application: None,
         })
     };
-    let grant = |token: String| {
+    let grant = async |token: String| {
         Principal::Token(
             s.ctx()
                 .jwt
-                .verify(&token, &s.ctx().registry_service(), s.ctx().now_ms() / 1000)
+                .verify(
+                    &s.ctx().db,
+                    &token,
+                    &s.ctx().registry_service(),
+                    s.ctx().now_ms() / 1000,
+                )
+                .await
                 .unwrap(),
         )
     };
@@ -168,14 +174,16 @@ async fn every_principal_kind_role_and_action(b: Backend) {
             &["repository:acme/private:pull"],
         )
         .await,
-    );
+    )
+    .await;
     let push_token = grant(
         s.token(
             Some(("direct-write", "direct-write-password1")),
             &["repository:acme/private:pull,push"],
         )
         .await,
-    );
+    )
+    .await;
     let anonymous_token = grant(
         s.token(
             None,
@@ -185,7 +193,8 @@ async fn every_principal_kind_role_and_action(b: Backend) {
             ],
         )
         .await,
-    );
+    )
+    .await;
 
     // Columns: private pull, push, delete, admin | public pull, push | create repo in acme,
     // manage acme (teams, robots, settings).

@@ -7,6 +7,7 @@
 
 mod common;
 
+mod app_tokens;
 mod audit;
 mod auth;
 mod auth_holes;
@@ -36,6 +37,7 @@ mod repos_api;
 mod robots;
 mod safety;
 mod search;
+mod service_keys;
 mod storage;
 mod tags;
 mod teams;

@@ -15,7 +15,8 @@
 //! [`permissions`] (repository permissions), [`tags`] (tags, manifests, labels), [`quota`],
 //! [`logs`] (usage logs and their export), [`messages`] (global messages),
 //! [`notifications`] (repository notifications, in-app notifications) and [`mirror`]
-//! (repository mirroring and state). Areas of
+//! (repository mirroring and state), [`apptokens`] (application-specific tokens) and
+//! [`servicekeys`] (service keys). Areas of
 //! Quay's API not served yet answer 501, declared in [`not_implemented`].
 //!
 //! Adding an area: create its module with its handlers and its `endpoints()`, add it to the list
@@ -28,6 +29,7 @@
 //! use the API, as in Quay).
 
 pub mod apps;
+pub mod apptokens;
 pub mod body;
 pub mod discovery;
 pub mod error;
@@ -46,6 +48,7 @@ pub mod quota;
 pub mod repos;
 pub mod robots;
 pub mod search;
+pub mod servicekeys;
 pub mod superuser;
 pub mod tags;
 pub mod teams;
@@ -141,6 +144,8 @@ pub fn endpoints() -> Vec<Entry> {
         notifications::endpoints(),
         search::endpoints(),
         mirror::endpoints(),
+        apptokens::endpoints(),
+        servicekeys::endpoints(),
     ]
     .into_iter()
     .flatten()
@@ -185,6 +190,12 @@ impl FromRequestParts<AppState> for Auth {
         let required = parts.extensions.get::<RequiredScope>().and_then(|r| r.0);
         let principal = match credentials(&parts.headers) {
             Ok(None) => Principal::Anonymous,
+            // Application-specific tokens are registry credentials, not API ones.
+            Ok(Some(auth::Credentials::Basic { username, .. }))
+                if username == auth::APP_TOKEN_USERNAME =>
+            {
+                return Err(ApiError::invalid_token());
+            }
             Ok(Some(creds)) => match auth::authenticate(&state.ctx, &creds, ip).await {
                 Ok(p @ (Principal::User(_) | Principal::OAuth(_))) => p,
                 // Registry tokens and robots are not API credentials.

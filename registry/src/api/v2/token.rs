@@ -20,7 +20,7 @@ use crate::api::{AppState, PeerAddr, credentials};
 use crate::oci::RepoName;
 use crate::service::Access;
 use crate::service::access::auth::{self, Credentials};
-use crate::service::access::jwt::{Subject, TOKEN_LIFETIME_S};
+use crate::service::access::jwt::{IssueError, Subject, TOKEN_LIFETIME_S};
 use crate::service::operations::audit::{Caller, Event};
 use crate::service::{Ctx, Principal, access::authz};
 
@@ -83,9 +83,14 @@ async fn principal_for(
                 "present a username and password or an access token",
             )),
             Ok(p) => {
-                let kind = match &p {
-                    Principal::Robot(_) => "robot",
-                    Principal::OAuth(_) => "oauth",
+                let kind = match (&p, &creds) {
+                    (Principal::Robot(_), _) => "robot",
+                    (Principal::OAuth(_), _) => "oauth",
+                    (_, Credentials::Basic { username, .. })
+                        if username == auth::APP_TOKEN_USERNAME =>
+                    {
+                        "app_specific_token"
+                    }
                     _ => "user",
                 };
                 if let Some(ns) = login_namespace(&p, &creds) {
@@ -188,7 +193,7 @@ async fn grant(
     Ok(access)
 }
 
-fn token_response(
+async fn token_response(
     ctx: &Ctx,
     principal: &Principal,
     access: Vec<Access>,
@@ -201,7 +206,31 @@ fn token_response(
         (None, Some(r)) => Subject::Robot(r),
         (None, None) => Subject::Anonymous,
     };
-    let token = ctx.jwt.issue(subject, access, service, now_s);
+    let token = match ctx
+        .jwt
+        .issue(&ctx.db, subject, access, service, now_s)
+        .await
+    {
+        Ok(token) => token,
+        Err(e @ IssueError::NoSigningKey) => {
+            tracing::error!(error = %e, "cannot issue a registry token");
+            return V2Error::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                e.to_string(),
+            )
+            .into_response();
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot issue a registry token");
+            return V2Error::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "UNKNOWN",
+                "internal server error",
+            )
+            .into_response();
+        }
+    };
     let issued_at = chrono::DateTime::from_timestamp(now_s, 0)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -271,7 +300,7 @@ pub async fn get_token(State(state): State<AppState>, request: Request) -> Respo
         Ok(a) => a,
         Err(r) => return r,
     };
-    token_response(ctx, &principal, access, &service, false)
+    token_response(ctx, &principal, access, &service, false).await
 }
 
 /// `POST /v2/auth` (OAuth2 password grant, as Docker clients may use).
@@ -333,7 +362,7 @@ pub async fn post_token(State(state): State<AppState>, request: Request) -> Resp
         Ok(a) => a,
         Err(r) => return r,
     };
-    token_response(ctx, &principal, access, &service, true)
+    token_response(ctx, &principal, access, &service, true).await
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 //! organizations and robots share one table), [`teams`], [`robots`], [`permissions`] (repository
 //! permissions and default-permission prototypes), [`members`] (who belongs to an organization:
 //! its teams' accounts and direct grants), [`apps`] (OAuth applications), [`tokens`]
-//! (access tokens, stored as hashes), [`search`] (accounts and teams by name prefix).
+//! (access tokens, stored as hashes), [`app_tokens`] (application-specific tokens, hashed and
+//! sealed), [`search`] (accounts and teams by name prefix).
 
+pub mod app_tokens;
 pub mod apps;
 pub mod members;
 pub mod namespaces;

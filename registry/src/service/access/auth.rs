@@ -1,6 +1,8 @@
 //! Authentication: turns credentials into a [`Principal`].
 //!
 //! - Basic `username:password` for users (the password or Quay's encrypted password);
+//!   `$app:<application-specific token>` for users' application tokens (as Quay: only with the
+//!   user name `$app`, while `FEATURE_APP_SPECIFIC_TOKENS` is on);
 //!   `$oauthtoken:<access token>` for access tokens; `owner+robot:<token>` for robots, where the
 //!   token is the robot's own or a short-lived one from a federated (keyless) exchange.
 //! - Bearer: a registry JWT issued by `/v2/auth` (for this registry's audience, and only while its
@@ -25,6 +27,8 @@ use crate::service::{
 };
 
 const CACHE_TTL_MS: i64 = 60_000;
+/// The user name that goes with an application-specific token (Quay's).
+pub const APP_TOKEN_USERNAME: &str = "$app";
 const CACHE_MAX: usize = 10_000;
 
 #[derive(Clone)]
@@ -176,6 +180,11 @@ pub async fn authenticate(
     client: Option<IpAddr>,
 ) -> Result<Principal, AuthError> {
     match credentials {
+        Credentials::Basic { username, password }
+            if username == APP_TOKEN_USERNAME && ctx.config.app_tokens.enabled =>
+        {
+            app_token_user(ctx, password).await.map(Principal::User)
+        }
         Credentials::Basic { username, password } if username == "$oauthtoken" => {
             access_token_user(ctx, password).await.map(Principal::OAuth)
         }
@@ -188,7 +197,8 @@ pub async fn authenticate(
         Credentials::Bearer(token) if token.matches('.').count() == 2 => {
             let grant = ctx
                 .jwt
-                .verify(token, &ctx.registry_service(), ctx.now_ms() / 1000)
+                .verify(&ctx.db, token, &ctx.registry_service(), ctx.now_ms() / 1000)
+                .await
                 .map_err(|_| AuthError::InvalidToken)?;
             registry_token_account(ctx, grant)
                 .await
@@ -295,6 +305,24 @@ async fn password_user(
     Ok(user)
 }
 
+/// An application-specific token (user name `$app`): the unexpired token with this hash, of an
+/// enabled user; the user acts with their own rights. Its use is recorded (`last_accessed`).
+async fn app_token_user(ctx: &Ctx, token: &str) -> Result<UserRef, AuthError> {
+    let now = ctx.now_ms();
+    let found = db::tenancy::app_tokens::live_by_hash(ctx.db.pool(), &hash_secret(token), now)
+        .await?
+        .ok_or(AuthError::InvalidToken)?;
+    let row = db::tenancy::namespaces::by_id(ctx.db.pool(), found.namespace_id)
+        .await?
+        .filter(|r| r.is_user())
+        .ok_or(AuthError::InvalidToken)?;
+    if !row.enabled {
+        return Err(AuthError::Disabled);
+    }
+    ctx.audit.touch_app_token(found.id, now);
+    Ok(user_ref(ctx, &row))
+}
+
 async fn access_token_user(ctx: &Ctx, token: &str) -> Result<OAuthRef, AuthError> {
     let found = db::tenancy::tokens::find(ctx.db.pool(), &hash_secret(token), ctx.now_ms()).await?;
     let Some(found) = found else {
@@ -337,7 +365,8 @@ async fn robot(ctx: &Ctx, name: &str, secret: &str) -> Result<RobotRef, AuthErro
     }
     let ok = if secret.matches('.').count() == 2 {
         ctx.jwt
-            .verify_robot_login(secret, name, ctx.now_ms() / 1000)
+            .verify_robot_login(&ctx.db, secret, name, ctx.now_ms() / 1000)
+            .await
             .is_ok()
     } else {
         constant_time_eq(hash_secret(secret).as_bytes(), row.token_hash.as_bytes())

@@ -85,9 +85,17 @@ impl Event {
     }
 }
 
+/// What a use record (`last_accessed`) is for.
+#[derive(Clone, Copy)]
+enum Touched {
+    Robot,
+    AppToken,
+}
+
 enum Msg {
     Entry(db::operations::audit::NewEntry),
     TouchRobot { account_id: i64, now_ms: i64 },
+    TouchAppToken { id: i64, now_ms: i64 },
     Flush(oneshot::Sender<()>),
     Stop(oneshot::Sender<()>),
 }
@@ -145,6 +153,11 @@ impl AuditLog {
     /// Records that a robot was used (its `last_accessed`).
     pub fn touch_robot(&self, account_id: i64, now_ms: i64) {
         let _ = self.tx.try_send(Msg::TouchRobot { account_id, now_ms });
+    }
+
+    /// Records that an application-specific token was used (its `last_accessed`).
+    pub fn touch_app_token(&self, id: i64, now_ms: i64) {
+        let _ = self.tx.try_send(Msg::TouchAppToken { id, now_ms });
     }
 
     /// Waits until everything queued so far is written.
@@ -205,7 +218,10 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>) {
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Entry(e) => entries.push(e),
-                Msg::TouchRobot { account_id, now_ms } => touches.push((account_id, now_ms)),
+                Msg::TouchRobot { account_id, now_ms } => {
+                    touches.push((Touched::Robot, account_id, now_ms))
+                }
+                Msg::TouchAppToken { id, now_ms } => touches.push((Touched::AppToken, id, now_ms)),
                 Msg::Flush(ack) => acks.push(ack),
                 Msg::Stop(ack) => {
                     acks.push(ack);
@@ -246,7 +262,7 @@ fn lingering(
 async fn write(
     db: &Db,
     entries: &mut Vec<db::operations::audit::NewEntry>,
-    touches: &mut Vec<(i64, i64)>,
+    touches: &mut Vec<(Touched, i64, i64)>,
 ) {
     if !entries.is_empty() {
         // A failed batch (e.g. the database was briefly unavailable) is retried a few times.
@@ -270,9 +286,13 @@ async fn write(
         }
         entries.clear();
     }
-    for (account_id, now_ms) in touches.drain(..) {
-        if let Err(e) = db::tenancy::robots::touch(db.pool(), account_id, now_ms).await {
-            tracing::warn!(error = %e, "recording robot use failed");
+    for (what, id, now_ms) in touches.drain(..) {
+        let done = match what {
+            Touched::Robot => db::tenancy::robots::touch(db.pool(), id, now_ms).await,
+            Touched::AppToken => db::tenancy::app_tokens::touch(db.pool(), id, now_ms).await,
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "recording robot or token use failed");
         }
     }
 }

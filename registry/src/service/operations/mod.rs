@@ -7,11 +7,13 @@
 //! [`ssrf`] (the guard on every request to a URL a user chose), independent of each other; then,
 //! using them and independent of each other, [`notifications`] (repository events delivered by
 //! webhook, chat, e-mail or in-app), [`logs`] (the usage-logs API, exports and rotation) and
-//! [`messages`] (global messages).
+//! [`messages`] (global messages) and [`service_keys`] (superusers' management of the keys that
+//! sign and verify JWTs).
 
 pub mod audit;
 pub mod logs;
 pub mod mail;
 pub mod messages;
 pub mod notifications;
+pub mod service_keys;
 pub mod ssrf;

@@ -288,5 +288,8 @@ pub async fn exchange(
         ),
         now_ms,
     );
-    Ok(ctx.jwt.issue_robot_login(&robot_ref, now_ms / 1000))
+    ctx.jwt
+        .issue_robot_login(&ctx.db, &robot_ref, now_ms / 1000)
+        .await
+        .map_err(|e| FederationError::Internal(crate::service::Internal::Other(e.to_string())))
 }

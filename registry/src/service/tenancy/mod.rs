@@ -16,8 +16,10 @@
 //! 7. [`apps`]: OAuth applications and the tokens they mint.
 //! 8. [`federation`]: keyless robot logins (OIDC tokens exchanged for robot tokens).
 //! 9. [`search`]: entities by name prefix, repositories by name or description.
+//! 10. [`app_tokens`]: application-specific tokens (registry passwords of a user).
 
 pub mod accounts;
+pub mod app_tokens;
 pub mod apps;
 pub mod federation;
 pub mod members;
