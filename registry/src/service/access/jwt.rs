@@ -21,9 +21,16 @@
 //! usable key it holds, preferring one that outlives the token. The key set is cached for
 //! [`RING_TTL_MS`] (a change on another replica takes effect within it; this replica's own
 //! changes call [`Keys::invalidate`]).
+//!
+//! Verifying an Ed25519 signature costs tens of microseconds, more than the rest of a manifest
+//! GET, and clients send the same token with every request of a pull. So a signature that
+//! verified is remembered (by the SHA-256 of the whole token, with the kid that signed it) in a
+//! bounded map: a later request with the same token skips the signature but still checks that
+//! the kid is a usable key of the current key set, and the token's lifetime, so a deleted or
+//! expired key ends its tokens exactly as before.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64STD;
@@ -55,8 +62,10 @@ pub const RING_TTL_MS: i64 = 10_000;
 const RELOAD_MIN_MS: i64 = 1_000;
 /// The instance setting that records the registration of a secret-derived key.
 const REGISTERED_PREFIX: &str = "service_key_registered:";
+/// How many verified tokens are remembered (about 1 KiB each).
+const VERIFIED_CAPACITY: usize = 4096;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Claims {
     iss: String,
     sub: String,
@@ -69,7 +78,7 @@ struct Claims {
     context: Context,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Context {
     kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -177,7 +186,9 @@ pub struct Keys {
     config: Arc<Signer>,
     config_jwk: Value,
     seal: aead::LessSafeKey,
-    ring: RwLock<Ring>,
+    ring: RwLock<Arc<Ring>>,
+    /// Tokens whose signature verified: SHA-256 of the token → (kid, claims).
+    verified: Mutex<HashMap<[u8; 32], (String, Claims)>>,
 }
 
 /// The RFC 7638 thumbprint of an Ed25519 public key: its key id.
@@ -242,7 +253,8 @@ impl Keys {
             config,
             config_jwk,
             seal: aead::LessSafeKey::new(unbound),
-            ring: RwLock::new(ring),
+            ring: RwLock::new(Arc::new(ring)),
+            verified: Mutex::new(HashMap::new()),
         }
     }
 
@@ -298,7 +310,9 @@ impl Keys {
     /// Forgets the cached key set (after a change of a key on this replica).
     pub fn invalidate(&self) {
         if let Ok(mut ring) = self.ring.write() {
-            ring.loaded_ms = None;
+            let mut stale = Ring::clone(&ring);
+            stale.loaded_ms = None;
+            *ring = Arc::new(stale);
         }
     }
 
@@ -410,14 +424,14 @@ impl Keys {
         });
         ring.signers = signers.into_iter().map(|(_, _, s, exp)| (s, exp)).collect();
         if let Ok(mut current) = self.ring.write() {
-            *current = ring;
+            *current = Arc::new(ring);
         }
         Ok(())
     }
 
     /// The key set, read again when stale (or, with `want`, when it lacks that kid, at most
     /// once per [`RELOAD_MIN_MS`]). A failed read keeps the cached set.
-    async fn current(&self, db: &Db, now_ms: i64, want: Option<&str>) -> Ring {
+    async fn current(&self, db: &Db, now_ms: i64, want: Option<&str>) -> Arc<Ring> {
         let cached = self.ring.read().map(|r| r.clone()).unwrap_or_default();
         let stale = cached
             .loaded_ms
@@ -492,7 +506,7 @@ impl Keys {
         let ring = self
             .current(db, now_s * 1000, header_kid(token).as_deref())
             .await;
-        check_robot_login(verify_claims(&ring, token, now_s)?, robot_name)
+        check_robot_login(self.verify_claims(&ring, token, now_s)?, robot_name)
     }
 
     /// Verifies signature (with the key the header names), lifetime and audience (`audience`
@@ -509,7 +523,38 @@ impl Keys {
         let ring = self
             .current(db, now_s * 1000, header_kid(token).as_deref())
             .await;
-        grant_of(verify_claims(&ring, token, now_s)?, audience)
+        grant_of(self.verify_claims(&ring, token, now_s)?, audience)
+    }
+
+    /// [`verify_claims`], remembering tokens whose signature verified (see the module doc).
+    fn verify_claims(&self, ring: &Ring, token: &str, now_s: i64) -> Result<Claims, JwtError> {
+        let hash: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
+            .as_ref()
+            .try_into()
+            .map_err(|_| JwtError::Malformed)?;
+        let hit = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|seen| seen.get(&hash).cloned());
+        if let Some((kid, claims)) = hit {
+            if !ring.keys.get(&kid).is_some_and(|k| k.usable(now_s * 1000)) {
+                return Err(JwtError::UnknownKey);
+            }
+            check_lifetime(&claims, now_s)?;
+            return Ok(claims);
+        }
+        let (kid, claims) = verify_claims(ring, token, now_s)?;
+        if let Ok(mut seen) = self.verified.lock() {
+            if seen.len() >= VERIFIED_CAPACITY {
+                seen.retain(|_, (_, c)| now_s < c.exp);
+                if seen.len() >= VERIFIED_CAPACITY {
+                    seen.clear();
+                }
+            }
+            seen.insert(hash, (kid, claims.clone()));
+        }
+        Ok(claims)
     }
 }
 
@@ -583,7 +628,8 @@ fn header_kid(token: &str) -> Option<String> {
     header_of(token).and_then(|h| h.kid)
 }
 
-fn verify_claims(ring: &Ring, token: &str, now_s: i64) -> Result<Claims, JwtError> {
+/// Checks signature, issuer and lifetime; returns the signing kid and the claims.
+fn verify_claims(ring: &Ring, token: &str, now_s: i64) -> Result<(String, Claims), JwtError> {
     let (signing_input, sig) = token.rsplit_once('.').ok_or(JwtError::Malformed)?;
     let (_, payload) = signing_input.split_once('.').ok_or(JwtError::Malformed)?;
     let sig = B64.decode(sig).map_err(|_| JwtError::Malformed)?;
@@ -605,10 +651,15 @@ fn verify_claims(ring: &Ring, token: &str, now_s: i64) -> Result<Claims, JwtErro
     if claims.iss != ISSUER {
         return Err(JwtError::Malformed);
     }
+    check_lifetime(&claims, now_s)?;
+    Ok((kid, claims))
+}
+
+fn check_lifetime(claims: &Claims, now_s: i64) -> Result<(), JwtError> {
     if now_s >= claims.exp || now_s < claims.nbf {
         return Err(JwtError::Expired);
     }
-    Ok(claims)
+    Ok(())
 }
 
 fn check_robot_login(claims: Claims, robot_name: &str) -> Result<(), JwtError> {
@@ -685,7 +736,7 @@ mod tests {
 
     /// The key set of a fresh installation: the secret-derived key alone.
     fn ring_of(keys: &Keys) -> Ring {
-        keys.ring.read().unwrap().clone()
+        Ring::clone(&keys.ring.read().unwrap())
     }
 
     fn issue(
@@ -699,7 +750,7 @@ mod tests {
     }
 
     fn verify(keys: &Keys, token: &str, aud: &str, now: i64) -> Result<Grant, JwtError> {
-        grant_of(verify_claims(&ring_of(keys), token, now)?, aud)
+        grant_of(keys.verify_claims(&ring_of(keys), token, now)?, aud)
     }
 
     #[test]
@@ -783,10 +834,17 @@ mod tests {
     fn expired_or_unapproved_keys_do_not_verify() {
         let keys = Keys::new(b"k");
         let token = issue(&keys, Subject::Anonymous, vec![], "s", 10);
+        // Verified once with the key usable, so the signature is remembered: the key checks
+        // must still apply to the remembered token.
+        assert!(keys.verify_claims(&ring_of(&keys), &token, 11).is_ok());
         let mut ring = ring_of(&keys);
         ring.keys.get_mut(keys.config_kid()).unwrap().expires_ms = Some(11_000);
         assert_eq!(
             verify_claims(&ring, &token, 12).map(|_| ()),
+            Err(JwtError::UnknownKey)
+        );
+        assert_eq!(
+            keys.verify_claims(&ring, &token, 12).map(|_| ()),
             Err(JwtError::UnknownKey)
         );
         let mut ring = ring_of(&keys);
@@ -794,6 +852,40 @@ mod tests {
         assert_eq!(
             verify_claims(&ring, &token, 11).map(|_| ()),
             Err(JwtError::UnknownKey)
+        );
+        assert_eq!(
+            keys.verify_claims(&ring, &token, 11).map(|_| ()),
+            Err(JwtError::UnknownKey)
+        );
+        let mut ring = ring_of(&keys);
+        ring.keys.remove(keys.config_kid());
+        assert_eq!(
+            keys.verify_claims(&ring, &token, 11).map(|_| ()),
+            Err(JwtError::UnknownKey)
+        );
+        // And the lifetime: a remembered token expires.
+        assert_eq!(
+            keys.verify_claims(&ring_of(&keys), &token, 10 + TOKEN_LIFETIME_S)
+                .map(|_| ()),
+            Err(JwtError::Expired)
+        );
+    }
+
+    #[test]
+    fn a_remembered_signature_is_only_the_same_token() {
+        let keys = Keys::new(b"k");
+        let token = issue(&keys, Subject::Anonymous, vec![], "s", 10);
+        assert!(keys.verify_claims(&ring_of(&keys), &token, 11).is_ok());
+        // The same signature on other claims: refused although the signature was seen.
+        let (signing_input, sig) = token.rsplit_once('.').unwrap();
+        let (header, _) = signing_input.split_once('.').unwrap();
+        let mut claims = registry_claims(Subject::Anonymous, vec![], "s", 10);
+        claims.context.superuser = true;
+        let payload = B64.encode(serde_json::to_vec(&claims).unwrap());
+        let forged = format!("{header}.{payload}.{sig}");
+        assert_eq!(
+            keys.verify_claims(&ring_of(&keys), &forged, 11).map(|_| ()),
+            Err(JwtError::BadSignature)
         );
     }
 
@@ -848,7 +940,7 @@ mod tests {
         );
         let login = sign(&keys.config, &robot_login_claims(&robot, 10));
         let check = |token: &str, name: &str, now: i64| {
-            check_robot_login(verify_claims(&ring_of(&keys), token, now)?, name)
+            check_robot_login(keys.verify_claims(&ring_of(&keys), token, now)?, name)
         };
         assert!(check(&login, "org+ci", 11).is_ok());
         assert!(check(&login, "org+other", 11).is_err());
