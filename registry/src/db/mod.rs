@@ -154,6 +154,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "mirror",
         include_str!("../../migrations/0009_mirror.sql"),
     ),
+    (
+        12,
+        "registry_size",
+        include_str!("../../migrations/0012_registry_size.sql"),
+    ),
 ];
 
 impl Db {

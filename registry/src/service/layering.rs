@@ -33,6 +33,7 @@ const SERVICE: &[(&str, &[&str])] = &[
             "upstream",
             "proxy_cache",
             "mirror",
+            "registry_size",
         ],
     ),
     (
@@ -75,7 +76,7 @@ const DB: &[(&str, &[&str])] = &[
             "blobs",
             "uploads",
             "gc",
-            "proxy_cache|mirror",
+            "proxy_cache|mirror|registry_size",
             "quota",
         ],
     ),

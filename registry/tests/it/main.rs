@@ -31,6 +31,7 @@ mod ops;
 mod orgs;
 mod permissions;
 mod proxy_cache;
+mod quay_api;
 mod quota;
 mod repos_api;
 mod robots;

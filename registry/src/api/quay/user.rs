@@ -10,10 +10,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::{Auth, Body, Entry, ep, no_content};
+use super::{Auth, Body, Entry, Query, ep, no_content};
 use crate::api::AppState;
 use crate::service::operations::notifications;
-use crate::service::scopes::Scope::{RepoRead, UserRead};
+use crate::service::scopes::Scope::{RepoRead, UserAdmin, UserRead};
 use crate::service::{AccountError, content::repositories, tenancy::accounts, tenancy::teams};
 
 /// The endpoints of this area, for the route table.
@@ -70,6 +70,16 @@ pub(super) fn endpoints() -> Vec<Entry> {
             "List the notifications of the user: team invitations and repository events (`quay_notification`).",
             none,
             routing::get(notifications),
+        ),
+        ep(
+            M::GET,
+            "/user/starred",
+            "listStarredRepos",
+            Some(UserAdmin),
+            "user",
+            "List all starred repositories.",
+            &[("next_page", "string", "The page token for the next page")],
+            routing::get(starred),
         ),
         ep(
             M::POST,
@@ -198,6 +208,16 @@ pub async fn notifications(
         .notifications
         .extend(notifications::user_notifications(&s.ctx, &c).await?);
     Ok(Json(answer))
+}
+
+pub async fn starred(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    q: Query,
+) -> Result<Json<api::StarredRepositories>, ApiError> {
+    Ok(Json(
+        repositories::starred(&s.ctx, &c, q.get("next_page")).await?,
+    ))
 }
 
 pub async fn star(

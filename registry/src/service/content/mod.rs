@@ -22,6 +22,7 @@
 //!    `blobs`, `manifests` and `upstream`); [`mirror`]: repositories whose tags are copied
 //!    from an upstream by a worker (pushes as the mirror robot through `uploads` and
 //!    `manifests`, lists with `upstream`).
+//! 10. [`registry_size`]: the registry's total size, summed from the stored blobs.
 //!
 //! Builds and scanning join this group as modules of their own,
 //! placed in this order by what they use.
@@ -34,6 +35,7 @@ pub mod mirror;
 pub mod proxy_cache;
 pub mod pull_cache;
 pub mod quota;
+pub mod registry_size;
 pub mod repositories;
 pub mod tags;
 pub mod uploads;

@@ -1,0 +1,794 @@
+//! The rest of Quay's API (issue 17, part 2): the superuser's organizations, users paging and
+//! registry size; `find/all`, `user/starred`, `app/{client_id}`, `registry/capabilities`,
+//! `error/{error_type}`; transitive user permissions and the legacy repository tokens. Checked
+//! against Quay's recorded answers where they exist, with Quay's scopes and refusals.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::common::quay::{assert_quay_error, expect_like};
+use crate::common::{Backend, Options, TestServer};
+
+backend_tests!(
+    superuser_views,
+    search_and_public_information,
+    transitive_permissions_and_legacy_tokens
+);
+
+/// Calls that must succeed, in order.
+async fn setup(s: &TestServer, token: &str, calls: &[(Method, &str, Value)]) {
+    for (method, path, body) in calls {
+        let (status, answer) = s
+            .call(Some(token), method.clone(), path, Some(body.clone()))
+            .await;
+        assert!(status.is_success(), "{method} {path}: {status} {answer}");
+    }
+}
+
+/// An access token of `name` limited to `scopes`.
+async fn scoped_token(s: &TestServer, name: &str, scopes: &str) -> String {
+    let row = quayside::db::tenancy::namespaces::by_name(s.ctx().db.pool(), name)
+        .await
+        .unwrap()
+        .unwrap();
+    let user = quayside::service::UserRef {
+        id: row.id,
+        name: name.to_owned(),
+        superuser: row.superuser,
+    };
+    quayside::service::tenancy::accounts::create_access_token(s.ctx(), &user, scopes)
+        .await
+        .unwrap()
+}
+
+/// Follows `next_page` from `first` (a path with `limit`), collecting `key`'s names.
+async fn all_pages(s: &TestServer, token: &str, first: &str, key: &str) -> (Vec<String>, usize) {
+    let mut names = Vec::new();
+    let mut pages = 0;
+    let mut path = first.to_owned();
+    loop {
+        let (status, body) = s.call(Some(token), Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        pages += 1;
+        for item in body[key].as_array().unwrap() {
+            names.push(item["name"].as_str().unwrap().to_owned());
+        }
+        match body["next_page"].as_str() {
+            Some(next) => path = format!("{first}&next_page={next}"),
+            None => break,
+        }
+        assert!(pages < 50, "paging does not end");
+    }
+    (names, pages)
+}
+
+async fn superuser_views(b: Backend) {
+    // Quota management on, as in the recorded instance.
+    let options = Options {
+        yaml: "FEATURE_QUOTA_MANAGEMENT: true\n".into(),
+        ..Options::default()
+    };
+    let s = TestServer::start_with(b, options).await;
+    let admin = s.init_admin().await;
+    let (_, _, walter) = s.user_with_token("walter").await;
+    s.user("wanda").await;
+    s.user("wally").await;
+    for org in ["orga", "orgb", "orgc"] {
+        s.create_org(&admin, org).await;
+    }
+    setup(
+        &s,
+        &admin,
+        &[
+            (Method::PUT, "/organization/orga/robots/bot", json!({})),
+            (
+                Method::POST,
+                "/organization/orga/quota",
+                json!({"limit_bytes": 104857600}),
+            ),
+        ],
+    )
+    .await;
+    let (_, quotas) = s
+        .call(Some(&admin), Method::GET, "/organization/orga/quota", None)
+        .await;
+    let quota_id = quotas[0]["id"].as_i64().unwrap();
+    setup(
+        &s,
+        &admin,
+        &[(
+            Method::POST,
+            &format!("/organization/orga/quota/{quota_id}/limit"),
+            json!({"type": "Warning", "threshold_percent": 60}),
+        )],
+    )
+    .await;
+
+    // Users, paged as Quay pages them: `next_page` until the last page.
+    let r = s
+        .as_bearer(&admin)
+        .send(Method::GET, "/api/v1/superuser/users/?limit=1")
+        .await;
+    let first = expect_like(r, "more-183-su-users-list-paged", &[]).await;
+    assert_eq!(first["users"].as_array().unwrap().len(), 1);
+    let (users, pages) = all_pages(&s, &admin, "/superuser/users/?limit=1", "users").await;
+    assert_eq!(users, ["admin", "walter", "wanda", "wally"]);
+    assert_eq!(pages, 4);
+    let (users, pages) = all_pages(&s, &admin, "/superuser/users/?limit=3", "users").await;
+    assert_eq!((users.len(), pages), (4, 2));
+    // Without a limit: everything, no token.
+    let (status, body) = s
+        .call(Some(&admin), Method::GET, "/superuser/users/", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["users"].as_array().unwrap().len(), 4);
+    assert!(body.get("next_page").is_none(), "{body}");
+    for (path, message) in [
+        (
+            "/superuser/users/?limit=101",
+            "Page limit cannot be above 100",
+        ),
+        (
+            "/superuser/users/?limit=1&next_page=forged",
+            "Invalid next_page token",
+        ),
+        (
+            "/superuser/organizations/?limit=101",
+            "Page limit cannot be above 100",
+        ),
+    ] {
+        let (status, body) = s.call(Some(&admin), Method::GET, path, None).await;
+        assert_quay_error(
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            message,
+        );
+    }
+    // A users token cannot be replayed on the organizations list.
+    let users_token = first["next_page"].as_str().unwrap();
+    let (status, _) = s
+        .call(
+            Some(&admin),
+            Method::GET,
+            &format!("/superuser/organizations/?limit=1&next_page={users_token}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Organizations: the recorded shape, and paged.
+    let r = s
+        .as_bearer(&admin)
+        .send(Method::GET, "/api/v1/superuser/organizations/")
+        .await;
+    let body = expect_like(r, "more-193-su-orgs-list", &[]).await;
+    assert_eq!(body["organizations"].as_array().unwrap().len(), 3);
+    let (orgs, pages) = all_pages(
+        &s,
+        &admin,
+        "/superuser/organizations/?limit=2",
+        "organizations",
+    )
+    .await;
+    assert_eq!(
+        (orgs, pages),
+        (vec!["orga".into(), "orgb".into(), "orgc".into()], 2)
+    );
+
+    // Renaming an organization renames its robots.
+    let (status, body) = s
+        .call(
+            Some(&admin),
+            Method::PUT,
+            "/superuser/organizations/orga",
+            Some(json!({"name": "orgrenamed"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["name"], "orgrenamed");
+    assert!(body["quota_report"].is_object(), "{body}");
+    let (status, _) = s
+        .call(Some(&admin), Method::GET, "/organization/orga", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = s
+        .call(
+            Some(&admin),
+            Method::GET,
+            "/organization/orgrenamed/robots/bot",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["name"], "orgrenamed+bot");
+    for (name, message) in [
+        ("orgb", "Username orgb is already taken"),
+        ("walter", "Username walter is already taken"),
+    ] {
+        let (status, body) = s
+            .call(
+                Some(&admin),
+                Method::PUT,
+                "/superuser/organizations/orgrenamed",
+                Some(json!({ "name": name })),
+            )
+            .await;
+        assert_quay_error(
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            message,
+        );
+    }
+    let (status, _) = s
+        .call(
+            Some(&admin),
+            Method::PUT,
+            "/superuser/organizations/orgrenamed",
+            Some(json!({"name": "Bad Name!"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = s
+        .call(
+            Some(&admin),
+            Method::PUT,
+            "/superuser/organizations/nosuchorg",
+            Some(json!({"name": "x2"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Only superusers; and a superuser's token needs super:user.
+    let limited = scoped_token(&s, "admin", "org:admin user:admin").await;
+    for token in [&walter, &limited] {
+        for (method, path, body) in [
+            (Method::GET, "/superuser/organizations/", None),
+            (Method::GET, "/superuser/users/?limit=1", None),
+            (
+                Method::PUT,
+                "/superuser/organizations/orgb",
+                Some(json!({"name": "stolen"})),
+            ),
+            (Method::DELETE, "/superuser/organizations/orgb", None),
+            (Method::GET, "/superuser/registrysize/", None),
+            (Method::POST, "/superuser/registrysize/", Some(json!({}))),
+        ] {
+            let (status, answer) = s.call(Some(token), method.clone(), path, body).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {answer}");
+            assert_eq!(answer["error_type"], "insufficient_scope", "{answer}");
+        }
+    }
+
+    // Deleting an organization.
+    let (status, _) = s
+        .call(
+            Some(&admin),
+            Method::DELETE,
+            "/superuser/organizations/orgb",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = s
+        .call(Some(&admin), Method::GET, "/organization/orgb", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = s
+        .call(
+            Some(&admin),
+            Method::DELETE,
+            "/superuser/organizations/orgb",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Registry size: nothing calculated yet, as Quay answers; then the sum of stored blobs,
+    // each counted once however many repositories hold it.
+    let r = s
+        .as_bearer(&admin)
+        .send(Method::GET, "/api/v1/superuser/registrysize/")
+        .await;
+    let body = expect_like(r, "more-195-su-registrysize", &[]).await;
+    assert_eq!(
+        body,
+        json!({"size_bytes": 0, "last_ran": null, "running": false, "queued": false})
+    );
+    let image = s.as_admin().push_image("admin/app", "v1").await;
+    for blob in image.blobs() {
+        s.as_admin().push_blob("admin/copy", blob).await;
+    }
+    let expected: i64 = image.blobs().map(|b| b.len() as i64).sum();
+    let before = s.ctx().now_ms();
+    let r = s
+        .as_bearer(&admin)
+        .send(Method::POST, "/api/v1/superuser/registrysize/")
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let (status, body) = s
+        .call(Some(&admin), Method::GET, "/superuser/registrysize/", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["size_bytes"], expected, "{body}");
+    assert!(body["last_ran"].as_i64().unwrap() >= before, "{body}");
+    assert_eq!(
+        (&body["running"], &body["queued"]),
+        (&json!(false), &json!(false))
+    );
+    // A calculation already running answers 202 and leaves the stored result alone.
+    quayside::db::content::registry_size::start(s.ctx().db.pool(), before, 0)
+        .await
+        .unwrap();
+    let r = s
+        .as_bearer(&admin)
+        .send(Method::POST, "/api/v1/superuser/registrysize/")
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let (_, body) = s
+        .call(Some(&admin), Method::GET, "/superuser/registrysize/", None)
+        .await;
+    assert_eq!(
+        (&body["running"], &body["size_bytes"]),
+        (&json!(true), &json!(expected))
+    );
+    // One that died long ago is taken over.
+    quayside::db::content::registry_size::start(s.ctx().db.pool(), 1, 0)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE registry_size SET started_ms = 1")
+        .execute(s.ctx().db.pool())
+        .await
+        .unwrap();
+    let r = s
+        .as_bearer(&admin)
+        .send(Method::POST, "/api/v1/superuser/registrysize/")
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    // The superuser build views answer Quay's error body with 501 until builds land.
+    for view in ["build", "status", "logs", "logs/archive"] {
+        let (status, body) = s
+            .call(
+                Some(&admin),
+                Method::GET,
+                &format!("/superuser/0b2f4c1e-0000-4000-8000-000000000000/{view}"),
+                None,
+            )
+            .await;
+        assert_quay_error(
+            status,
+            &body,
+            StatusCode::NOT_IMPLEMENTED,
+            "not_implemented",
+            "Builds is not implemented in this version of Quayside",
+        );
+    }
+}
+
+fn kinds_and_names(body: &Value) -> Vec<String> {
+    body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}",
+                r["kind"].as_str().unwrap(),
+                r["name"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+async fn search_and_public_information(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.init_admin().await;
+    s.create_org(&admin, "acme").await;
+    let (_, _, wanda) = s.user_with_token("wanda").await;
+    let (_, _, walter) = s.user_with_token("walter").await;
+    setup(
+        &s,
+        &admin,
+        &[
+            (Method::PUT, "/organization/acme/team/webdevs", json!({"role": "member"})),
+            (Method::PUT, "/organization/acme/team/webdevs/members/wanda", json!({})),
+            (Method::PUT, "/organization/acme/robots/webbot", json!({})),
+            (
+                Method::POST,
+                "/repository",
+                json!({"namespace": "acme", "repository": "web", "visibility": "public", "description": "the site"}),
+            ),
+            (
+                Method::POST,
+                "/repository",
+                json!({"namespace": "acme", "repository": "webapi", "visibility": "private", "description": ""}),
+            ),
+            (
+                Method::POST,
+                "/repository",
+                json!({"namespace": "acme", "repository": "private", "visibility": "private", "description": ""}),
+            ),
+        ],
+    )
+    .await;
+
+    // find/all: the administrator finds the team, the robot, both repositories, best first.
+    let (status, body) = s
+        .call(Some(&admin), Method::GET, "/find/all?query=web", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let found = kinds_and_names(&body);
+    assert_eq!(
+        found,
+        [
+            "repository:web",
+            "repository:webapi",
+            "team:webdevs",
+            "robot:acme+webbot"
+        ],
+        "{body:#}"
+    );
+    let scores: Vec<f64> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["score"].as_f64().unwrap())
+        .collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    let results = body["results"].as_array().unwrap();
+    let repo = &results[0];
+    assert_eq!(repo["title"], "repo");
+    assert_eq!(repo["href"], "/repository/acme/web");
+    assert_eq!(repo["is_public"], true);
+    assert_eq!(repo["namespace"]["kind"], "organization");
+    let team = &results[2];
+    assert_eq!(team["href"], "/organization/acme/teams/webdevs");
+    assert_eq!(team["organization"]["name"], "acme");
+    assert_eq!(team["avatar"]["kind"], "team");
+    let robot = &results[3];
+    assert_eq!(robot["short_name"], "webbot");
+    assert_eq!(robot["avatar"], Value::Null);
+    assert_eq!(
+        robot["href"],
+        "/organization/acme?tab=robots&showRobot=acme+webbot"
+    );
+    // A member of the team: its team and what it may read, no robots of the organization.
+    let (_, body) = s
+        .call(Some(&wanda), Method::GET, "/find/all?query=web", None)
+        .await;
+    assert_eq!(kinds_and_names(&body), ["repository:web", "team:webdevs"]);
+    // Anyone: public repositories, and the namespaces holding one.
+    let (status, body) = s.call(None, Method::GET, "/find/all?query=ac", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(kinds_and_names(&body), ["organization:acme"]);
+    assert_eq!(body["results"][0]["href"], "/organization/acme");
+    let (_, body) = s
+        .call(Some(&walter), Method::GET, "/find/all?query=webapi", None)
+        .await;
+    assert_eq!(kinds_and_names(&body), Vec::<String>::new());
+    let (_, body) = s.call(Some(&admin), Method::GET, "/find/all", None).await;
+    assert_eq!(body, json!({"results": []}));
+    let no_read = scoped_token(&s, "wanda", "user:read").await;
+    let (status, body) = s
+        .call(Some(&no_read), Method::GET, "/find/all?query=web", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    // user/starred: Quay's star answers, then the list of what the user starred and may see.
+    let r = s
+        .as_bearer(&wanda)
+        .request(Method::POST, "/api/v1/user/starred")
+        .json(&json!({"namespace": "acme", "repository": "web"}))
+        .send()
+        .await
+        .unwrap();
+    expect_like(r, "more-205-star-create", &[]).await;
+    setup(
+        &s,
+        &admin,
+        &[(
+            Method::PUT,
+            "/repository/acme/private/permissions/user/wanda",
+            json!({"role": "read"}),
+        )],
+    )
+    .await;
+    setup(
+        &s,
+        &wanda,
+        &[(
+            Method::POST,
+            "/user/starred",
+            json!({"namespace": "acme", "repository": "private"}),
+        )],
+    )
+    .await;
+    let (status, body) = s
+        .call(Some(&wanda), Method::GET, "/user/starred", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"repositories": [
+            {"namespace": "acme", "name": "web", "description": "the site", "is_public": true},
+            {"namespace": "acme", "name": "private", "description": "", "is_public": false},
+        ]})
+    );
+    // Access taken away: the star stays but is not shown.
+    let (status, _) = s
+        .call(
+            Some(&admin),
+            Method::DELETE,
+            "/repository/acme/private/permissions/user/wanda",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, body) = s
+        .call(Some(&wanda), Method::GET, "/user/starred", None)
+        .await;
+    assert_eq!(body["repositories"].as_array().unwrap().len(), 1, "{body}");
+    let r = s
+        .as_bearer(&wanda)
+        .send(Method::DELETE, "/api/v1/user/starred/acme/web")
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let (_, body) = s
+        .call(Some(&wanda), Method::GET, "/user/starred", None)
+        .await;
+    assert_eq!(body, json!({"repositories": []}));
+    let (status, body) = s.call(None, Method::GET, "/user/starred", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _) = s
+        .call(Some(&no_read), Method::GET, "/user/starred", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = s
+        .call(
+            Some(&wanda),
+            Method::GET,
+            "/user/starred?next_page=forged",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // app/{client_id}: public information, for anyone.
+    let (status, app) = s
+        .call(
+            Some(&admin),
+            Method::POST,
+            "/organization/acme/applications",
+            Some(json!({"name": "ci", "description": "the CI", "application_uri": "http://ci.example"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{app}");
+    let client_id = app["client_id"].as_str().unwrap();
+    let (status, body) = s
+        .call(None, Method::GET, &format!("/app/{client_id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["name"], "ci");
+    assert_eq!(body["description"], "the CI");
+    assert_eq!(body["uri"], "http://ci.example");
+    assert_eq!(body["avatar"]["kind"], "app");
+    assert_eq!(body["organization"]["name"], "acme");
+    assert_eq!(
+        body["organization"]["email"], "",
+        "no email for outsiders: {body}"
+    );
+    assert_eq!(body["organization"]["is_admin"], false);
+    assert_eq!(body["organization"]["teams"], json!({}));
+    assert_eq!(body["organization"]["ordered_teams"], json!([]));
+    assert!(body.get("client_secret").is_none() && !body.to_string().contains("secret"));
+    let (_, body) = s
+        .call(
+            Some(&admin),
+            Method::GET,
+            &format!("/app/{client_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(body["organization"]["email"], "acme@example.com");
+    assert_eq!(body["organization"]["is_admin"], true);
+    let (status, body) = s.call(None, Method::GET, "/app/nosuchclient", None).await;
+    assert_quay_error(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "Not Found",
+    );
+
+    // registry/capabilities, for anyone.
+    let (status, body) = s
+        .call(None, Method::GET, "/registry/capabilities", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"sparse_manifests": {"supported": false, "required_architectures": [], "optional_architectures_allowed": false}, "mirror_architectures": []})
+    );
+
+    // error/{error_type}: what an error body's `type` URL points at.
+    let (status, err) = s
+        .call(Some(&admin), Method::GET, "/app/nosuchclient", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let url = err["type"].as_str().unwrap();
+    let r = s.anonymous().send(Method::GET, url).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"type": url, "title": "not_found", "description": "The resource was not found."})
+    );
+    for kind in [
+        "invalid_request",
+        "invalid_token",
+        "insufficient_scope",
+        "not_implemented",
+        "internal_error",
+    ] {
+        let (status, body) = s
+            .call(None, Method::GET, &format!("/error/{kind}"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{kind}");
+        assert_eq!(body["title"], kind);
+        assert!(!body["description"].as_str().unwrap().is_empty());
+    }
+    let (status, body) = s
+        .call(None, Method::GET, "/error/no_such_error", None)
+        .await;
+    assert_quay_error(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "Not Found",
+    );
+}
+
+async fn transitive_permissions_and_legacy_tokens(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.init_admin().await;
+    s.create_org(&admin, "acme").await;
+    let (_, _, wanda) = s.user_with_token("wanda").await;
+    s.user("walter").await;
+    setup(
+        &s,
+        &admin,
+        &[
+            (
+                Method::POST,
+                "/repository",
+                json!({"namespace": "acme", "repository": "app", "visibility": "private", "description": ""}),
+            ),
+            (Method::PUT, "/organization/acme/team/devs", json!({"role": "member"})),
+            (Method::PUT, "/organization/acme/team/ops", json!({"role": "member"})),
+            (Method::PUT, "/organization/acme/team/devs/members/wanda", json!({})),
+            (Method::PUT, "/organization/acme/team/ops/members/wanda", json!({})),
+            (Method::PUT, "/repository/acme/app/permissions/team/devs", json!({"role": "write"})),
+            (Method::PUT, "/repository/acme/app/permissions/team/ops", json!({"role": "admin"})),
+            (Method::PUT, "/repository/acme/app/permissions/user/wanda", json!({"role": "read"})),
+        ],
+    )
+    .await;
+    let path = "/repository/acme/app/permissions/user/wanda/transitive";
+    let (status, body) = s.call(Some(&admin), Method::GET, path, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"permissions": [{"role": "read"}, {"role": "write"}, {"role": "admin"}]})
+    );
+    // Through teams only.
+    let (status, _) = s
+        .call(
+            Some(&admin),
+            Method::DELETE,
+            "/repository/acme/app/permissions/user/wanda",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, body) = s.call(Some(&admin), Method::GET, path, None).await;
+    assert_eq!(
+        body,
+        json!({"permissions": [{"role": "write"}, {"role": "admin"}]})
+    );
+    // Nothing, or no such user: Quay's 404.
+    for user in ["walter", "nosuchuser", "acme+nobot"] {
+        let (status, body) = s
+            .call(
+                Some(&admin),
+                Method::GET,
+                &format!("/repository/acme/app/permissions/user/{user}/transitive"),
+                None,
+            )
+            .await;
+        assert_quay_error(
+            status,
+            &body,
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Not Found",
+        );
+    }
+    // wanda administers the repository through `ops`; walter does not.
+    let walter = scoped_token(&s, "walter", "repo:admin repo:read").await;
+    let (status, _) = s.call(Some(&wanda), Method::GET, path, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = s.call(Some(&walter), Method::GET, path, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    // Legacy repository tokens: Quay 3.18 answers 410 to an administrator.
+    let handling = json!({"message": "Handling of access tokens is no longer supported"});
+    for (method, path, body, expected) in [
+        (
+            Method::GET,
+            "/repository/acme/app/tokens/",
+            None,
+            handling.clone(),
+        ),
+        (
+            Method::POST,
+            "/repository/acme/app/tokens/",
+            Some(json!({"friendlyName": "ci"})),
+            json!({"message": "Creation of access tokens is no longer supported"}),
+        ),
+        (
+            Method::GET,
+            "/repository/acme/app/tokens/somecode",
+            None,
+            handling.clone(),
+        ),
+        (
+            Method::PUT,
+            "/repository/acme/app/tokens/somecode",
+            Some(json!({"role": "read"})),
+            handling.clone(),
+        ),
+        (
+            Method::DELETE,
+            "/repository/acme/app/tokens/somecode",
+            None,
+            handling.clone(),
+        ),
+    ] {
+        let (status, answer) = s
+            .call(Some(&admin), method.clone(), path, body.clone())
+            .await;
+        assert_eq!(
+            (status, &answer),
+            (StatusCode::GONE, &expected),
+            "{method} {path}"
+        );
+        // Non-administrators are refused before that.
+        let (status, answer) = s.call(Some(&walter), method.clone(), path, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {answer}");
+        assert_eq!(answer["error_type"], "insufficient_scope");
+    }
+    // Bodies Quay validates first.
+    for (method, path, body) in [
+        (Method::POST, "/repository/acme/app/tokens/", json!({})),
+        (
+            Method::PUT,
+            "/repository/acme/app/tokens/somecode",
+            json!({"role": "owner"}),
+        ),
+        (
+            Method::PUT,
+            "/repository/acme/app/tokens/somecode",
+            json!({}),
+        ),
+    ] {
+        let (status, answer) = s.call(Some(&admin), method.clone(), path, Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {answer}");
+        assert_eq!(answer["error_type"], "invalid_request", "{answer}");
+    }
+}
