@@ -169,6 +169,9 @@ pub struct Notification {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Notifications {
     pub notifications: Vec<Notification>,
+    /// Whether more follow this page (Quay's `additional`).
+    #[serde(default)]
+    pub additional: bool,
 }
 
 #[cfg(feature = "client")]

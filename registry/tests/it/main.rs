@@ -15,6 +15,7 @@ mod bad_input;
 mod blobs;
 mod clients;
 mod content;
+mod discovery_walk;
 mod expiration;
 mod federation;
 mod gc;

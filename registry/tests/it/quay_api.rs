@@ -13,7 +13,9 @@ use crate::common::{Backend, Options, TestServer};
 backend_tests!(
     superuser_views,
     search_and_public_information,
-    transitive_permissions_and_legacy_tokens
+    transitive_permissions_and_legacy_tokens,
+    user_notifications_paged,
+    default_permissions_in_quay_order
 );
 
 /// Calls that must succeed, in order.
@@ -791,4 +793,158 @@ async fn transitive_permissions_and_legacy_tokens(b: Backend) {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {answer}");
         assert_eq!(answer["error_type"], "invalid_request", "{answer}");
     }
+}
+
+/// `GET /user/notifications` pages as Quay does: `limit` (default 5), `page`, `additional`.
+async fn user_notifications_paged(b: Backend) {
+    let s = TestServer::start(b).await;
+    s.init_admin().await;
+    let (_, _, wanda) = s.user_with_token("wanda").await;
+    let id = quayside::db::tenancy::namespaces::by_name(s.ctx().db.pool(), "wanda")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    for i in 0..7 {
+        let uuid = format!("00000000-0000-4000-8000-00000000000{i}");
+        let metadata = json!({ "n": i }).to_string();
+        quayside::db::operations::notifications::insert_user_notification(
+            s.ctx().db.pool(),
+            &quayside::db::operations::notifications::NewUserNotification {
+                uuid: &uuid,
+                account_id: id,
+                kind: "repo_push",
+                organization: None,
+                metadata: &metadata,
+            },
+            1_000 + i,
+        )
+        .await
+        .unwrap();
+    }
+    let numbers = |body: &Value| -> Vec<i64> {
+        body["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["metadata"]["n"].as_i64().unwrap())
+            .collect()
+    };
+    let (status, body) = s
+        .call(Some(&wanda), Method::GET, "/user/notifications", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (numbers(&body), &body["additional"]),
+        (vec![6, 5, 4, 3, 2], &json!(true))
+    );
+    let (_, body) = s
+        .call(
+            Some(&wanda),
+            Method::GET,
+            "/user/notifications?page=2",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (numbers(&body), &body["additional"]),
+        (vec![1, 0], &json!(false))
+    );
+    let (_, body) = s
+        .call(
+            Some(&wanda),
+            Method::GET,
+            "/user/notifications?page=1&limit=7",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (numbers(&body).len(), &body["additional"]),
+        (7, &json!(false))
+    );
+    let (_, body) = s
+        .call(
+            Some(&wanda),
+            Method::GET,
+            "/user/notifications?page=3&limit=3",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (numbers(&body), &body["additional"]),
+        (vec![0], &json!(false))
+    );
+    for query in ["limit=0", "limit=101", "page=x"] {
+        let (status, body) = s
+            .call(
+                Some(&wanda),
+                Method::GET,
+                &format!("/user/notifications?{query}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["error_type"], "invalid_request");
+    }
+}
+
+/// Default permissions list in creation order, as Quay lists them (recorded: more-225, more-229).
+async fn default_permissions_in_quay_order(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.init_admin().await;
+    s.create_org(&admin, "w2org").await;
+    s.user("w2user").await;
+    setup(
+        &s,
+        &admin,
+        &[(
+            Method::PUT,
+            "/organization/w2org/team/devs",
+            json!({"role": "member"}),
+        )],
+    )
+    .await;
+    let r = s
+        .as_bearer(&admin)
+        .send(Method::GET, "/api/v1/organization/w2org/prototypes")
+        .await;
+    expect_like(r, "more-225-prototypes-list-empty", &[]).await;
+    setup(
+        &s,
+        &admin,
+        &[
+            (
+                Method::POST,
+                "/organization/w2org/prototypes",
+                json!({"role": "read", "delegate": {"name": "w2user", "kind": "user"}, "activating_user": {"name": "admin"}}),
+            ),
+            (
+                Method::POST,
+                "/organization/w2org/prototypes",
+                json!({"role": "write", "delegate": {"name": "devs", "kind": "team"}}),
+            ),
+        ],
+    )
+    .await;
+    let r = s
+        .as_bearer(&admin)
+        .send(Method::GET, "/api/v1/organization/w2org/prototypes")
+        .await;
+    let body = expect_like(r, "more-229-prototypes-list", &[]).await;
+    let recorded = crate::common::quay::recorded("more-229-prototypes-list").body;
+    let order = |v: &Value| -> Vec<(String, String)> {
+        v["prototypes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["delegate"]["kind"].as_str().unwrap().to_owned(),
+                    p["role"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(order(&body), order(&recorded));
+    assert_eq!(body["prototypes"][1]["activating_user"], Value::Null);
 }

@@ -68,7 +68,10 @@ pub(super) fn endpoints() -> Vec<Entry> {
             Some(UserRead),
             "user",
             "List the notifications of the user: team invitations and repository events (`quay_notification`).",
-            none,
+            &[
+                ("page", "integer", "Offset page number. (int)"),
+                ("limit", "integer", "Limit on the number of results (int)"),
+            ],
             routing::get(notifications),
         ),
         ep(
@@ -199,15 +202,36 @@ pub async fn sign_up(
     ))
 }
 
+/// Quay's page of notifications: `limit` (default 5, at most 100) from page `page` (1-based; 0
+/// is the first page too, as Quay counts), team invitations first, then the rest newest first;
+/// `additional` when more follow.
 pub async fn notifications(
     State(s): State<AppState>,
     Auth(c): Auth,
+    q: Query,
 ) -> Result<Json<api::Notifications>, ApiError> {
-    let mut answer = teams::notifications(&s.ctx, &c).await?;
-    answer
-        .notifications
-        .extend(notifications::user_notifications(&s.ctx, &c).await?);
-    Ok(Json(answer))
+    let limit = q.int("limit")?.unwrap_or(5);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid_request(
+            "limit: must be between 1 and 100",
+        ));
+    }
+    let page = q.int("page")?.unwrap_or(0).max(1);
+    if page > 1000 {
+        return Err(ApiError::invalid_request("page: must be at most 1000"));
+    }
+    let offset = (page - 1) * limit;
+    let mut all = teams::notifications(&s.ctx, &c).await?.notifications;
+    all.extend(notifications::user_notifications(&s.ctx, &c, offset + limit + 1).await?);
+    let additional = all.len() as i64 > offset + limit;
+    Ok(Json(api::Notifications {
+        notifications: all
+            .into_iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .collect(),
+        additional,
+    }))
 }
 
 pub async fn starred(
