@@ -33,7 +33,7 @@ const SERVICE: &[(&str, &[&str])] = &[
             "upstream",
             "proxy_cache",
             "mirror",
-            "registry_size",
+            "mirror_health|registry_size",
         ],
     ),
     (

@@ -15,7 +15,8 @@ backend_tests!(
     search_and_public_information,
     transitive_permissions_and_legacy_tokens,
     user_notifications_paged,
-    default_permissions_in_quay_order
+    default_permissions_in_quay_order,
+    mirror_health
 );
 
 /// Calls that must succeed, in order.
@@ -947,4 +948,206 @@ async fn default_permissions_in_quay_order(b: Backend) {
     };
     assert_eq!(order(&body), order(&recorded));
     assert_eq!(body["prototypes"][1]["activating_user"], Value::Null);
+}
+
+/// `GET /repository/mirror/health` and `/superuser/mirror/health`: counts, issues, 503 when
+/// more than a fifth of the mirrors that ran are failing, who may look.
+async fn mirror_health(b: Backend) {
+    let options = Options {
+        yaml: "FEATURE_REPO_MIRROR: true\n".into(),
+        ..Options::default()
+    };
+    let s = TestServer::start_with(b, options).await;
+    let admin = s.init_admin().await;
+    s.create_org(&admin, "w2org").await;
+    let (_, _, member) = s.user_with_token("member").await;
+    let (_, _, stranger) = s.user_with_token("stranger").await;
+    setup(
+        &s,
+        &admin,
+        &[
+            (Method::PUT, "/organization/w2org/robots/bot", json!({})),
+            (
+                Method::PUT,
+                "/organization/w2org/team/readers",
+                json!({"role": "member"}),
+            ),
+            (
+                Method::PUT,
+                "/organization/w2org/team/readers/members/member",
+                json!({}),
+            ),
+        ],
+    )
+    .await;
+    let mut config = crate::common::quay::recorded("more-117-mirror-create-dup").request_body;
+    config["external_reference"] = json!("127.0.0.1:5999/library/hello");
+    for repo in ["m1", "m2", "m3"] {
+        setup(
+            &s,
+            &admin,
+            &[
+                (
+                    Method::POST,
+                    "/repository",
+                    json!({"namespace": "w2org", "repository": repo, "visibility": "private", "description": ""}),
+                ),
+                (Method::POST, &format!("/repository/w2org/{repo}/mirror"), config.clone()),
+                (
+                    Method::PUT,
+                    &format!("/repository/w2org/{repo}/changestate"),
+                    json!({"state": "MIRROR"}),
+                ),
+            ],
+        )
+        .await;
+    }
+    let set = |repo: &'static str, status: &'static str, retries: i64| {
+        let pool = s.ctx().db.pool().clone();
+        async move {
+            sqlx::query(
+                "UPDATE repo_mirror SET sync_status = $1, sync_retries_remaining = $2 \
+                 WHERE repository_id = (SELECT r.id FROM repository r JOIN namespace n \
+                 ON n.id = r.namespace_id WHERE n.name = 'w2org' AND r.name = $3)",
+            )
+            .bind(status)
+            .bind(retries)
+            .bind(repo)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    };
+    set("m1", "FAIL", 0).await;
+    set("m2", "SUCCESS", 3).await;
+
+    let r = s
+        .as_bearer(&admin)
+        .send(Method::GET, "/api/v1/repository/mirror/health")
+        .await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        r.headers()["cache-control"],
+        "no-cache, no-store, must-revalidate"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["healthy"], false);
+    assert_eq!(
+        body["repositories"],
+        json!({"total": 3, "syncing": 0, "completed": 1, "failed": 1, "never_run": 1})
+    );
+    assert_eq!(body["workers"]["status"], "degraded");
+    let issues: Vec<(String, String)> = body["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["severity"].as_str().unwrap().into(),
+                i["message"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        issues,
+        [
+            (
+                "critical".to_owned(),
+                "50.0% of repositories are failing (threshold: 20.0%)".to_owned()
+            ),
+            (
+                "warning".to_owned(),
+                "Repository w2org/m3 has never been synced".to_owned()
+            ),
+            (
+                "error".to_owned(),
+                "Repository w2org/m1 has exhausted all retry attempts".to_owned()
+            ),
+        ]
+    );
+    assert!(body["last_check"].as_str().unwrap().ends_with('Z'));
+
+    // Recovered: healthy, 200; the detailed view pages the mirrors.
+    set("m1", "SUCCESS", 3).await;
+    let (status, body) = s
+        .call(
+            Some(&member),
+            Method::GET,
+            "/repository/mirror/health?namespace=w2org&detailed=true&limit=2",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["healthy"], true);
+    assert_eq!(body["issues"].as_array().unwrap().len(), 1, "{body}");
+    let details = body["repositories"]["details"].as_array().unwrap();
+    assert_eq!(details.len(), 2);
+    assert_eq!(
+        details[0],
+        json!({"namespace": "w2org", "repository": "m1", "sync_status": "SUCCESS", "is_enabled": true, "last_sync": null, "retries_remaining": 3})
+    );
+    assert_eq!(
+        body["repositories"]["pagination"],
+        json!({"limit": 2, "offset": 0, "has_more": true})
+    );
+    let (_, body) = s
+        .call(
+            Some(&member),
+            Method::GET,
+            "/repository/mirror/health?namespace=w2org&detailed=true&limit=2&offset=2",
+            None,
+        )
+        .await;
+    assert_eq!(body["repositories"]["details"][0]["repository"], "m3");
+    assert_eq!(body["repositories"]["pagination"]["has_more"], false);
+
+    // The superuser's summary names no repository.
+    let (status, body) = s
+        .call(Some(&admin), Method::GET, "/superuser/mirror/health", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["issues"], json!([]));
+    assert_eq!(body["repositories"]["total"], 3);
+    assert!(body["repositories"].get("details").is_none());
+
+    // Who may look.
+    for (token, path, expected) in [
+        (
+            Some(&stranger),
+            "/repository/mirror/health?namespace=w2org",
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Some(&member),
+            "/repository/mirror/health",
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Some(&member),
+            "/superuser/mirror/health",
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Some(&admin),
+            "/repository/mirror/health?namespace=nosuch",
+            StatusCode::NOT_FOUND,
+        ),
+        (None, "/repository/mirror/health", StatusCode::UNAUTHORIZED),
+    ] {
+        let (status, body) = s
+            .call(token.map(String::as_str), Method::GET, path, None)
+            .await;
+        assert_eq!(status, expected, "{path}: {body}");
+        assert!(body["error_type"].is_string(), "{body}");
+    }
+    let (status, body) = s
+        .call(
+            Some(&stranger),
+            Method::GET,
+            "/repository/mirror/health?namespace=stranger",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["repositories"]["total"], 0);
 }
