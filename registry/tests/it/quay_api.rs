@@ -181,7 +181,8 @@ async fn superuser_views(b: Backend) {
         (vec!["orga".into(), "orgb".into(), "orgc".into()], 2)
     );
 
-    // Renaming an organization renames its robots.
+    // Renaming an organization renames its robots; its content follows.
+    let pushed = s.as_admin().push_image("orga/app", "v1").await;
     let (status, body) = s
         .call(
             Some(&admin),
@@ -207,6 +208,23 @@ async fn superuser_views(b: Backend) {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["name"], "orgrenamed+bot");
+    let r = s
+        .as_admin()
+        .request(Method::GET, "/v2/orgrenamed/app/manifests/v1")
+        .header("Accept", crate::common::oci::OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.bytes().await.unwrap().as_ref(),
+        pushed.manifest.as_slice()
+    );
+    let r = s
+        .as_admin()
+        .send(Method::GET, "/v2/orga/app/manifests/v1")
+        .await;
+    assert!(r.status().is_client_error(), "{}", r.status());
     for (name, message) in [
         ("orgb", "Username orgb is already taken"),
         ("walter", "Username walter is already taken"),
@@ -306,7 +324,12 @@ async fn superuser_views(b: Backend) {
     for blob in image.blobs() {
         s.as_admin().push_blob("admin/copy", blob).await;
     }
-    let expected: i64 = image.blobs().map(|b| b.len() as i64).sum();
+    // Every stored blob: this image's (stored once for both repositories) and `orga/app`'s.
+    let expected: i64 = image
+        .blobs()
+        .chain(pushed.blobs())
+        .map(|b| b.len() as i64)
+        .sum();
     let before = s.ctx().now_ms();
     let r = s
         .as_bearer(&admin)
