@@ -32,6 +32,17 @@ pub struct Application {
     pub avatar_email: Option<String>,
 }
 
+/// `GET /api/v1/app/{client_id}`: what anyone may know of an application (the OAuth consent
+/// page shows it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApplicationInformation {
+    pub name: String,
+    pub description: String,
+    pub uri: String,
+    pub avatar: crate::Avatar,
+    pub organization: crate::Organization,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Applications {
     pub applications: Vec<Application>,

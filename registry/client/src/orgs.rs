@@ -84,6 +84,17 @@ pub struct SuperUserOrganization {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SuperUserOrganizations {
     pub organizations: Vec<SuperUserOrganization>,
+    /// With `limit`: the token of the next page, absent on the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<String>,
+}
+
+/// `PUT /api/v1/superuser/organizations/{name}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuperUserUpdateOrganization {
+    /// The new name of the organization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[cfg(feature = "client")]

@@ -165,3 +165,15 @@ impl Client {
         .await
     }
 }
+
+/// One role of `GET .../permissions/user/{username}/transitive`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleView {
+    pub role: String,
+}
+
+/// `GET /api/v1/repository/{repo}/permissions/user/{username}/transitive`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitivePermissions {
+    pub permissions: Vec<RoleView>,
+}

@@ -104,6 +104,23 @@ pub struct ChangeVisibilityRequest {
     pub visibility: String,
 }
 
+/// One repository of `GET /api/v1/user/starred`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StarredRepository {
+    pub namespace: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub is_public: bool,
+}
+
+/// `GET /api/v1/user/starred`: a page of the caller's starred repositories.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StarredRepositories {
+    pub repositories: Vec<StarredRepository>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<String>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StarRequest {
     pub namespace: String,

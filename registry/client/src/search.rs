@@ -86,3 +86,11 @@ impl Client {
         self.json(Method::GET, &path, Self::NONE).await
     }
 }
+
+/// `GET /api/v1/find/all`: teams, robots, repositories, users and organizations matching a
+/// query, best first. Each result's shape depends on its `kind` (`team`, `robot`, `repository`,
+/// `user`, `organization`), as Quay answers them, so results are kept as JSON objects.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchResults {
+    pub results: Vec<serde_json::Value>,
+}

@@ -114,6 +114,19 @@ pub struct SuperUserUser {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SuperUserUsers {
     pub users: Vec<SuperUserUser>,
+    /// With `limit`: the token of the next page, absent on the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<String>,
+}
+
+/// `GET /api/v1/superuser/registrysize/`: the last calculation of the registry's size.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrySize {
+    pub size_bytes: i64,
+    /// When the last calculation finished (ms since the epoch); null before the first.
+    pub last_ran: Option<i64>,
+    pub queued: bool,
+    pub running: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -156,6 +169,9 @@ pub struct Notification {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Notifications {
     pub notifications: Vec<Notification>,
+    /// Whether more follow this page (Quay's `additional`).
+    #[serde(default)]
+    pub additional: bool,
 }
 
 #[cfg(feature = "client")]

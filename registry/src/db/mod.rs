@@ -159,6 +159,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "app_tokens_service_keys",
         include_str!("../../migrations/0011_app_tokens_service_keys.sql"),
     ),
+    (
+        12,
+        "registry_size",
+        include_str!("../../migrations/0012_registry_size.sql"),
+    ),
 ];
 
 impl Db {

@@ -36,6 +36,7 @@ const SERVICE: &[(&str, &[&str])] = &[
             "upstream",
             "proxy_cache",
             "mirror",
+            "mirror_health|registry_size",
         ],
     ),
     (
@@ -80,7 +81,7 @@ const DB: &[(&str, &[&str])] = &[
             "blobs",
             "uploads",
             "gc",
-            "proxy_cache|mirror",
+            "proxy_cache|mirror|registry_size",
             "quota",
         ],
     ),

@@ -189,7 +189,8 @@ async fn labels_imported_added_and_deleted(b: Backend) {
         .unwrap();
     assert_eq!(inferred.label.media_type, "application/json");
 
-    // Invalid keys, reserved prefixes and media types are refused.
+    // Invalid keys, reserved prefixes and media types are refused; the first two with Quay's
+    // `{"message": ...}` (recorded: more-075), media types with its full error body (more-073).
     let add = |body: Value| {
         let s = &s;
         let token = token.clone();
@@ -199,15 +200,13 @@ async fn labels_imported_added_and_deleted(b: Backend) {
     for key in ["Bad_Key", "a..b", "-x", ""] {
         let (status, body) =
             add(json!({"key": key, "value": "v", "media_type": "text/plain"})).await;
-        assert_quay_error(
-            status,
-            &body,
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            &format!(
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body,
+            json!({"message": format!(
                 "Label is of an invalid format or missing please use {} format for labels",
                 quayside::service::content::labels::KEY_FORMAT
-            ),
+            )})
         );
     }
     for key in [
@@ -217,13 +216,8 @@ async fn labels_imported_added_and_deleted(b: Backend) {
     ] {
         let (status, body) =
             add(json!({"key": key, "value": "v", "media_type": "text/plain"})).await;
-        assert_quay_error(
-            status,
-            &body,
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "Label has a reserved prefix",
-        );
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body, json!({"message": "Label has a reserved prefix"}));
     }
     let (status, body) = add(json!({"key": "ok", "value": "v", "media_type": "image/png"})).await;
     assert_quay_error(

@@ -21,6 +21,16 @@ pub(super) fn endpoints() -> Vec<Entry> {
     vec![
         ep(
             M::GET,
+            "/app/{client_id}",
+            "getApplicationInformation",
+            None,
+            "organization",
+            "Get information on the specified application.",
+            none,
+            routing::get(application_information),
+        ),
+        ep(
+            M::GET,
             "/organization/{orgname}/applications",
             "getOrganizationApplications",
             Some(OrgAdmin),
@@ -110,6 +120,14 @@ pub(super) fn endpoints() -> Vec<Entry> {
             routing::delete(revoke_application_token),
         ),
     ]
+}
+
+pub async fn application_information(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(client_id): Path<String>,
+) -> Result<Json<api::ApplicationInformation>, ApiError> {
+    Ok(Json(apps::information(&s.ctx, &c, &client_id).await?))
 }
 
 pub async fn applications(

@@ -1,13 +1,15 @@
-//! `GET /api/v1/discovery`: a Swagger 2.0 (OpenAPI 2) document of the API in Quay's layout,
-//! generated from [`super::endpoints`], the same list of the areas' declarations that builds the
-//! router.
+//! What the API says about itself: `GET /api/v1/discovery`, a Swagger 2.0 (OpenAPI 2) document
+//! of the API in Quay's layout, generated from [`super::endpoints`] (the same list of the areas'
+//! declarations that builds the router); `GET /api/v1/error/{error_type}`, the description of an
+//! error body's type (from [`super::error::ERROR_TYPES`]); `GET /api/v1/registry/capabilities`.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method};
 use axum::routing;
 use serde_json::{Map, Value, json};
 
+use super::error::ApiError;
 use super::{Endpoint, Entry, ep};
 use crate::api::{AppState, public_origin};
 use crate::service::scopes::Scope;
@@ -15,16 +17,70 @@ use crate::service::scopes::Scope;
 /// The endpoints of this area, for the route table.
 pub(super) fn endpoints() -> Vec<Entry> {
     use Method as M;
-    vec![ep(
-        M::GET,
-        "/discovery",
-        "discovery",
-        None,
-        "discovery",
-        "List all of the API endpoints available in the swagger API format.",
-        &[("internal", "boolean", "Whether to include internal APIs.")],
-        routing::get(discovery),
-    )]
+    vec![
+        ep(
+            M::GET,
+            "/discovery",
+            "discovery",
+            None,
+            "discovery",
+            "List all of the API endpoints available in the swagger API format.",
+            &[("internal", "boolean", "Whether to include internal APIs.")],
+            routing::get(discovery),
+        ),
+        ep(
+            M::GET,
+            "/error/{error_type}",
+            "getErrorDescription",
+            None,
+            "error",
+            "Get a detailed description of the error.",
+            &[],
+            routing::get(error_description),
+        ),
+        ep(
+            M::GET,
+            "/registry/capabilities",
+            "getRegistryCapabilities",
+            None,
+            "capabilities",
+            "Get registry capabilities.",
+            &[],
+            routing::get(capabilities),
+        ),
+    ]
+}
+
+/// `GET /api/v1/error/{error_type}`: Quay's `{type, title, description}`, 404 for an unknown
+/// type.
+pub async fn error_description(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(error_type): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let description =
+        super::error::error_description(&error_type).ok_or_else(ApiError::not_found)?;
+    let (scheme, host) = public_origin(&s.ctx, &headers, None);
+    Ok(Json(json!({
+        "type": format!("{scheme}://{host}/api/v1/error/{error_type}"),
+        "title": error_type,
+        "description": description,
+    })))
+}
+
+/// `GET /api/v1/registry/capabilities`, for anyone. Quayside has no sparse-index setting (Quay's
+/// `FEATURE_SPARSE_INDEX`, off by default, whose answer this is) and does not apply mirror
+/// architecture filters yet (they are stored, see `service::content::mirror`), so it
+/// advertises no architectures.
+pub async fn capabilities() -> Json<Value> {
+    Json(json!({
+        "sparse_manifests": {
+            "supported": false,
+            "required_architectures": [],
+            "optional_architectures_allowed": false,
+        },
+        "mirror_architectures": [],
+    }))
 }
 
 /// The document for endpoints `table`, served from `host` over `scheme`.

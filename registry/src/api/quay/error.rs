@@ -14,6 +14,65 @@ use crate::api::{AppState, ConnScheme, bounded_message, public_origin};
 use crate::service::content::mirror::MirrorError;
 use crate::service::{AccountError, Internal, TenancyError};
 
+/// Every `error_type` an error body may carry, with its description: Quay's table, then the
+/// types Quayside adds (`internal_error`, `not_implemented`, `too_many_requests`). The `type`
+/// URL of an error body (`/api/v1/error/{error_type}`) answers from this table.
+pub const ERROR_TYPES: &[(&str, &str)] = &[
+    (
+        "external_service_timeout",
+        "An external service timed out. Retrying the request may resolve the issue.",
+    ),
+    (
+        "invalid_request",
+        "The request was invalid. It may have contained invalid values or was improperly formatted.",
+    ),
+    ("invalid_response", "The response was invalid."),
+    ("invalid_token", "The access token provided was invalid."),
+    ("expired_token", "The access token provided has expired."),
+    (
+        "insufficient_scope",
+        "The access token did not have sufficient scope to access the requested resource.",
+    ),
+    (
+        "fresh_login_required",
+        "The action requires a fresh login to succeed.",
+    ),
+    (
+        "exceeds_license",
+        "The action was refused because the current license does not allow it.",
+    ),
+    ("not_found", "The resource was not found."),
+    (
+        "downstream_issue",
+        "An error occurred in a downstream service.",
+    ),
+    (
+        "tag_immutable",
+        "The tag is immutable and cannot be modified or deleted.",
+    ),
+    ("token_rotation_failed", "Token rotation failed."),
+    (
+        "internal_error",
+        "The server failed to answer the request. Retrying later may succeed; the server's log has the cause.",
+    ),
+    (
+        "not_implemented",
+        "The feature is not implemented in this version of Quayside.",
+    ),
+    (
+        "too_many_requests",
+        "Too many requests are being served. Retry after a short wait.",
+    ),
+];
+
+/// The description of `error_type`, when it is one of [`ERROR_TYPES`].
+pub fn error_description(error_type: &str) -> Option<&'static str> {
+    ERROR_TYPES
+        .iter()
+        .find(|(t, _)| *t == error_type)
+        .map(|(_, d)| *d)
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,

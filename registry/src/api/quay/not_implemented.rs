@@ -1,7 +1,8 @@
 //! The areas of Quay's API that Quayside does not serve yet, in one place: a path no endpoint
 //! declares answers 501 `not_implemented` when one of its segments (after the namespace and
 //! repository names) names such an area, otherwise Quay's 404. A feature that lands deletes its
-//! line here and declares its endpoints in its own area module (see the parent module).
+//! line here and declares its endpoints in its own area module (see the parent module). These
+//! paths are not in the discovery document: it lists only what is served.
 
 use super::error::ApiError;
 
@@ -33,6 +34,16 @@ fn not_yet_served(path: &str) -> Option<&'static str> {
         .unwrap_or(path)
         .trim_matches('/');
     let segments: Vec<&str> = rest.split('/').collect();
+    // The superuser's views of one build: `/superuser/{build_uuid}/build`, `.../status`,
+    // `.../logs` and `.../logs/archive` (builds arrive with issue 14).
+    if let ["superuser", _, view @ ..] = segments.as_slice()
+        && matches!(
+            view,
+            ["build"] | ["status"] | ["logs"] | ["logs", "archive"]
+        )
+    {
+        return Some("Builds");
+    }
     // Skip the segments that carry a namespace or repository name: a repository may be called
     // `build` and still be unknown.
     let names = match segments.first() {

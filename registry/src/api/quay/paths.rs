@@ -29,6 +29,7 @@ const SUB_RESOURCES: &[&str] = &[
     "changetrust",
     "changestate",
     "quota",
+    "tokens",
 ];
 
 /// The rewritten path, when the repository name has more than one component.

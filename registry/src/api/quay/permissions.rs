@@ -1,10 +1,11 @@
 //! `/api/v1/repository/{namespace}/{repository}/permissions/...`: what users, robots and teams
-//! may do in a repository.
+//! may do in a repository; and the legacy repository tokens (`.../tokens/...`), which Quay 3.18
+//! answers 410 to administrators (after checking the body where it takes one).
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::Method;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing;
 use quayside_client as api;
 
@@ -99,7 +100,146 @@ pub(super) fn endpoints() -> Vec<Entry> {
             none,
             routing::delete(delete_team_permission),
         ),
+        ep(
+            M::GET,
+            "/repository/{namespace}/{repository}/permissions/user/{username}/transitive",
+            "getUserTransitivePermission",
+            Some(RepoAdmin),
+            "permission",
+            "Get the roles of the specified user on the repository, direct and through teams.",
+            none,
+            routing::get(user_transitive_permission),
+        ),
+        ep(
+            M::GET,
+            "/repository/{namespace}/{repository}/tokens/",
+            "listRepoTokens",
+            Some(RepoAdmin),
+            "repotoken",
+            "List the tokens for the specified repository (no longer supported: 410).",
+            none,
+            routing::get(tokens_gone),
+        ),
+        ep(
+            M::POST,
+            "/repository/{namespace}/{repository}/tokens/",
+            "createToken",
+            Some(RepoAdmin),
+            "repotoken",
+            "Create a new repository token (no longer supported: 410).",
+            none,
+            routing::post(create_token_gone),
+        ),
+        ep(
+            M::GET,
+            "/repository/{namespace}/{repository}/tokens/{code}",
+            "getTokens",
+            Some(RepoAdmin),
+            "repotoken",
+            "Fetch the specified repository token information (no longer supported: 410).",
+            none,
+            routing::get(token_gone),
+        ),
+        ep(
+            M::PUT,
+            "/repository/{namespace}/{repository}/tokens/{code}",
+            "changeToken",
+            Some(RepoAdmin),
+            "repotoken",
+            "Update the permissions for the specified repository token (no longer supported: 410).",
+            none,
+            routing::put(change_token_gone),
+        ),
+        ep(
+            M::DELETE,
+            "/repository/{namespace}/{repository}/tokens/{code}",
+            "deleteToken",
+            Some(RepoAdmin),
+            "repotoken",
+            "Delete the repository token (no longer supported: 410).",
+            none,
+            routing::delete(token_gone),
+        ),
     ]
+}
+
+pub async fn user_transitive_permission(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((ns, repo, user)): Path<(String, String, String)>,
+) -> Result<Json<api::TransitivePermissions>, ApiError> {
+    Ok(Json(
+        permissions::user_roles(&s.ctx, &c, &ns, &repo, &user).await?,
+    ))
+}
+
+/// Quay 3.18's answer to every legacy token call an administrator makes.
+fn gone(message: &str) -> Response {
+    (
+        axum::http::StatusCode::GONE,
+        Json(serde_json::json!({ "message": message })),
+    )
+        .into_response()
+}
+
+const HANDLING_GONE: &str = "Handling of access tokens is no longer supported";
+
+/// The body Quay validates before answering 410: `{"friendlyName": string}`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewToken {
+    #[allow(dead_code)]
+    friendly_name: String,
+}
+
+/// `{"role": "read" | "write" | "admin"}`.
+#[derive(serde::Deserialize)]
+pub struct TokenPermission {
+    role: String,
+}
+
+pub async fn tokens_gone(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((ns, repo)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    permissions::legacy_tokens(&s.ctx, &c, &ns, &repo).await?;
+    Ok(gone(HANDLING_GONE))
+}
+
+pub async fn create_token_gone(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((ns, repo)): Path<(String, String)>,
+    Body(_): Body<NewToken>,
+) -> Result<Response, ApiError> {
+    permissions::legacy_tokens(&s.ctx, &c, &ns, &repo).await?;
+    Ok(gone("Creation of access tokens is no longer supported"))
+}
+
+pub async fn token_gone(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((ns, repo, _code)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    permissions::legacy_tokens(&s.ctx, &c, &ns, &repo).await?;
+    Ok(gone(HANDLING_GONE))
+}
+
+pub async fn change_token_gone(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((ns, repo, _code)): Path<(String, String, String)>,
+    Body(b): Body<TokenPermission>,
+) -> Result<Response, ApiError> {
+    permissions::legacy_tokens(&s.ctx, &c, &ns, &repo).await?;
+    if !matches!(b.role.as_str(), "read" | "write" | "admin") {
+        return Err(ApiError::invalid_request(format!(
+            "role: {:?} is not one of ['read', 'write', 'admin']",
+            b.role
+        )));
+    }
+    Ok(gone(HANDLING_GONE))
 }
 
 pub async fn user_permissions(

@@ -165,7 +165,7 @@ pub(super) fn endpoints() -> Vec<Entry> {
         ep(
             M::GET,
             "/superuser/users/{namespace}/quota",
-            "listSuperUserUserQuota",
+            "listUserQuotaSuperUser",
             Some(SuperUser),
             "quota",
             "The quota of any user.",
@@ -175,7 +175,7 @@ pub(super) fn endpoints() -> Vec<Entry> {
         ep(
             M::POST,
             "/superuser/users/{namespace}/quota",
-            "createSuperUserUserQuota",
+            "createUserQuotaSuperUser",
             Some(SuperUser),
             "quota",
             "Create the quota of any user.",
@@ -185,7 +185,7 @@ pub(super) fn endpoints() -> Vec<Entry> {
         ep(
             M::PUT,
             "/superuser/users/{namespace}/quota/{quota_id}",
-            "changeSuperUserUserQuota",
+            "changeUserQuotaSuperUser",
             Some(SuperUser),
             "quota",
             "Change the quota.",
@@ -195,7 +195,7 @@ pub(super) fn endpoints() -> Vec<Entry> {
         ep(
             M::DELETE,
             "/superuser/users/{namespace}/quota/{quota_id}",
-            "deleteSuperUserUserQuota",
+            "deleteUserQuotaSuperUser",
             Some(SuperUser),
             "quota",
             "Delete the quota.",
@@ -205,7 +205,7 @@ pub(super) fn endpoints() -> Vec<Entry> {
         ep(
             M::GET,
             "/superuser/organization/{namespace}/quota",
-            "listSuperUserOrganizationQuota",
+            "listOrganizationQuotaSuperUser",
             Some(SuperUser),
             "quota",
             "The quota of any organization.",
@@ -215,7 +215,7 @@ pub(super) fn endpoints() -> Vec<Entry> {
         ep(
             M::POST,
             "/superuser/organization/{namespace}/quota",
-            "createSuperUserOrganizationQuota",
+            "createOrganizationQuotaSuperUser",
             Some(SuperUser),
             "quota",
             "Create the quota of any organization.",
@@ -225,7 +225,7 @@ pub(super) fn endpoints() -> Vec<Entry> {
         ep(
             M::PUT,
             "/superuser/organization/{namespace}/quota/{quota_id}",
-            "changeSuperUserOrganizationQuota",
+            "changeOrganizationQuotaSuperUser",
             Some(SuperUser),
             "quota",
             "Change the quota.",
@@ -235,7 +235,7 @@ pub(super) fn endpoints() -> Vec<Entry> {
         ep(
             M::DELETE,
             "/superuser/organization/{namespace}/quota/{quota_id}",
-            "deleteSuperUserOrganizationQuota",
+            "deleteOrganizationQuotaSuperUser",
             Some(SuperUser),
             "quota",
             "Delete the quota.",

@@ -1,4 +1,5 @@
-//! `/api/v1/entities/{prefix}` and `/api/v1/find/repositories` (see `service::tenancy::search`).
+//! `/api/v1/entities/{prefix}`, `/api/v1/find/repositories` and `/api/v1/find/all` (see
+//! `service::tenancy::search`).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -9,6 +10,7 @@ use quayside_client as api;
 use super::error::ApiError;
 use super::{Auth, Entry, Query, ep};
 use crate::api::AppState;
+use crate::service::scopes::Scope::RepoRead;
 use crate::service::tenancy::search::{self, EntityQuery};
 
 /// The endpoints of this area, for the route table.
@@ -32,6 +34,16 @@ pub(super) fn endpoints() -> Vec<Entry> {
                 ("includeOrgs", "boolean", "Whether to include orgs names."),
             ],
             routing::get(entities),
+        ),
+        ep(
+            M::GET,
+            "/find/all",
+            "conductSearch",
+            Some(RepoRead),
+            "search",
+            "Get a list of entities and resources that match the specified query.",
+            &[("query", "string", "The search query.")],
+            routing::get(all),
         ),
         ep(
             M::GET,
@@ -68,6 +80,15 @@ pub async fn entities(
     Ok(Json(
         search::entities(&s.ctx, &c.principal, &prefix, &query).await?,
     ))
+}
+
+pub async fn all(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    q: Query,
+) -> Result<Json<api::SearchResults>, ApiError> {
+    let query = q.get("query").unwrap_or_default();
+    Ok(Json(search::find_all(&s.ctx, &c.principal, query).await?))
 }
 
 pub async fn repositories(

@@ -1,4 +1,7 @@
-//! `/api/v1/superuser/users/...`: the superuser's management of every user.
+//! `/api/v1/superuser/...`: the superuser's management of every user and organization, and the
+//! registry's size. (Quotas of any namespace are in [`super::quota`], usage logs in
+//! [`super::logs`]; the superuser build views answer 501 until builds land, see
+//! [`super::not_implemented`].)
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -11,6 +14,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::{Auth, Body, Entry, Query, ep, no_content};
 use crate::api::AppState;
+use crate::service::content::registry_size;
 use crate::service::scopes::Scope::SuperUser;
 use crate::service::tenancy::{accounts, orgs};
 
@@ -26,11 +30,19 @@ pub(super) fn endpoints() -> Vec<Entry> {
             Some(SuperUser),
             "superuser",
             "Returns a list of all users in the system.",
-            &[(
-                "disabled",
-                "boolean",
-                "If false, only enabled users will be returned.",
-            )],
+            &[
+                (
+                    "disabled",
+                    "boolean",
+                    "If false, only enabled users will be returned.",
+                ),
+                (
+                    "limit",
+                    "integer",
+                    "Limit to the number of results to return per page. Max 100.",
+                ),
+                ("next_page", "string", "The page token for the next page"),
+            ],
             routing::get(list_users),
         ),
         ep(
@@ -79,18 +91,114 @@ pub(super) fn endpoints() -> Vec<Entry> {
             "listAllOrganizations",
             Some(SuperUser),
             "superuser",
-            "Returns every organization with its quota and storage use.",
-            none,
+            "Returns a list of all organizations in the system.",
+            &[
+                (
+                    "limit",
+                    "integer",
+                    "Limit to the number of results to return per page. Max 100.",
+                ),
+                ("next_page", "string", "The page token for the next page"),
+            ],
             routing::get(list_organizations),
         ),
+        ep(
+            M::PUT,
+            "/superuser/organizations/{name}",
+            "changeOrganization",
+            Some(SuperUser),
+            "superuser",
+            "Updates information about the specified organization (its name).",
+            none,
+            routing::put(change_organization),
+        ),
+        ep(
+            M::DELETE,
+            "/superuser/organizations/{name}",
+            "deleteOrganization",
+            Some(SuperUser),
+            "superuser",
+            "Deletes the specified organization.",
+            none,
+            routing::delete(delete_organization),
+        ),
+        ep(
+            M::GET,
+            "/superuser/registrysize/",
+            "getRegistrySize",
+            Some(SuperUser),
+            "superuser",
+            "Returns size of the registry",
+            none,
+            routing::get(registry_size),
+        ),
+        ep(
+            M::POST,
+            "/superuser/registrysize/",
+            "queueRegistrySizeCalculation",
+            Some(SuperUser),
+            "superuser",
+            "Queues registry size calculation",
+            none,
+            routing::post(queue_registry_size),
+        ),
     ]
+}
+
+fn page(q: &Query) -> Result<accounts::PageRequest, ApiError> {
+    Ok(accounts::PageRequest {
+        limit: q.int("limit")?,
+        next_page: q.get("next_page").map(str::to_owned),
+    })
+}
+
+pub async fn change_organization(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(name): Path<String>,
+    Body(b): Body<api::SuperUserUpdateOrganization>,
+) -> Result<Json<api::SuperUserOrganization>, ApiError> {
+    Ok(Json(
+        orgs::rename_by_superuser(&s.ctx, &c, &name, b.name.as_deref()).await?,
+    ))
+}
+
+pub async fn delete_organization(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    orgs::delete_by_superuser(&s.ctx, &c, &name).await?;
+    Ok(no_content())
+}
+
+pub async fn registry_size(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+) -> Result<Json<api::RegistrySize>, ApiError> {
+    Ok(Json(registry_size::get(&s.ctx, &c).await?))
+}
+
+/// Quay answers an empty string: 201 when queued, 202 when one already was.
+pub async fn queue_registry_size(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+) -> Result<Response, ApiError> {
+    let status = match registry_size::calculate(&s.ctx, &c).await? {
+        registry_size::Queued::Done => axum::http::StatusCode::CREATED,
+        registry_size::Queued::AlreadyQueued => axum::http::StatusCode::ACCEPTED,
+    };
+    Ok((status, Json("")).into_response())
 }
 
 pub async fn list_organizations(
     State(s): State<AppState>,
     Auth(c): Auth,
+    q: Query,
 ) -> Result<Json<api::SuperUserOrganizations>, ApiError> {
-    Ok(Json(orgs::list_for_superuser(&s.ctx, &c).await?))
+    Ok(Json(
+        orgs::list_for_superuser(&s.ctx, &c, &page(&q)?).await?,
+    ))
 }
 
 pub async fn list_users(
@@ -100,7 +208,7 @@ pub async fn list_users(
 ) -> Result<Json<api::SuperUserUsers>, ApiError> {
     let include_disabled = q.flag("disabled", true)?;
     Ok(Json(
-        accounts::list_users(&s.ctx, &c, include_disabled).await?,
+        accounts::list_users(&s.ctx, &c, include_disabled, &page(&q)?).await?,
     ))
 }
 

@@ -177,11 +177,25 @@ pub async fn remove_team_member(
     Ok(no_content())
 }
 
+/// With mail off Quay does not serve the e-mail invitation routes: 405 (in Quay's error body
+/// here, where Quay answers Flask's HTML page).
+fn require_mailing(s: &AppState) -> Result<(), ApiError> {
+    match s.ctx.config.features.mailing {
+        true => Ok(()),
+        false => Err(ApiError::new(
+            axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            "The method is not allowed for the requested URL.",
+        )),
+    }
+}
+
 pub async fn invite_email(
     State(s): State<AppState>,
     Auth(c): Auth,
     Path((org, team, email)): Path<(String, String, String)>,
 ) -> Result<Json<api::TeamMember>, ApiError> {
+    require_mailing(&s)?;
     Ok(Json(
         teams::invite_email(&s.ctx, &c, &org, &team, &email).await?,
     ))
@@ -192,6 +206,7 @@ pub async fn delete_invite(
     Auth(c): Auth,
     Path((org, team, email)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
+    require_mailing(&s)?;
     teams::delete_email_invite(&s.ctx, &c, &org, &team, &email).await?;
     Ok(no_content())
 }

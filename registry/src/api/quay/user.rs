@@ -10,10 +10,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::{Auth, Body, Entry, ep, no_content};
+use super::{Auth, Body, Entry, Query, ep, no_content};
 use crate::api::AppState;
 use crate::service::operations::notifications;
-use crate::service::scopes::Scope::{RepoRead, UserRead};
+use crate::service::scopes::Scope::{RepoRead, UserAdmin, UserRead};
 use crate::service::{AccountError, content::repositories, tenancy::accounts, tenancy::teams};
 
 /// The endpoints of this area, for the route table.
@@ -68,8 +68,21 @@ pub(super) fn endpoints() -> Vec<Entry> {
             Some(UserRead),
             "user",
             "List the notifications of the user: team invitations and repository events (`quay_notification`).",
-            none,
+            &[
+                ("page", "integer", "Offset page number. (int)"),
+                ("limit", "integer", "Limit on the number of results (int)"),
+            ],
             routing::get(notifications),
+        ),
+        ep(
+            M::GET,
+            "/user/starred",
+            "listStarredRepos",
+            Some(UserAdmin),
+            "user",
+            "List all starred repositories.",
+            &[("next_page", "string", "The page token for the next page")],
+            routing::get(starred),
         ),
         ep(
             M::POST,
@@ -189,15 +202,46 @@ pub async fn sign_up(
     ))
 }
 
+/// Quay's page of notifications: `limit` (default 5, at most 100) from page `page` (1-based; 0
+/// is the first page too, as Quay counts), team invitations first, then the rest newest first;
+/// `additional` when more follow.
 pub async fn notifications(
     State(s): State<AppState>,
     Auth(c): Auth,
+    q: Query,
 ) -> Result<Json<api::Notifications>, ApiError> {
-    let mut answer = teams::notifications(&s.ctx, &c).await?;
-    answer
-        .notifications
-        .extend(notifications::user_notifications(&s.ctx, &c).await?);
-    Ok(Json(answer))
+    let limit = q.int("limit")?.unwrap_or(5);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid_request(
+            "limit: must be between 1 and 100",
+        ));
+    }
+    let page = q.int("page")?.unwrap_or(0).max(1);
+    if page > 1000 {
+        return Err(ApiError::invalid_request("page: must be at most 1000"));
+    }
+    let offset = (page - 1) * limit;
+    let mut all = teams::notifications(&s.ctx, &c).await?.notifications;
+    all.extend(notifications::user_notifications(&s.ctx, &c, offset + limit + 1).await?);
+    let additional = all.len() as i64 > offset + limit;
+    Ok(Json(api::Notifications {
+        notifications: all
+            .into_iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .collect(),
+        additional,
+    }))
+}
+
+pub async fn starred(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    q: Query,
+) -> Result<Json<api::StarredRepositories>, ApiError> {
+    Ok(Json(
+        repositories::starred(&s.ctx, &c, q.get("next_page")).await?,
+    ))
 }
 
 pub async fn star(

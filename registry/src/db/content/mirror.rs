@@ -314,3 +314,73 @@ pub async fn note<'c>(ex: impl Exec<'c>, repository_id: i64, message: &str) -> D
         .await?;
     Ok(())
 }
+
+/// One enabled mirror of a repository in the MIRROR state, as the health view lists it.
+#[derive(Clone, Debug)]
+pub struct HealthRow {
+    pub namespace: String,
+    pub repository: String,
+    pub sync_status: String,
+    pub is_enabled: bool,
+    pub sync_retries_remaining: i64,
+}
+
+/// Enabled mirrors of repositories in the MIRROR state (of `namespace` when given), by
+/// namespace id and repository name; `status` keeps those with that `sync_status`, and
+/// `exhausted` those without retries left.
+pub async fn health_rows<'c>(
+    ex: impl Exec<'c>,
+    namespace: Option<&str>,
+    status: Option<&str>,
+    exhausted: bool,
+    limit: i64,
+    offset: i64,
+) -> DbResult<Vec<HealthRow>> {
+    let rows = sqlx::query(
+        "SELECT n.name AS namespace, r.name AS repository, m.sync_status, m.is_enabled, \
+         m.sync_retries_remaining FROM repo_mirror m JOIN repository r ON r.id = m.repository_id \
+         JOIN namespace n ON n.id = r.namespace_id \
+         WHERE r.state = 'MIRROR' AND m.is_enabled = TRUE AND ($1 = '' OR n.name = $1) \
+         AND ($2 = '' OR m.sync_status = $2) AND ($3 = 0 OR m.sync_retries_remaining = 0) \
+         ORDER BY r.namespace_id, r.name LIMIT $4 OFFSET $5",
+    )
+    .bind(namespace.unwrap_or_default())
+    .bind(status.unwrap_or_default())
+    .bind(i64::from(exhausted))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(HealthRow {
+                namespace: r.try_get("namespace")?,
+                repository: r.try_get("repository")?,
+                sync_status: r.try_get("sync_status")?,
+                is_enabled: get_bool(r, "is_enabled")?,
+                sync_retries_remaining: r.try_get("sync_retries_remaining")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// Counts of those mirrors by `sync_status`.
+pub async fn health_counts<'c>(
+    ex: impl Exec<'c>,
+    namespace: Option<&str>,
+) -> DbResult<Vec<(String, i64)>> {
+    let rows = sqlx::query(
+        "SELECT m.sync_status, COUNT(*) AS n FROM repo_mirror m \
+         JOIN repository r ON r.id = m.repository_id JOIN namespace n ON n.id = r.namespace_id \
+         WHERE r.state = 'MIRROR' AND m.is_enabled = TRUE AND ($1 = '' OR n.name = $1) \
+         GROUP BY m.sync_status",
+    )
+    .bind(namespace.unwrap_or_default())
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("sync_status")?, r.try_get("n")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}

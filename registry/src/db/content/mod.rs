@@ -5,7 +5,8 @@
 //! manifests), [`labels`], [`blobs`], [`uploads`], then [`gc`] (the collector's graph, which reads
 //! tag retention from [`tags`]), [`quota`] (quotas and the storage accounting, which reads
 //! manifests' blob references); [`proxy_cache`] stands apart (configurations and the tags the
-//! cache set), and so does [`mirror`] (mirror configurations and their claims).
+//! cache set), and so do [`mirror`] (mirror configurations and their claims) and [`registry_size`] (the
+//! registry's total size, summed from the blobs).
 
 pub mod blobs;
 pub mod gc;
@@ -14,6 +15,7 @@ pub mod manifests;
 pub mod mirror;
 pub mod proxy_cache;
 pub mod quota;
+pub mod registry_size;
 pub mod repositories;
 pub mod tags;
 pub mod uploads;

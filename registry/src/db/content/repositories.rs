@@ -290,6 +290,47 @@ pub async fn search<'c>(
     rows.iter().map(listed_from_row).collect()
 }
 
+/// Users and organizations whose name starts with `prefix` (lowercased) and that hold a
+/// repository the viewer (`None`: anonymous) sees, public ones included: name, email and
+/// whether it is an organization. By name, at most `limit`.
+pub async fn namespaces_with_visible<'c>(
+    ex: impl Exec<'c>,
+    viewer: Option<i64>,
+    prefix: &str,
+    limit: i64,
+) -> DbResult<Vec<(String, Option<String>, bool)>> {
+    let pattern = format!(
+        "{}%",
+        prefix
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let sql = format!(
+        "SELECT n.name, n.email, n.kind FROM namespace n WHERE n.kind IN ('user', 'org') \
+         AND n.enabled = TRUE AND LOWER(n.name) LIKE $2 ESCAPE '\\' \
+         AND EXISTS (SELECT 1 FROM repository r WHERE r.namespace_id = n.id AND {}) \
+         ORDER BY n.name LIMIT $3",
+        visible_to(false, true)
+    );
+    let rows = sqlx::query(&sql)
+        .bind(viewer.unwrap_or(-1))
+        .bind(pattern)
+        .bind(limit)
+        .fetch_all(ex)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("name")?,
+                r.try_get("email")?,
+                r.try_get::<String, _>("kind")? == "org",
+            ))
+        })
+        .collect()
+}
+
 fn listed_from_row(r: &sqlx::any::AnyRow) -> DbResult<ListedRepo> {
     Ok(ListedRepo {
         id: r.try_get("id")?,

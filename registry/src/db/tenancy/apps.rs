@@ -86,6 +86,15 @@ pub async fn get<'c>(ex: impl Exec<'c>, org_id: i64, client_id: &str) -> DbResul
     Ok(row.as_ref().map(from_row).transpose()?)
 }
 
+/// The application with this client id, whatever its organization.
+pub async fn by_client_id<'c>(ex: impl Exec<'c>, client_id: &str) -> DbResult<Option<AppRow>> {
+    let row = sqlx::query(&format!("{SELECT} WHERE client_id = $1"))
+        .bind(client_id)
+        .fetch_optional(ex)
+        .await?;
+    Ok(row.as_ref().map(from_row).transpose()?)
+}
+
 pub async fn update<'c>(ex: impl Exec<'c>, id: i64, f: &AppFields<'_>) -> DbResult<()> {
     sqlx::query(
         "UPDATE oauth_application SET name = $1, description = $2, application_uri = $3, redirect_uri = $4, avatar_email = $5 WHERE id = $6",

@@ -161,6 +161,65 @@ pub async fn list_users<'c>(
     rows.iter().map(|r| Ok(from_row(r)?)).collect()
 }
 
+/// Users (`kind = 'user'`) with an id above `after_id`, by id, at most `limit` (Quay's paged
+/// superuser list).
+pub async fn list_users_page<'c>(
+    ex: impl Exec<'c>,
+    include_disabled: bool,
+    after_id: i64,
+    limit: i64,
+) -> DbResult<Vec<NamespaceRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLS} FROM namespace WHERE kind = 'user' AND (enabled = TRUE OR $1 = 1) \
+         AND id > $2 ORDER BY id LIMIT $3"
+    ))
+    .bind(i64::from(include_disabled))
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?;
+    rows.iter().map(|r| Ok(from_row(r)?)).collect()
+}
+
+/// Organizations with an id above `after_id`, by id, at most `limit`.
+pub async fn list_orgs_page<'c>(
+    ex: impl Exec<'c>,
+    after_id: i64,
+    limit: i64,
+) -> DbResult<Vec<NamespaceRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLS} FROM namespace WHERE kind = 'org' AND id > $1 ORDER BY id LIMIT $2"
+    ))
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?;
+    rows.iter().map(|r| Ok(from_row(r)?)).collect()
+}
+
+/// Renames namespace `id` to `new_name` and its robots (`old+short` to `new+short`), in `tx`.
+pub async fn rename(tx: &mut Tx, id: i64, new_name: &str) -> DbResult<()> {
+    sqlx::query("UPDATE namespace SET name = $1 WHERE id = $2")
+        .bind(new_name)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    let robots = sqlx::query("SELECT account_id, shortname FROM robot WHERE owner_id = $1")
+        .bind(id)
+        .fetch_all(&mut **tx)
+        .await?;
+    for r in robots {
+        let account: i64 = r.try_get("account_id")?;
+        let short: String = r.try_get("shortname")?;
+        sqlx::query("UPDATE namespace SET name = $1 WHERE id = $2")
+            .bind(format!("{new_name}+{short}"))
+            .bind(account)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Every organization, by id.
 pub async fn list_orgs<'c>(ex: impl Exec<'c>) -> DbResult<Vec<NamespaceRow>> {
     let rows = sqlx::query(&format!(

@@ -352,3 +352,27 @@ pub async fn delete_prototype<'c>(ex: impl Exec<'c>, id: i64) -> DbResult<()> {
         .await?;
     Ok(())
 }
+
+/// The roles `account_id` holds on the repository: its own permission, then those of the teams
+/// it is on (by team name), as Quay lists them for `.../transitive`.
+pub async fn roles_of_account<'c>(
+    ex: impl Exec<'c>,
+    repository_id: i64,
+    account_id: i64,
+) -> DbResult<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT role, 0 AS via_team, '' AS team FROM repo_user_permission \
+         WHERE repository_id = $1 AND account_id = $2 \
+         UNION ALL SELECT p.role, 1 AS via_team, t.name AS team FROM repo_team_permission p \
+         JOIN team t ON t.id = p.team_id JOIN team_member m ON m.team_id = p.team_id \
+         WHERE p.repository_id = $1 AND m.account_id = $2 ORDER BY via_team, team",
+    )
+    .bind(repository_id)
+    .bind(account_id)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| r.try_get("role"))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}

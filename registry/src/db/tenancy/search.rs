@@ -73,3 +73,77 @@ pub async fn teams<'c>(ex: impl Exec<'c>, org_id: i64, prefix: &str) -> DbResult
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
 }
+
+/// A team found by `GET /api/v1/find/all`, with its organization.
+#[derive(Clone, Debug)]
+pub struct FoundTeam {
+    pub id: i64,
+    pub name: String,
+    pub org_name: String,
+    pub org_email: Option<String>,
+}
+
+/// Teams whose name starts with `prefix`: with `admined` false those `account_id` is on, with
+/// `admined` true those of the organizations it administers (is on an `admin` team of). By
+/// organization and name, at most `limit`.
+pub async fn teams_of_account<'c>(
+    ex: impl Exec<'c>,
+    account_id: i64,
+    prefix: &str,
+    admined: bool,
+    limit: i64,
+) -> DbResult<Vec<FoundTeam>> {
+    let scope = match admined {
+        false => "t.id IN (SELECT team_id FROM team_member WHERE account_id = $1)",
+        true => {
+            "t.org_id IN (SELECT a.org_id FROM team a JOIN team_member m ON m.team_id = a.id \
+             WHERE m.account_id = $1 AND a.role = 'admin')"
+        }
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT t.id, t.name, o.name AS org_name, o.email AS org_email FROM team t \
+         JOIN namespace o ON o.id = t.org_id \
+         WHERE {scope} AND LOWER(t.name) LIKE $2 ESCAPE '\\' ORDER BY o.name, t.name LIMIT $3"
+    ))
+    .bind(account_id)
+    .bind(like_prefix(prefix))
+    .bind(limit)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(FoundTeam {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                org_name: r.try_get("org_name")?,
+                org_email: r.try_get("org_email")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// Robots whose short name starts with `prefix`, owned by `account_id` itself or by an
+/// organization it administers. By name, at most `limit`.
+pub async fn robots_of_account<'c>(
+    ex: impl Exec<'c>,
+    account_id: i64,
+    prefix: &str,
+    limit: i64,
+) -> DbResult<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT n.name FROM robot r JOIN namespace n ON n.id = r.account_id \
+         WHERE (r.owner_id = $1 OR r.owner_id IN (SELECT a.org_id FROM team a \
+         JOIN team_member m ON m.team_id = a.id WHERE m.account_id = $1 AND a.role = 'admin')) \
+         AND LOWER(r.shortname) LIKE $2 ESCAPE '\\' ORDER BY n.name LIMIT $3",
+    )
+    .bind(account_id)
+    .bind(like_prefix(prefix))
+    .bind(limit)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| r.try_get("name"))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}

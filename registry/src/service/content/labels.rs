@@ -241,7 +241,7 @@ pub async fn add(
         .iter()
         .any(|p| new.key.starts_with(p.as_str()))
     {
-        return Err(TenancyError::Invalid("Label has a reserved prefix".into()));
+        return Err(TenancyError::Refused("Label has a reserved prefix".into()));
     }
     let (repo, manifest) = resolve_manifest(
         ctx,
@@ -254,7 +254,7 @@ pub async fn add(
     .await?;
     crate::service::content::repositories::require_normal(&repo)?;
     if !valid_key(new.key) {
-        return Err(TenancyError::Invalid(format!(
+        return Err(TenancyError::Refused(format!(
             "Label is of an invalid format or missing please use {KEY_FORMAT} format for labels"
         )));
     }

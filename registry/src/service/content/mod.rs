@@ -22,6 +22,8 @@
 //!    `blobs`, `manifests` and `upstream`); [`mirror`]: repositories whose tags are copied
 //!    from an upstream by a worker (pushes as the mirror robot through `uploads` and
 //!    `manifests`, lists with `upstream`).
+//! 10. [`mirror_health`]: the health of mirroring, read from the mirror configurations;
+//!     [`registry_size`]: the registry's total size, summed from the stored blobs.
 //!
 //! Builds and scanning join this group as modules of their own,
 //! placed in this order by what they use.
@@ -31,9 +33,11 @@ pub mod gc;
 pub mod labels;
 pub mod manifests;
 pub mod mirror;
+pub mod mirror_health;
 pub mod proxy_cache;
 pub mod pull_cache;
 pub mod quota;
+pub mod registry_size;
 pub mod repositories;
 pub mod tags;
 pub mod uploads;

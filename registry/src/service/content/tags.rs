@@ -39,7 +39,7 @@ fn check_tag(tag: &str) -> Result<(), TenancyError> {
     if validate_tag(tag) {
         Ok(())
     } else {
-        Err(TenancyError::Invalid(TAG_ERROR.into()))
+        Err(TenancyError::Refused(TAG_ERROR.into()))
     }
 }
 
@@ -222,7 +222,8 @@ async fn change_expiration(
         Some(s) => {
             let at_s = s.floor() as i64;
             if at_s.saturating_mul(1000) <= now {
-                return Err(TenancyError::Invalid(
+                // Quay answers `{"message": ...}` (its own text is Flask's generic one).
+                return Err(TenancyError::Refused(
                     "expiration must be in the future".into(),
                 ));
             }

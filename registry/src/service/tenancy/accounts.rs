@@ -379,22 +379,99 @@ async fn superuser_view(ctx: &Ctx, row: &NamespaceRow) -> Result<api::SuperUserU
     })
 }
 
-/// `GET /api/v1/superuser/users/`.
+/// A page of a superuser listing: `limit` (1 to 100) entries after the token's position, or
+/// every entry without `limit`, as Quay pages `/superuser/users/` and `/superuser/organizations/`.
+#[derive(Clone, Debug, Default)]
+pub struct PageRequest {
+    pub limit: Option<i64>,
+    pub next_page: Option<String>,
+}
+
+/// The largest page a superuser listing serves.
+pub const MAX_PAGE_LIMIT: i64 = 100;
+
+impl PageRequest {
+    /// The id to start after and the page size, checked; `kind` names the listing in the token.
+    pub(crate) fn start(&self, ctx: &Ctx, kind: &str) -> Result<(i64, i64), TenancyError> {
+        let limit = match self.limit {
+            None => i64::MAX,
+            Some(l) if l > MAX_PAGE_LIMIT => {
+                return Err(TenancyError::Invalid(
+                    "Page limit cannot be above 100".into(),
+                ));
+            }
+            Some(l) if l < 1 => {
+                return Err(TenancyError::Invalid(
+                    "Page limit must be at least 1".into(),
+                ));
+            }
+            Some(l) => l,
+        };
+        let after = match &self.next_page {
+            None => 0,
+            Some(t) if t.is_empty() => 0,
+            Some(token) => open_page_token(ctx, kind, token)
+                .ok_or_else(|| TenancyError::Invalid("Invalid next_page token".into()))?,
+        };
+        Ok((after, limit))
+    }
+
+    /// The token of the page after one whose last id is `last_id`, when more follow.
+    pub(crate) fn next(
+        &self,
+        ctx: &Ctx,
+        kind: &str,
+        more: bool,
+        last_id: Option<i64>,
+    ) -> Option<String> {
+        match (self.limit, more, last_id) {
+            (Some(_), true, Some(id)) => Some(seal_page_token(ctx, kind, id)),
+            _ => None,
+        }
+    }
+}
+
+/// A page token: the position sealed with the installation key, so it cannot be forged.
+fn seal_page_token(ctx: &Ctx, kind: &str, after_id: i64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(ctx.sealer().seal(&format!("{kind}:{after_id}")))
+}
+
+fn open_page_token(ctx: &Ctx, kind: &str, token: &str) -> Option<i64> {
+    use base64::Engine;
+    let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()?;
+    let text = ctx.sealer().open(std::str::from_utf8(&sealed).ok()?)?;
+    text.strip_prefix(kind)?.strip_prefix(':')?.parse().ok()
+}
+
+/// `GET /api/v1/superuser/users/`: every user, or a page of them with `limit`.
 pub async fn list_users(
     ctx: &Ctx,
     caller: &Caller,
     include_disabled: bool,
+    page: &PageRequest,
 ) -> Result<api::SuperUserUsers, TenancyError> {
     require_superuser(ctx, caller).await?;
-    let rows = db::tenancy::namespaces::list_users(ctx.db.pool(), include_disabled).await?;
+    let (after, limit) = page.start(ctx, "users")?;
+    let mut rows = db::tenancy::namespaces::list_users_page(
+        ctx.db.pool(),
+        include_disabled,
+        after,
+        limit.saturating_add(1),
+    )
+    .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit.min(rows.len() as i64) as usize);
+    let mut users = Vec::with_capacity(rows.len());
+    for r in &rows {
+        users.push(superuser_view(ctx, r).await?);
+    }
     Ok(api::SuperUserUsers {
-        users: {
-            let mut users = Vec::with_capacity(rows.len());
-            for r in &rows {
-                users.push(superuser_view(ctx, r).await?);
-            }
-            users
-        },
+        users,
+        next_page: page.next(ctx, "users", more, rows.last().map(|r| r.id)),
     })
 }
 

@@ -65,6 +65,30 @@ fn fields(
     })
 }
 
+/// `GET /api/v1/app/{client_id}`: public information about an application, for anyone (Quay's
+/// OAuth consent page): its name, description, URI, avatar and its organization as the caller
+/// may see it (without teams).
+pub async fn information(
+    ctx: &Ctx,
+    caller: &Caller,
+    client_id: &str,
+) -> Result<api::ApplicationInformation, TenancyError> {
+    let app = db::tenancy::apps::by_client_id(ctx.db.pool(), client_id)
+        .await?
+        .ok_or(TenancyError::NotFound)?;
+    let org = db::tenancy::namespaces::by_id(ctx.db.pool(), app.org_id)
+        .await?
+        .ok_or(TenancyError::NotFound)?;
+    let email = app.avatar_email.clone().or_else(|| org.email.clone());
+    Ok(api::ApplicationInformation {
+        avatar: views::avatar(&app.name, email.as_deref(), "app"),
+        name: app.name,
+        description: app.description,
+        uri: app.application_uri,
+        organization: orgs::view_without_teams(ctx, caller, &org).await?,
+    })
+}
+
 /// `GET /api/v1/organization/{orgname}/applications`.
 pub async fn list(
     ctx: &Ctx,

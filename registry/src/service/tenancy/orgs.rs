@@ -88,6 +88,19 @@ pub async fn get(
     view(ctx, caller, &org).await
 }
 
+/// Quay's organization view as other resources embed it: no teams (empty lists), the rest as
+/// the caller may see it.
+pub async fn view_without_teams(
+    ctx: &Ctx,
+    caller: &Caller,
+    org: &NamespaceRow,
+) -> Result<api::Organization, TenancyError> {
+    let mut v = view(ctx, caller, org).await?;
+    v.teams = Some(BTreeMap::new());
+    v.ordered_teams = Some(Vec::new());
+    Ok(v)
+}
+
 async fn view(
     ctx: &Ctx,
     caller: &Caller,
@@ -172,6 +185,7 @@ async fn view(
 pub async fn list_for_superuser(
     ctx: &Ctx,
     caller: &Caller,
+    page: &accounts::PageRequest,
 ) -> Result<api::SuperUserOrganizations, TenancyError> {
     authz::require(
         ctx,
@@ -180,17 +194,99 @@ pub async fn list_for_superuser(
         Resource::Registry,
     )
     .await?;
+    let (after, limit) = page.start(ctx, "orgs")?;
+    let mut rows =
+        db::tenancy::namespaces::list_orgs_page(ctx.db.pool(), after, limit.saturating_add(1))
+            .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit.min(rows.len() as i64) as usize);
+    let next_page = page.next(ctx, "orgs", more, rows.last().map(|r| r.id));
     let mut organizations = Vec::new();
-    for org in db::tenancy::namespaces::list_orgs(ctx.db.pool()).await? {
-        organizations.push(api::SuperUserOrganization {
-            avatar: views::avatar(&org.name, org.email.as_deref(), "org"),
-            email: org.email.clone().unwrap_or_default(),
-            quotas: quota::summaries(ctx, org.id).await?,
-            quota_report: quota::namespace_report(ctx, org.id).await?,
-            name: org.name,
-        });
+    for org in rows {
+        organizations.push(superuser_org_view(ctx, org).await?);
     }
-    Ok(api::SuperUserOrganizations { organizations })
+    Ok(api::SuperUserOrganizations {
+        organizations,
+        next_page,
+    })
+}
+
+async fn superuser_org_view(
+    ctx: &Ctx,
+    org: NamespaceRow,
+) -> Result<api::SuperUserOrganization, TenancyError> {
+    Ok(api::SuperUserOrganization {
+        avatar: views::avatar(&org.name, org.email.as_deref(), "org"),
+        email: org.email.clone().unwrap_or_default(),
+        quotas: quota::summaries(ctx, org.id).await?,
+        quota_report: quota::namespace_report(ctx, org.id).await?,
+        name: org.name,
+    })
+}
+
+/// `PUT /api/v1/superuser/organizations/{name}`: a superuser renames an organization (its
+/// robots follow: `old+bot` becomes `new+bot`). Without a new name nothing changes. Answers the
+/// organization as the superuser list shows it.
+pub async fn rename_by_superuser(
+    ctx: &Ctx,
+    caller: &Caller,
+    name: &str,
+    new_name: Option<&str>,
+) -> Result<api::SuperUserOrganization, TenancyError> {
+    authz::require(
+        ctx,
+        &caller.principal,
+        Action::SuperUser,
+        Resource::Registry,
+    )
+    .await?;
+    let org = org_row(ctx, name).await?;
+    let Some(new_name) = new_name.filter(|n| *n != name) else {
+        return superuser_org_view(ctx, org).await;
+    };
+    accounts::validate_namespace_name(new_name).map_err(TenancyError::Invalid)?;
+    let taken = || TenancyError::Invalid(format!("Username {new_name} is already taken"));
+    let mut tx = ctx.db.begin().await?;
+    if db::tenancy::namespaces::by_name(&mut *tx, new_name)
+        .await?
+        .is_some()
+    {
+        return Err(taken());
+    }
+    match db::tenancy::namespaces::rename(&mut tx, org.id, new_name).await {
+        Err(e) if e.is_unique_violation() => return Err(taken()),
+        r => r?,
+    }
+    tx.commit().await?;
+    ctx.pull_cache.invalidate();
+    ctx.audit.record(
+        caller,
+        Event::namespace(
+            "org_change_name",
+            new_name,
+            json!({ "old_name": name, "new_name": new_name, "superuser": caller.principal.name() }),
+        ),
+        ctx.now_ms(),
+    );
+    let org = org_row(ctx, new_name).await?;
+    superuser_org_view(ctx, org).await
+}
+
+/// `DELETE /api/v1/superuser/organizations/{name}`: a superuser deletes an organization (as
+/// its admin may, see [`delete`]).
+pub async fn delete_by_superuser(
+    ctx: &Ctx,
+    caller: &Caller,
+    name: &str,
+) -> Result<(), TenancyError> {
+    authz::require(
+        ctx,
+        &caller.principal,
+        Action::SuperUser,
+        Resource::Registry,
+    )
+    .await?;
+    delete(ctx, caller, name).await
 }
 
 /// `PUT /api/v1/organization/{orgname}`.

@@ -114,6 +114,46 @@ pub async fn get_user(
     Ok(user_permission_view(&row, members.as_deref()))
 }
 
+/// `GET .../permissions/user/{username}/transitive`: the roles a user holds on the repository,
+/// directly and through the teams it is on (`{"permissions": [{"role": ...}]}`); Quay's 404
+/// when it holds none or is not a user.
+pub async fn user_roles(
+    ctx: &Ctx,
+    caller: &Caller,
+    namespace: &str,
+    repository: &str,
+    username: &str,
+) -> Result<api::TransitivePermissions, TenancyError> {
+    let (repo, _) = admin_repo(ctx, caller, namespace, repository).await?;
+    let user = db::tenancy::namespaces::by_name(ctx.db.pool(), username)
+        .await?
+        .filter(NamespaceRow::is_user)
+        .ok_or(TenancyError::NotFound)?;
+    let roles = db::tenancy::permissions::roles_of_account(ctx.db.pool(), repo.id, user.id).await?;
+    if roles.is_empty() {
+        return Err(TenancyError::NotFound);
+    }
+    Ok(api::TransitivePermissions {
+        permissions: roles
+            .into_iter()
+            .map(|role| api::RoleView { role })
+            .collect(),
+    })
+}
+
+/// Legacy repository tokens (`/repository/{repo}/tokens/...`): Quay 3.18 keeps the endpoints
+/// but no longer supports the tokens. An administrator of the repository (or a superuser) is
+/// answered 410 with Quay's message; anyone else is refused as Quay refuses them.
+pub async fn legacy_tokens(
+    ctx: &Ctx,
+    caller: &Caller,
+    namespace: &str,
+    repository: &str,
+) -> Result<(), TenancyError> {
+    admin_repo(ctx, caller, namespace, repository).await?;
+    Ok(())
+}
+
 /// `PUT .../permissions/user/{username}` (users and robots `owner+name`).
 pub async fn set_user(
     ctx: &Ctx,

@@ -12,6 +12,15 @@
 //!   may read), whose name or description contains the query; pages of 10, at most 10 pages,
 //!   `has_additional` when more follow; with `includeUsage`, last modification, stars and the
 //!   past month's action count.
+//! - Everything (`/api/v1/find/all`, with `repo:read`): for a signed-in caller the teams it is
+//!   on and those of organizations it administers, and its robots and those of organizations it
+//!   administers, by name prefix; for anyone repositories it may see (name or description
+//!   containing the query) and users and organizations holding one (name prefix); at most five
+//!   of each. Each kind has Quay's base score (user/organization/robot 1, team 2, repository 4)
+//!   times how close the name is to the query (1 for the name itself, less for a prefix, a
+//!   substring, scattered letters; 0.5 otherwise, as Quay floors it), best first. Quay computes
+//!   closeness with the LiquidMetal algorithm; ours keeps its order (exact, prefix, substring,
+//!   scattered) but not its exact figures.
 
 use quayside_client as api;
 
@@ -118,6 +127,142 @@ pub async fn entities(
         }
     }
     Ok(api::Entities { results })
+}
+
+/// Results of one kind `find/all` returns at most.
+const FIND_ALL_LIMIT: i64 = 5;
+
+/// How close `name` is to `query`, in (0, 1]: 1 for equal names (case aside), then a prefix,
+/// a substring and letters in order, each weighted by how much of the name the query covers;
+/// 0.5 when none applies (Quay's floor).
+fn closeness(name: &str, query: &str) -> f64 {
+    let (n, q) = (name.to_lowercase(), query.to_lowercase());
+    if n.is_empty() || q.is_empty() {
+        return 0.5;
+    }
+    let cover = (q.chars().count() as f64 / n.chars().count() as f64).min(1.0);
+    if n == q {
+        1.0
+    } else if n.starts_with(&q) {
+        0.8 + 0.15 * cover
+    } else if n.contains(&q) {
+        0.65 + 0.15 * cover
+    } else {
+        let mut rest = n.chars();
+        let scattered = q.chars().all(|c| rest.any(|x| x == c));
+        if scattered { 0.5 + 0.1 * cover } else { 0.5 }
+    }
+}
+
+/// `GET /api/v1/find/all`.
+pub async fn find_all(
+    ctx: &Ctx,
+    principal: &Principal,
+    query: &str,
+) -> Result<api::SearchResults, TenancyError> {
+    use serde_json::{Value, json};
+    if let Some(scopes) = principal.scopes()
+        && !scopes.has(crate::service::scopes::Scope::RepoRead)
+    {
+        return Err(TenancyError::Forbidden { anonymous: false });
+    }
+    let query = query.trim();
+    if query.is_empty() {
+        return Ok(api::SearchResults {
+            results: Vec::new(),
+        });
+    }
+    let pool = ctx.db.pool();
+    let lowered = query.to_lowercase();
+    let mut results: Vec<(f64, Value)> = Vec::new();
+    let org_entity = |name: &str, email: Option<&str>| {
+        serde_json::to_value(namespace_view(name, email, true)).unwrap_or_default()
+    };
+    let user = principal.user().map(|u| (u.id, u.name.clone()));
+    if let Some((id, me)) = &user {
+        let mut seen = std::collections::BTreeSet::new();
+        for admined in [false, true] {
+            for t in
+                db::tenancy::search::teams_of_account(pool, *id, &lowered, admined, FIND_ALL_LIMIT)
+                    .await?
+            {
+                if !seen.insert(t.id) {
+                    continue;
+                }
+                results.push((
+                    2.0 * closeness(&t.name, query),
+                    json!({
+                        "kind": "team",
+                        "name": t.name,
+                        "organization": org_entity(&t.org_name, t.org_email.as_deref()),
+                        "avatar": views::avatar(&t.name, None, "team"),
+                        "href": format!("/organization/{}/teams/{}", t.org_name, t.name),
+                    }),
+                ));
+            }
+        }
+        for robot in
+            db::tenancy::search::robots_of_account(pool, *id, &lowered, FIND_ALL_LIMIT).await?
+        {
+            let (owner, short) = robot.split_once('+').unwrap_or((robot.as_str(), ""));
+            let href = match owner == me {
+                true => format!("/user/{me}?tab=robots&showRobot={robot}"),
+                false => format!("/organization/{owner}?tab=robots&showRobot={robot}"),
+            };
+            results.push((
+                closeness(short, query),
+                json!({
+                    "title": "robot",
+                    "kind": "robot",
+                    "avatar": null,
+                    "name": robot,
+                    "href": href,
+                    "short_name": short,
+                }),
+            ));
+        }
+    }
+    let viewer = principal.account().map(|a| a.id);
+    for r in db::content::repositories::search(pool, viewer, query, 0, FIND_ALL_LIMIT).await? {
+        let ns = db::tenancy::namespaces::by_name(pool, &r.namespace).await?;
+        let (email, is_org) = ns
+            .as_ref()
+            .map(|n| (n.email.as_deref(), n.is_org()))
+            .unwrap_or((None, false));
+        results.push((
+            4.0 * closeness(&r.name, query),
+            json!({
+                "kind": "repository",
+                "title": "repo",
+                "namespace": namespace_view(&r.namespace, email, is_org),
+                "href": format!("/repository/{}/{}", r.namespace, r.name),
+                "name": r.name,
+                "description": r.description,
+                "is_public": r.visibility == "public",
+            }),
+        ));
+    }
+    for (name, email, is_org) in
+        db::content::repositories::namespaces_with_visible(pool, viewer, query, FIND_ALL_LIMIT)
+            .await?
+    {
+        let score = closeness(&name, query);
+        results.push((
+            score,
+            serde_json::to_value(namespace_view(&name, email.as_deref(), is_org))
+                .unwrap_or_default(),
+        ));
+    }
+    results.sort_by(|a, b| b.0.total_cmp(&a.0));
+    Ok(api::SearchResults {
+        results: results
+            .into_iter()
+            .map(|(score, mut v)| {
+                v["score"] = json!(score);
+                v
+            })
+            .collect(),
+    })
 }
 
 fn namespace_view(name: &str, email: Option<&str>, is_org: bool) -> api::FoundNamespace {

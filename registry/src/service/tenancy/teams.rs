@@ -545,6 +545,7 @@ pub async fn notifications(ctx: &Ctx, caller: &Caller) -> Result<api::Notificati
                 dismissed: false,
             })
             .collect(),
+        additional: false,
     })
 }
 

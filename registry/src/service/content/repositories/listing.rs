@@ -186,6 +186,55 @@ pub async fn list(
     })
 }
 
+/// `GET /api/v1/user/starred`: the signed-in user's starred repositories that they may still
+/// see, [`PAGE`] per page in id order, with Quay's `next_page` token.
+pub async fn starred(
+    ctx: &Ctx,
+    caller: &Caller,
+    next_page: Option<&str>,
+) -> Result<api::StarredRepositories, TenancyError> {
+    let account = match caller.principal.user() {
+        Some(u) => u.id,
+        None => {
+            return Err(TenancyError::Forbidden {
+                anonymous: caller.principal.account().is_none(),
+            });
+        }
+    };
+    let after_id = match next_page.filter(|t| !t.is_empty()) {
+        None => 0,
+        Some(token) => open_page_token(ctx, token)
+            .ok_or_else(|| TenancyError::Invalid("next_page: invalid page token".into()))?,
+    };
+    let query = db::content::repositories::ListQuery {
+        viewer: Some(account),
+        superuser: false,
+        namespace: None,
+        starred_only: true,
+        include_public: true,
+        after_id,
+        limit: PAGE + 1,
+    };
+    let mut rows = db::content::repositories::list(ctx.db.pool(), &query).await?;
+    let more = rows.len() as i64 > PAGE;
+    rows.truncate(PAGE as usize);
+    let next_page = more
+        .then(|| rows.last().map(|r| seal_page_token(ctx, r.id)))
+        .flatten();
+    Ok(api::StarredRepositories {
+        repositories: rows
+            .into_iter()
+            .map(|r| api::StarredRepository {
+                is_public: r.visibility == "public",
+                namespace: r.namespace,
+                name: r.name,
+                description: r.description,
+            })
+            .collect(),
+        next_page,
+    })
+}
+
 fn seal_page_token(ctx: &Ctx, after_id: i64) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use quayside_client as api;
 use serde_json::json;
 
-pub use listing::{ListOptions, MAX_PAGE, PAGE, Page, catalog, list, list_tags};
+pub use listing::{ListOptions, MAX_PAGE, PAGE, Page, catalog, list, list_tags, starred};
 pub use view::{get, tag_size};
 
 use crate::db::{self, content::manifests::ManifestRow, content::repositories::RepoRow};

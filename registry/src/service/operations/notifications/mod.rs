@@ -351,15 +351,16 @@ fn user_view(row: &db::operations::notifications::UserNotificationRow) -> api::N
     }
 }
 
-/// The caller's in-app notifications that are not dismissed, newest first (the API adds team
-/// invitations to them).
+/// The caller's in-app notifications that are not dismissed, newest first, at most `max` (the
+/// API adds team invitations to them and pages the whole).
 pub async fn user_notifications(
     ctx: &Ctx,
     caller: &Caller,
+    max: i64,
 ) -> Result<Vec<api::Notification>, TenancyError> {
     let account = signed_in(caller)?;
     let rows =
-        db::operations::notifications::user_notifications(ctx.db.pool(), account, 100).await?;
+        db::operations::notifications::user_notifications(ctx.db.pool(), account, max).await?;
     Ok(rows.iter().map(user_view).collect())
 }
 
