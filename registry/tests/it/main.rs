@@ -32,6 +32,7 @@ mod orgs;
 mod permissions;
 mod proxy_cache;
 mod quota;
+mod replicas;
 mod repos_api;
 mod robots;
 mod safety;
