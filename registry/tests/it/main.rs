@@ -18,6 +18,7 @@ mod content;
 mod expiration;
 mod federation;
 mod gc;
+mod images;
 mod integrity;
 mod labels;
 mod logs;
