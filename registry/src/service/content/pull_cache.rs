@@ -5,8 +5,8 @@
 //! - Every write to repositories, tags or manifests calls [`PullCache::invalidate`] after its
 //!   commit, which drops all entries at once (a generation bump) here and, on PostgreSQL, in
 //!   every other replica through [`crate::service::invalidation`] (`LISTEN/NOTIFY`): a tag
-//!   pushed through one replica is served by the others once the notification arrives. While a replica's listener is
-//!   down its cache is bypassed.
+//!   pushed through one replica is served by the others once the notification arrives.
+//!   While a replica's listener is down its cache is bypassed.
 //! - An entry also lives at most `ttl` (default 1 s, `QUAYSIDE_PULL_CACHE_TTL_MS`; 0 turns the
 //!   cache off): the bound for writers that send no notification (SQLite has none, and another
 //!   process such as `quayside gc --now` may write there; SQL run by hand on PostgreSQL).
