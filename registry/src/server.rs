@@ -19,6 +19,7 @@ use crate::api::{self, AppState, ConnScheme, PeerAddr};
 use crate::config::{Config, TlsFiles};
 use crate::db::{self, Db};
 use crate::service::content::pull_cache::PullCache;
+use crate::service::invalidation::Invalidation;
 use crate::service::{
     Clock, Ctx, SystemClock, access::auth, access::jwt, access::passwords, content::uploads,
     operations::audit, tenancy::federation,
@@ -52,6 +53,7 @@ pub async fn build_context(config: Config, clock: Arc<dyn Clock>) -> anyhow::Res
         .await
         .context("cannot register the registry's service key")?;
     tracing::info!(database = %redact_url(&config.database_url), storage = %store.describe(), "services ready");
+    let invalidation = Arc::new(Invalidation::new(&db));
     Ok(Arc::new(Ctx {
         jwt: keys,
         sealer: passwords::PasswordSealer::new(&secret),
@@ -60,10 +62,11 @@ pub async fn build_context(config: Config, clock: Arc<dyn Clock>) -> anyhow::Res
         store,
         clock,
         uploads: uploads::UploadState::default(),
-        auth_cache: auth::CredentialCache::default(),
+        auth_cache: auth::CredentialCache::new(invalidation.clone()),
         audit: audit::AuditLog::start(db.clone()),
         federation: federation::JwksCache::default(),
-        pull_cache: PullCache::from_env(),
+        pull_cache: PullCache::from_env(invalidation.clone()),
+        invalidation,
         proxy: Default::default(),
         pauses: Default::default(),
     }))
@@ -306,6 +309,7 @@ pub async fn start(config: Config, options: StartOptions) -> anyhow::Result<Runn
     config.listen = addr;
     let ctx = build_context(config, options.clock).await?;
     let (tx, rx) = watch::channel(false);
+    ctx.invalidation.spawn_listener(rx.clone());
     let metrics = Arc::new(Metrics::default());
     let mut worker_tasks = if options.workers {
         workers::spawn(ctx.clone(), &[], rx.clone())

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
 use crate::service::Ctx;
+use crate::workers;
 
 /// A bounded route label a handler attaches to its response, for metrics. It lives here, below
 /// the HTTP surfaces, so that telemetry never depends on the api layer that records it.
@@ -169,6 +170,18 @@ impl Metrics {
         let _ = writeln!(
             out,
             "# HELP quayside_password_hashes_in_progress Argon2 computations running now (at most one per core).\n# TYPE quayside_password_hashes_in_progress gauge\nquayside_password_hashes_in_progress {hashing}\n# HELP quayside_password_hashes_total Argon2 computations run.\n# TYPE quayside_password_hashes_total counter\nquayside_password_hashes_total {hashes}"
+        );
+        out.push_str("# HELP quayside_worker_passes_total Background worker passes this process ran.\n# TYPE quayside_worker_passes_total counter\n");
+        for (worker, n) in workers::passes() {
+            let _ = writeln!(
+                out,
+                "quayside_worker_passes_total{{worker=\"{worker}\"}} {n}"
+            );
+        }
+        let (received, sent) = ctx.invalidation.counts();
+        let _ = writeln!(
+            out,
+            "# HELP quayside_cache_invalidations_received_total Cache invalidations received from other replicas.\n# TYPE quayside_cache_invalidations_received_total counter\nquayside_cache_invalidations_received_total {received}\n# HELP quayside_cache_invalidations_sent_total Cache invalidations this process sent to other replicas.\n# TYPE quayside_cache_invalidations_sent_total counter\nquayside_cache_invalidations_sent_total {sent}"
         );
         out
     }

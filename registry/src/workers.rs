@@ -2,9 +2,11 @@
 //! `quayside worker --only <name>`) and holds a database lease while it works, so with several
 //! replicas exactly one runs a given worker at a time. The `mirror` worker takes no such lease:
 //! it claims each due mirror on its own (`service::content::mirror`), so replicas share the
-//! mirrors.
+//! mirrors. Each process counts the passes it ran per worker (`quayside_worker_passes_total`
+//! in `/metrics`), which is how a test shows that replicas do not repeat each other's work.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -30,6 +32,14 @@ impl Worker {
     /// The interval in this configuration (`gc` follows `GARBAGE_COLLECTION_FREQUENCY`,
     /// `mirror` `REPO_MIRROR_INTERVAL`).
     pub fn interval_for(&self, ctx: &Ctx) -> Duration {
+        // One interval for every worker (tests, benchmarks): `QUAYSIDE_WORKER_INTERVAL_MS`.
+        if let Some(ms) = std::env::var("QUAYSIDE_WORKER_INTERVAL_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+        {
+            return Duration::from_millis(ms);
+        }
         match self.name {
             "gc" => ctx.config.gc.frequency,
             "mirror" => ctx.config.mirror.interval,
@@ -92,6 +102,23 @@ pub const ALL: &[Worker] = &[
     },
 ];
 
+/// Passes run by this process, per worker of [`ALL`] (in its order).
+static PASSES: [AtomicU64; ALL.len()] = [const { AtomicU64::new(0) }; ALL.len()];
+
+/// `(worker, passes run by this process)` for every worker.
+pub fn passes() -> Vec<(&'static str, u64)> {
+    ALL.iter()
+        .zip(&PASSES)
+        .map(|(w, n)| (w.name, n.load(Ordering::Relaxed)))
+        .collect()
+}
+
+fn count_pass(name: &str) {
+    if let Some(i) = ALL.iter().position(|w| w.name == name) {
+        PASSES[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 pub fn names() -> Vec<&'static str> {
     ALL.iter().map(|w| w.name).collect()
 }
@@ -103,6 +130,7 @@ pub async fn run_once(ctx: &Ctx, name: &str) -> anyhow::Result<String> {
 
 /// One pass as `holder` (the process's worker identity: the name mirror claims carry).
 async fn run_as(ctx: &Ctx, name: &str, holder: &str) -> anyhow::Result<String> {
+    count_pass(name);
     match name {
         "uploads" => {
             let removed = uploads::clean_expired(ctx)

@@ -83,6 +83,8 @@ pub struct Db {
     backend: Backend,
     /// SQLite allows one writer; taking this before `BEGIN` keeps writers from deadlocking.
     write_lock: Option<Arc<Mutex<()>>>,
+    /// The PostgreSQL URL, for the `LISTEN` connection ([`Db::listen`]).
+    pg_url: Option<Arc<str>>,
 }
 
 /// A write transaction. Dropping it without [`Tx::commit`] rolls back.
@@ -212,15 +214,41 @@ impl Db {
             .connect_with(options)
             .await?;
         let write_lock = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        let pg_url = (backend == Backend::Postgres).then(|| Arc::from(url.as_str()));
         Ok(Db {
             pool,
             backend,
             write_lock,
+            pg_url,
         })
     }
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Sends `payload` on the PostgreSQL notification `channel` (`pg_notify`); every session
+    /// listening on it ([`Db::listen`]) receives it. Nothing to do on SQLite.
+    pub async fn notify(&self, channel: &str, payload: &str) -> DbResult<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(payload)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A dedicated PostgreSQL session listening on `channel` (`None` on SQLite, which has no
+    /// notifications).
+    pub async fn listen(&self, channel: &str) -> DbResult<Option<sqlx::postgres::PgListener>> {
+        let Some(url) = &self.pg_url else {
+            return Ok(None);
+        };
+        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+        listener.listen(channel).await?;
+        Ok(Some(listener))
     }
 
     pub fn backend(&self) -> Backend {

@@ -8,7 +8,7 @@
 //!
 //! - The kernel, here: [`Ctx`] (what every service is handed), [`Principal`] ([`principal`]),
 //!   OAuth [`scopes`], the [`clock`], the [`error`] types, small shared [`views`], test [`pause`]
-//!   points, and secret helpers ([`random_token`], [`hash_secret`], [`constant_time_eq`]).
+//!   points, cross-replica cache [`invalidation`], and secret helpers ([`random_token`], [`hash_secret`], [`constant_time_eq`]).
 //! - [`access`]: who is calling and what they may do: credentials ([`access::auth`]), registry
 //!   tokens ([`access::jwt`]), password hashing ([`access::passwords`]), decisions
 //!   ([`access::authz`]).
@@ -37,6 +37,7 @@ pub mod access;
 pub mod clock;
 pub mod content;
 pub mod error;
+pub mod invalidation;
 #[cfg(test)]
 mod layering;
 pub mod operations;
@@ -72,6 +73,8 @@ pub struct Ctx {
     pub sealer: passwords::PasswordSealer,
     pub audit: audit::AuditLog,
     pub federation: federation::JwksCache,
+    /// Cross-replica cache invalidation (`LISTEN/NOTIFY` on PostgreSQL).
+    pub invalidation: Arc<invalidation::Invalidation>,
     /// Read-through cache of the pull path; writes call `pull_cache.invalidate()`.
     pub pull_cache: pull_cache::PullCache,
     /// Proxy-cache organizations: configurations, upstream clients, blob fetches in flight.

@@ -510,7 +510,7 @@ async fn a_flood_of_bad_logins_is_bounded_and_does_not_lock_out(b: Backend) {
             StatusCode::OK,
             "a correct login during the flood"
         );
-        s.ctx().auth_cache.clear();
+        s.ctx().auth_cache.clear().await;
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let results: Vec<(StatusCode, Value)> = flood.await.unwrap().into_iter().flatten().collect();
@@ -555,7 +555,7 @@ async fn a_flood_of_bad_logins_is_bounded_and_does_not_lock_out(b: Backend) {
     );
 
     // One client's parallel requests with the same login cost one argon2, and none is refused.
-    s.ctx().auth_cache.clear();
+    s.ctx().auth_cache.clear().await;
     let (_, _, before) = passwords::hashing_gauges();
     let parallel = (0..16).map(|_| {
         s.as_basic(&alice, &alice_pw)

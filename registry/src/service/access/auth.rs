@@ -17,9 +17,11 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::db;
+use crate::service::invalidation::{Invalidation, Topic};
 use crate::service::scopes::Scopes;
 use crate::service::{
     Ctx, Grant, Internal, OAuthRef, Principal, RobotRef, UserRef, access::passwords,
@@ -77,9 +79,13 @@ const FAILED_MAX: usize = 4096;
 const FAILED_TTL_MS: i64 = 60_000;
 
 /// Recently verified basic credentials, keyed by a hash of `username\0password`, and recently
-/// failed ones (see the module documentation).
-#[derive(Default)]
+/// failed ones (see the module documentation). Entries hold while the
+/// [`Topic::Credentials`] generation stands: an account change on any replica clears them
+/// everywhere ([`crate::service::invalidation`]).
 pub struct CredentialCache {
+    bus: Arc<Invalidation>,
+    /// The generation `entries` and `failed` were filled at.
+    seen: AtomicU64,
     entries: Mutex<HashMap<String, (UserRef, i64)>>,
     failed: Mutex<HashMap<String, i64>>,
     /// Checks under way, by the key of their credentials: a concurrent check of the same
@@ -109,6 +115,29 @@ impl Drop for CheckTurn<'_> {
 }
 
 impl CredentialCache {
+    pub fn new(bus: Arc<Invalidation>) -> CredentialCache {
+        CredentialCache {
+            seen: AtomicU64::new(bus.generation(Topic::Credentials)),
+            bus,
+            entries: Mutex::default(),
+            failed: Mutex::default(),
+            checking: Mutex::default(),
+        }
+    }
+
+    /// Whether the cache may answer: the listener is up, and entries filled at an older
+    /// generation are dropped first.
+    fn usable(&self) -> bool {
+        if !self.bus.cache_allowed() {
+            return false;
+        }
+        let now = self.bus.generation(Topic::Credentials);
+        if self.seen.swap(now, Ordering::SeqCst) != now {
+            self.forget();
+        }
+        true
+    }
+
     async fn turn(&self, key: &str) -> CheckTurn<'_> {
         let lock = match self.checking.lock() {
             Ok(mut checking) => checking.entry(key.to_owned()).or_default().clone(),
@@ -124,9 +153,11 @@ impl CredentialCache {
     }
 
     fn failed_recently(&self, key: &str, now_ms: i64) -> bool {
-        self.failed
-            .lock()
-            .is_ok_and(|f| f.get(key).is_some_and(|exp| *exp > now_ms))
+        self.usable()
+            && self
+                .failed
+                .lock()
+                .is_ok_and(|f| f.get(key).is_some_and(|exp| *exp > now_ms))
     }
 
     fn put_failed(&self, key: String, now_ms: i64) {
@@ -142,6 +173,9 @@ impl CredentialCache {
     }
 
     fn get(&self, key: &str, now_ms: i64) -> Option<UserRef> {
+        if !self.usable() {
+            return None;
+        }
         let entries = self.entries.lock().ok()?;
         entries
             .get(key)
@@ -161,8 +195,14 @@ impl CredentialCache {
         }
     }
 
-    /// Forgets everything (after a password change or a user is disabled).
-    pub fn clear(&self) {
+    /// Forgets everything, here and in every other replica (after a password change or a user
+    /// is disabled or deleted).
+    pub async fn clear(&self) {
+        self.forget();
+        self.bus.publish(Topic::Credentials).await;
+    }
+
+    fn forget(&self) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.clear();
         }

@@ -203,7 +203,7 @@ pub async fn sweep_manifests(ctx: &Ctx, repository_id: i64) -> Result<u64, Inter
     let deleted = db::content::gc::delete_manifests(&mut tx, &doomed).await?;
     tx.commit().await?;
     if deleted > 0 {
-        ctx.pull_cache.invalidate();
+        ctx.pull_cache.invalidate().await;
         tracing::debug!(repository_id, deleted, "unreachable manifests deleted");
     }
     Ok(deleted)

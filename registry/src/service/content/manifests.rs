@@ -199,7 +199,7 @@ pub async fn put(
             Err(e) => return Err(e.into()),
         }
     };
-    ctx.pull_cache.invalidate();
+    ctx.pull_cache.invalidate().await;
     if let Some(crossing) = &crossing {
         let caller = Caller::new(
             principal.clone(),
@@ -371,7 +371,7 @@ pub async fn delete(
             ended
         }
     };
-    ctx.pull_cache.invalidate();
+    ctx.pull_cache.invalidate().await;
     Ok(ended)
 }
 

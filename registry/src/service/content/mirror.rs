@@ -213,7 +213,7 @@ async fn mirror_robot(ctx: &Ctx, repo: &RepoRow, robot_username: &str) -> Result
     if !writes {
         db::tenancy::permissions::set_user(ctx.db.pool(), repo.id, robot.account_id, "write")
             .await?;
-        ctx.pull_cache.invalidate();
+        ctx.pull_cache.invalidate().await;
     }
     Ok(robot.account_id)
 }
@@ -584,7 +584,7 @@ pub async fn change_state(
         ));
     };
     db::content::repositories::set_state(ctx.db.pool(), repo.id, parsed.as_str()).await?;
-    ctx.pull_cache.invalidate();
+    ctx.pull_cache.invalidate().await;
     ctx.audit.record(
         caller,
         Event::repo(
@@ -1004,7 +1004,7 @@ async fn copy_all(
         }
     }
     if !removed.is_empty() {
-        ctx.pull_cache.invalidate();
+        ctx.pull_cache.invalidate().await;
         tracing::info!(repository = %name, ?removed, "tags gone upstream ended");
     }
     if failures.is_empty() {

@@ -480,7 +480,7 @@ async fn refresh_tag(
             let l = local.as_ref().expect("checked");
             db::content::tags::change_expiration(pool, l.id, l.expiration_ms, expiration(now))
                 .await?;
-            ctx.pull_cache.invalidate();
+            ctx.pull_cache.invalidate().await;
             ctx.proxy.hits.fetch_add(1, Ordering::Relaxed);
             Ok(())
         }
@@ -501,7 +501,7 @@ async fn refresh_tag(
                 db::content::tags::end_live(&mut *tx, repo.id, tag, now).await?;
                 db::content::proxy_cache::forget_cached_tag(&mut *tx, repo.id, tag).await?;
                 tx.commit().await?;
-                ctx.pull_cache.invalidate();
+                ctx.pull_cache.invalidate().await;
                 tracing::info!(repository = %name, tag, "tag deleted upstream: no longer served");
             }
             Err(not_in_upstream(None))
@@ -600,7 +600,7 @@ async fn store_manifest(
             Err(e) => return Err(e.into()),
         }
     }
-    ctx.pull_cache.invalidate();
+    ctx.pull_cache.invalidate().await;
     if let Some(crossing) = &crossing {
         let caller = Caller::new(
             principal.clone(),
@@ -654,7 +654,7 @@ async fn make_room(ctx: &Ctx, repo: &RepoRow, incoming: i64) -> Result<(), Regis
         }
         let evicted = db::content::proxy_cache::evict(&mut tx, &victim, gone_ms).await?;
         tx.commit().await?;
-        ctx.pull_cache.invalidate();
+        ctx.pull_cache.invalidate().await;
         if evicted {
             ctx.proxy.evictions.fetch_add(1, Ordering::Relaxed);
             tracing::info!(

@@ -2,18 +2,20 @@
 //! (`GET /v2/<name>/manifests/<reference>`), which otherwise cost two database queries each.
 //!
 //! Consistency rules:
-//! - An entry lives at most `ttl` (default 1 s, `QUAYSIDE_PULL_CACHE_TTL_MS`; 0 turns the cache
-//!   off), so a write made by another replica or process is seen within that time.
-//! - Every write this process makes to repositories, tags or manifests calls
-//!   [`PullCache::invalidate`], which drops all entries at once (a generation bump): a replica
-//!   always reads its own writes.
+//! - Every write to repositories, tags or manifests calls [`PullCache::invalidate`] after its
+//!   commit, which drops all entries at once (a generation bump) here and, on PostgreSQL, in
+//!   every other replica through [`crate::service::invalidation`] (`LISTEN/NOTIFY`): a tag
+//!   pushed through one replica is served by the others once the notification arrives.
+//!   While a replica's listener is down its cache is bypassed.
+//! - An entry also lives at most `ttl` (default 1 s, `QUAYSIDE_PULL_CACHE_TTL_MS`; 0 turns the
+//!   cache off): the bound for writers that send no notification (SQLite has none, and another
+//!   process such as `quayside gc --now` may write there; SQL run by hand on PostgreSQL).
 //! - A tag's expiration is checked on every hit, so an expired tag is never served from cache.
 //! - Misses are not cached: a repository or tag that does not exist is looked up every time.
 //! - Bounded: beyond [`MAX_ENTRIES`] entries or [`MAX_BYTES`] of manifest content the cache is
 //!   cleared and refills with what is hot.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -22,6 +24,7 @@ use crate::db::content::{manifests::ManifestRow, repositories::RepoRow};
 use crate::db::{self, Db};
 use crate::oci::RepoName;
 use crate::service::Internal;
+use crate::service::invalidation::{Invalidation, Topic};
 
 pub const MAX_ENTRIES: usize = 10_000;
 pub const MAX_BYTES: usize = 16 * 1024 * 1024;
@@ -67,37 +70,39 @@ struct Manifests {
 
 pub struct PullCache {
     ttl_ms: i64,
-    generation: AtomicU64,
+    bus: Arc<Invalidation>,
     repos: Mutex<HashMap<String, Stamped<Arc<RepoRow>>>>,
     manifests: Mutex<Manifests>,
 }
 
 impl PullCache {
-    pub fn new(ttl_ms: i64) -> PullCache {
+    pub fn new(ttl_ms: i64, bus: Arc<Invalidation>) -> PullCache {
         PullCache {
             ttl_ms,
-            generation: AtomicU64::new(0),
+            bus,
             repos: Mutex::new(HashMap::new()),
             manifests: Mutex::new(Manifests::default()),
         }
     }
 
     /// TTL from `QUAYSIDE_PULL_CACHE_TTL_MS`, else [`DEFAULT_TTL_MS`].
-    pub fn from_env() -> PullCache {
+    pub fn from_env(bus: Arc<Invalidation>) -> PullCache {
         let ttl = std::env::var("QUAYSIDE_PULL_CACHE_TTL_MS")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(DEFAULT_TTL_MS);
-        PullCache::new(ttl)
+        PullCache::new(ttl, bus)
     }
 
-    /// Forgets everything; call after any write to repositories, tags or manifests.
-    pub fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+    /// Forgets everything, in this replica and the others; call after any committed write to
+    /// repositories, tags or manifests, before answering.
+    pub async fn invalidate(&self) {
+        self.bus.publish(Topic::Pull).await;
     }
 
     fn fresh<T>(&self, entry: &Stamped<T>, now_ms: i64) -> bool {
-        entry.generation == self.generation.load(Ordering::SeqCst)
+        entry.generation == self.generation()
+            && self.bus.cache_allowed()
             && now_ms - entry.at_ms < self.ttl_ms
     }
 
@@ -114,7 +119,7 @@ impl PullCache {
                 return Ok(Some(e.value.clone()));
             }
         }
-        let generation = self.generation.load(Ordering::SeqCst);
+        let generation = self.generation();
         let Some(row) =
             db::content::repositories::get(db.pool(), name.namespace(), name.repository()).await?
         else {
@@ -180,6 +185,6 @@ impl PullCache {
     }
 
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
+        self.bus.generation(Topic::Pull)
     }
 }

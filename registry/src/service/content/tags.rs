@@ -178,7 +178,7 @@ async fn retarget(
     )
     .await?;
     tx.commit().await?;
-    ctx.pull_cache.invalidate();
+    ctx.pull_cache.invalidate().await;
     let kind = if existing.is_some() {
         "move_tag"
     } else {
@@ -244,7 +244,7 @@ async fn change_expiration(
             "Could not update tag expiration; Tag has probably changed".into(),
         ));
     }
-    ctx.pull_cache.invalidate();
+    ctx.pull_cache.invalidate().await;
     let date = |ms: Option<i64>| ms.map(|m| views::format_date(m.div_euclid(1000) * 1000));
     ctx.audit.record(
         caller,
@@ -277,7 +277,7 @@ pub async fn delete(
     db::content::tags::end_live(ctx.db.pool(), repo.id, tag, now)
         .await?
         .ok_or(TenancyError::NotFound)?;
-    ctx.pull_cache.invalidate();
+    ctx.pull_cache.invalidate().await;
     ctx.audit.record(
         caller,
         Event::repo(
@@ -345,7 +345,7 @@ pub async fn restore(
         db::content::manifests::undelete(&mut *tx, manifest.id).await?;
     }
     tx.commit().await?;
-    ctx.pull_cache.invalidate();
+    ctx.pull_cache.invalidate().await;
     ctx.audit.record(
         caller,
         Event::repo(
@@ -377,7 +377,7 @@ pub async fn expire(ctx: &Ctx) -> Result<usize, Internal> {
         }
     }
     if ended > 0 {
-        ctx.pull_cache.invalidate();
+        ctx.pull_cache.invalidate().await;
     }
     Ok(ended)
 }

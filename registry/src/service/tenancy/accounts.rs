@@ -611,7 +611,7 @@ pub async fn update_user(
             now,
         );
     }
-    ctx.auth_cache.clear();
+    ctx.auth_cache.clear().await;
     let row = user_row(ctx, username).await?;
     superuser_view(ctx, &row).await
 }
@@ -636,8 +636,8 @@ pub async fn delete_user(ctx: &Ctx, caller: &Caller, username: &str) -> Result<(
     let mut tx = ctx.db.begin().await?;
     db::tenancy::namespaces::delete(&mut tx, row.id).await?;
     tx.commit().await?;
-    ctx.pull_cache.invalidate();
-    ctx.auth_cache.clear();
+    ctx.pull_cache.invalidate().await;
+    ctx.auth_cache.clear().await;
     Ok(())
 }
 

@@ -383,6 +383,6 @@ pub async fn delete(ctx: &Ctx, caller: &Caller, name: &str) -> Result<(), Tenanc
     let mut tx = ctx.db.begin().await?;
     db::tenancy::namespaces::delete(&mut tx, org.id).await?;
     tx.commit().await?;
-    ctx.pull_cache.invalidate();
+    ctx.pull_cache.invalidate().await;
     Ok(())
 }

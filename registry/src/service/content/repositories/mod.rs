@@ -104,7 +104,7 @@ async fn insert_with_permissions(
         }
     }
     tx.commit().await?;
-    ctx.pull_cache.invalidate();
+    ctx.pull_cache.invalidate().await;
     Ok(Some(id))
 }
 
@@ -380,7 +380,7 @@ pub async fn update(
 ) -> Result<api::Success, TenancyError> {
     let repo = checked(ctx, caller, Action::Push, namespace, repository).await?;
     db::content::repositories::set_description(ctx.db.pool(), repo.id, description).await?;
-    ctx.pull_cache.invalidate();
+    ctx.pull_cache.invalidate().await;
     ctx.audit.record(
         caller,
         Event::repo(
@@ -409,7 +409,7 @@ pub async fn change_visibility(
         )));
     }
     db::content::repositories::set_visibility(ctx.db.pool(), repo.id, visibility).await?;
-    ctx.pull_cache.invalidate();
+    ctx.pull_cache.invalidate().await;
     ctx.audit.record(
         caller,
         Event::repo(
@@ -448,7 +448,7 @@ pub async fn delete(
         db::content::repositories::delete(&mut *tx, repo.id).await?;
     }
     tx.commit().await?;
-    ctx.pull_cache.invalidate();
+    ctx.pull_cache.invalidate().await;
     Ok(())
 }
 
