@@ -258,7 +258,9 @@ pub async fn rename_by_superuser(
         r => r?,
     }
     tx.commit().await?;
-    ctx.pull_cache.invalidate();
+    ctx.pull_cache.invalidate().await;
+    // Robots are renamed with their organization: a cached login under an old name must go.
+    ctx.auth_cache.clear().await;
     ctx.audit.record(
         caller,
         Event::namespace(
