@@ -16,13 +16,17 @@ use crate::common::quay::expect_like;
 use crate::common::tools::require;
 use crate::common::{ADMIN, ADMIN_PASSWORD, Backend, Options, TestServer};
 
-backend_tests!(mirror_api_and_repository_states, mirror_sync_with_a_robot);
+backend_tests!(
+    mirror_api_and_repository_states,
+    mirror_sync_with_a_robot,
+    mirror_upstreams_pass_the_ssrf_guard
+);
 
 async fn start(b: Backend) -> (TestServer, String) {
     let s = TestServer::start_with(
         b,
         Options {
-            yaml: "FEATURE_REPO_MIRROR: true\n".into(),
+            yaml: "FEATURE_REPO_MIRROR: true\nSSRF_ALLOWED_HOSTS: [127.0.0.1]\n".into(),
             ..Options::default()
         },
     )
@@ -867,4 +871,52 @@ async fn mirror_sync_with_a_robot(b: Backend) {
         mirror_view(&s, &token, "w2org/private").await["sync_start_date"],
         date(start_ms + 2 * 3_600_000)
     );
+}
+
+/// Without `SSRF_ALLOWED_HOSTS`, a mirror of a loopback registry (by address or by name) is
+/// refused when configured or changed; a public address literal is accepted.
+async fn mirror_upstreams_pass_the_ssrf_guard(b: Backend) {
+    let s = TestServer::start_with(
+        b,
+        Options {
+            yaml: "FEATURE_REPO_MIRROR: true\n".into(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let token = s.init_admin().await;
+    setup(&s, &token, "guarded", &["m"]).await;
+    let cfg = "/repository/guarded/m/mirror";
+    let mut create = crate::common::quay::recorded("more-117-mirror-create-dup").request_body;
+    create["robot_username"] = json!("guarded+bot");
+    for reference in [
+        "127.0.0.1:5999/library/hello",
+        "localhost:5999/library/hello",
+    ] {
+        create["external_reference"] = json!(reference);
+        let r = send(&s, &token, Method::POST, cfg, Some(create.clone())).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{reference}");
+        let body: Value = r.json().await.unwrap();
+        let message = body["error_message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with("external_reference refused:")
+                && message.contains("non-public address"),
+            "{reference}: {body}"
+        );
+    }
+    create["external_reference"] = json!("93.184.216.34/library/hello");
+    let r = send(&s, &token, Method::POST, cfg, Some(create.clone())).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = send(
+        &s,
+        &token,
+        Method::PUT,
+        cfg,
+        Some(json!({"external_reference": "169.254.169.254/latest/meta"})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = send(&s, &token, Method::GET, cfg, None).await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["external_reference"], "93.184.216.34/library/hello");
 }

@@ -19,6 +19,7 @@ use crate::common::tools::require;
 use crate::common::{ADMIN, ADMIN_PASSWORD, Backend, Options, TestServer, error_code};
 
 backend_tests!(
+    upstreams_pass_the_ssrf_guard,
     pull_through_distribution,
     pull_through_token_and_basic_auth,
     quota_evicts_the_least_recently_pulled
@@ -142,10 +143,24 @@ fn skopeo_pull(s: &TestServer, repo_tag: &str, dest: &Path) -> std::process::Out
 
 const DAY_MS: i64 = 86_400_000;
 
+/// Upstreams in these tests listen on loopback, which the SSRF guard refuses unless allowed.
+const LOOPBACK: &str = "SSRF_ALLOWED_HOSTS: [127.0.0.1]\n";
+
+async fn loopback_server(b: Backend) -> TestServer {
+    TestServer::start_with(
+        b,
+        Options {
+            yaml: LOOPBACK.into(),
+            ..Options::default()
+        },
+    )
+    .await
+}
+
 async fn pull_through_distribution(b: Backend) {
     let mut upstream = Distribution::start(None).await;
     let relay = relay(upstream.addr.clone()).await;
-    let s = TestServer::start(b).await;
+    let s = loopback_server(b).await;
     let token = s.init_admin().await;
     s.create_org(&token, "proxyorg").await;
     let cfg = "/organization/proxyorg/proxycache";
@@ -418,7 +433,7 @@ async fn pull_through_distribution(b: Backend) {
 
 async fn pull_through_token_and_basic_auth(b: Backend) {
     // A second Quayside (Docker token auth) holding a private image.
-    let up = TestServer::start(b).await;
+    let up = loopback_server(b).await;
     let up_token = up.init_admin().await;
     up.create_org(&up_token, "team").await;
     let app = up.as_admin().push_image("team/app", "v1").await;
@@ -434,7 +449,7 @@ async fn pull_through_token_and_basic_auth(b: Backend) {
     )
     .await;
 
-    let s = TestServer::start(b).await;
+    let s = loopback_server(b).await;
     let token = s.init_admin().await;
     for org in ["viatoken", "viabasic", "wrongcreds"] {
         s.create_org(&token, org).await;
@@ -577,7 +592,7 @@ async fn quota_evicts_the_least_recently_pulled(b: Backend) {
     let s = TestServer::start_with(
         b,
         Options {
-            yaml: "FEATURE_QUOTA_MANAGEMENT: true\n".into(),
+            yaml: format!("FEATURE_QUOTA_MANAGEMENT: true\n{LOOPBACK}"),
             ..Default::default()
         },
     )
@@ -703,4 +718,82 @@ async fn verify_clean(s: &TestServer) {
         report.is_clean(),
         "quota verify found differences: {report:?}"
     );
+}
+
+/// Without `SSRF_ALLOWED_HOSTS`, loopback upstreams (by address or by a name that resolves to
+/// one) are refused when configured and validated, and a stored one is refused at pull time
+/// before any request leaves. Listing the address lets the same configuration through.
+async fn upstreams_pass_the_ssrf_guard(b: Backend) {
+    let upstream = Distribution::start(None).await;
+    let port = upstream.addr.rsplit_once(':').unwrap().1.to_owned();
+    let s = TestServer::start(b).await;
+    let token = s.init_admin().await;
+    s.create_org(&token, "guarded").await;
+    for registry in [upstream.addr.clone(), format!("localhost:{port}")] {
+        let request = json!({"upstream_registry": registry, "insecure": true});
+        for path in [
+            "/organization/guarded/proxycache",
+            "/organization/guarded/validateproxycache",
+        ] {
+            let (status, body) = api(&s, &token, Method::POST, path, Some(request.clone())).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {registry}: {body}");
+            let message = body["error_message"].as_str().unwrap_or_default();
+            assert!(
+                message.starts_with("upstream_registry refused:")
+                    && message.contains("non-public address"),
+                "{path} {registry}: {body}"
+            );
+        }
+    }
+    // A configuration stored without the check (as before the guard existed) is refused at
+    // pull time, before any request is sent.
+    let namespace_id = quayside::db::tenancy::namespaces::by_name(s.ctx().db.pool(), "guarded")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    quayside::db::content::proxy_cache::insert(
+        s.ctx().db.pool(),
+        &quayside::db::content::proxy_cache::ProxyCacheRow {
+            namespace_id,
+            upstream_registry: upstream.addr.clone(),
+            username_sealed: None,
+            password_sealed: None,
+            insecure: true,
+            expiration_s: 86400,
+            created_ms: 0,
+        },
+    )
+    .await
+    .unwrap();
+    let image = Image::random(1);
+    push_upstream(
+        &format!("http://{}", upstream.addr),
+        None,
+        "library/hello",
+        "v1",
+        &image,
+    )
+    .await;
+    let r = get_manifest(&s, "guarded/library/hello", "v1").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(s.ctx().proxy.upstream_requests.load(Ordering::Relaxed), 0);
+
+    // Allowed by address: the same upstream is accepted and pulled through.
+    let s = loopback_server(b).await;
+    let token = s.init_admin().await;
+    s.create_org(&token, "allowed").await;
+    let request = json!({"upstream_registry": upstream.addr, "insecure": true});
+    let (status, body) = api(
+        &s,
+        &token,
+        Method::POST,
+        "/organization/allowed/proxycache",
+        Some(request),
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::CREATED, json!("Created")));
+    let r = get_manifest(&s, "allowed/library/hello", "v1").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["docker-content-digest"], image.digest.as_str());
 }

@@ -55,6 +55,7 @@ use crate::service::content::upstream::{
 use crate::service::operations::audit::{Caller, Event};
 use crate::service::operations::notifications;
 use crate::service::operations::notifications::events::Event as NotificationEvent;
+use crate::service::operations::ssrf;
 use crate::service::principal::RobotRef;
 use crate::service::{Ctx, Internal, Principal, RegistryError, TenancyError};
 
@@ -294,7 +295,11 @@ async fn apply(
         row.is_enabled = enabled;
     }
     if let Some(reference) = &request.external_reference {
-        parse_reference(reference)?;
+        let (host, _) = parse_reference(reference)?;
+        guard(ctx)
+            .check(&format!("https://{host}/"))
+            .await
+            .map_err(|r| TenancyError::Invalid(format!("external_reference refused: {r}")))?;
         row.external_reference = reference.trim().to_owned();
     }
     let seal = |s: &Option<String>| {
@@ -868,6 +873,11 @@ async fn repo_of(ctx: &Ctx, repository_id: i64) -> Result<Option<RepoRow>, Inter
     Ok(db::content::repositories::by_id(ctx.db.pool(), repository_id).await?)
 }
 
+/// The SSRF guard every upstream of a mirror passes (`SSRF_ALLOWED_HOSTS`).
+fn guard(ctx: &Ctx) -> ssrf::Guard {
+    ssrf::Guard::new(&ctx.config.ssrf_allowed_hosts)
+}
+
 fn upstream_of(ctx: &Ctx, row: &MirrorRow) -> Result<(Upstream, String), SyncFailure> {
     let (host, path) = parse_reference(&row.external_reference)
         .map_err(|e| SyncFailure(format!("stored external_reference: {e}")))?;
@@ -879,7 +889,10 @@ fn upstream_of(ctx: &Ctx, row: &MirrorRow) -> Result<(Upstream, String), SyncFai
             password: open(&row.password_sealed),
             insecure: !row.verify_tls,
         },
-        UpstreamOptions::default(),
+        UpstreamOptions {
+            guard: guard(ctx),
+            ..UpstreamOptions::default()
+        },
     )
     .map_err(|e| SyncFailure(e.to_string()))?;
     Ok((upstream, path))

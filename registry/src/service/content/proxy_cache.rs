@@ -54,6 +54,7 @@ use crate::service::content::upstream::{
     Upstream, UpstreamConfig, UpstreamError, UpstreamManifest, UpstreamOptions,
 };
 use crate::service::operations::audit::{Caller, Event};
+use crate::service::operations::ssrf;
 use crate::service::{Ctx, Internal, Principal, RegistryError, TenancyError};
 use crate::storage::{ByteStream, paths};
 
@@ -152,6 +153,7 @@ pub async fn proxy_for(ctx: &Ctx, namespace: &str) -> Result<Option<Arc<Proxy>>,
 fn options(ctx: &Ctx) -> UpstreamOptions {
     UpstreamOptions {
         requests: Some(ctx.proxy.upstream_requests.clone()),
+        guard: ssrf::Guard::new(&ctx.config.ssrf_allowed_hosts),
         ..UpstreamOptions::default()
     }
 }
@@ -209,6 +211,7 @@ pub async fn get_config(
 
 /// Checks a request's fields; returns the upstream configuration and the expiration.
 async fn checked_request(
+    ctx: &Ctx,
     request: &api::ProxyCacheRequest,
 ) -> Result<(UpstreamConfig, i64), TenancyError> {
     let (host, _) = crate::service::content::upstream::parse_registry(&request.upstream_registry)
@@ -243,6 +246,10 @@ async fn checked_request(
             "Cannot resolve hostname '{name}'"
         )));
     }
+    ssrf::Guard::new(&ctx.config.ssrf_allowed_hosts)
+        .check(&format!("https://{host}/"))
+        .await
+        .map_err(|r| TenancyError::Invalid(format!("upstream_registry refused: {r}")))?;
     Ok((
         UpstreamConfig {
             registry: request
@@ -281,7 +288,7 @@ pub async fn create_config(
             "Proxy Cache Configuration already exists".into(),
         ));
     }
-    let (config, expiration_s) = checked_request(request).await?;
+    let (config, expiration_s) = checked_request(ctx, request).await?;
     let seal = |s: &Option<String>| s.as_deref().map(|s| ctx.sealer().seal(s));
     let row = ProxyCacheRow {
         namespace_id: id,
@@ -361,7 +368,7 @@ pub async fn validate(
     )
     .await?;
     org_id(ctx, org).await?;
-    let (config, _) = checked_request(request).await?;
+    let (config, _) = checked_request(ctx, request).await?;
     let anonymous = config.username.is_none();
     let upstream =
         Upstream::new(config, options(ctx)).map_err(|e| TenancyError::Invalid(e.to_string()))?;
@@ -369,6 +376,9 @@ pub async fn validate(
     match upstream.ping().await {
         Ok(()) => Ok(Validation::Valid),
         Err(UpstreamError::Unauthorized(_)) if anonymous => Ok(Validation::Anonymous),
+        Err(UpstreamError::Refused(e)) => Err(TenancyError::Invalid(format!(
+            "upstream_registry refused: {e}"
+        ))),
         Err(UpstreamError::Unauthorized(e)) => {
             tracing::info!(org, error = %e, "proxy-cache validation: upstream refused the credentials");
             Err(TenancyError::Invalid(

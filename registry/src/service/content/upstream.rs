@@ -12,6 +12,11 @@
 //! - Redirects (blob storage) are followed, and `reqwest` drops the `Authorization` header when
 //!   one leaves the upstream's host. Connection failures, timeouts, 429 and 5xx are retried with
 //!   exponential backoff; every other answer is final.
+//! - Every connection passes the SSRF guard ([`crate::service::operations::ssrf`],
+//!   `SSRF_ALLOWED_HOSTS`): the upstream's host is checked before the first request, token
+//!   realms before they are asked, redirects before they are followed, and every name again
+//!   when a connection is made (so DNS rebinding leads nowhere else). A refusal is
+//!   [`UpstreamError::Refused`].
 //! - Credentials never appear in `Debug` output, logs or errors.
 //! - Blobs are streamed, never buffered; manifests are bounded by [`MAX_MANIFEST_BYTES`].
 
@@ -28,6 +33,7 @@ use crate::oci::Digest;
 use crate::oci::manifest::{
     DOCKER_LIST, DOCKER_MANIFEST, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST,
 };
+use crate::service::operations::ssrf;
 use crate::storage::ByteStream;
 
 /// What the client was told to connect to.
@@ -63,6 +69,9 @@ pub struct UpstreamOptions {
     pub backoff: Duration,
     /// Counts every HTTP request sent (each try), for the metrics.
     pub requests: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// Where the client may connect (`SSRF_ALLOWED_HOSTS`); the default allows public
+    /// addresses only.
+    pub guard: ssrf::Guard,
 }
 
 impl Default for UpstreamOptions {
@@ -73,6 +82,7 @@ impl Default for UpstreamOptions {
             attempts: 3,
             backoff: Duration::from_millis(200),
             requests: None,
+            guard: ssrf::Guard::default(),
         }
     }
 }
@@ -89,6 +99,10 @@ pub enum UpstreamError {
     /// Any other unexpected status.
     #[error("upstream answered {0}: {1}")]
     Status(u16, String),
+    /// The SSRF guard refused an address the upstream (or its token realm, or a redirect)
+    /// leads to; `SSRF_ALLOWED_HOSTS` lists exceptions.
+    #[error("upstream address refused: {0}")]
+    Refused(String),
     /// The answer was not what the protocol says (bad digest, oversized manifest, bad config).
     #[error("{0}")]
     Invalid(String),
@@ -201,6 +215,8 @@ impl Upstream {
             .connect_timeout(options.connect_timeout)
             .read_timeout(options.read_timeout)
             .danger_accept_invalid_certs(config.insecure)
+            .dns_resolver(options.guard.resolver())
+            .redirect(options.guard.redirect_policy(10))
             .user_agent(concat!("quayside/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| UpstreamError::Invalid(format!("cannot build an HTTP client: {e}")))?;
@@ -432,6 +448,11 @@ impl Upstream {
         if let Some(s) = *self.scheme.lock().unwrap_or_else(|e| e.into_inner()) {
             return Ok(s);
         }
+        self.options
+            .guard
+            .check(&format!("https://{}/", self.host))
+            .await
+            .map_err(|r| UpstreamError::Refused(r.to_string()))?;
         let scheme = if !self.config.insecure {
             "https"
         } else {
@@ -500,6 +521,11 @@ impl Upstream {
                 }
                 Ok(resp) => return Ok(resp),
                 Err(e) => {
+                    if let Some(refusal) = refusal(&e) {
+                        return Err(UpstreamError::Refused(format!(
+                            "{method} {path}: {refusal}"
+                        )));
+                    }
                     if attempt >= self.options.attempts {
                         return Err(UpstreamError::Unreachable(format!(
                             "{method} {}{path}: {}",
@@ -558,6 +584,11 @@ impl Upstream {
             }
             return Ok(());
         };
+        self.options
+            .guard
+            .check(&realm)
+            .await
+            .map_err(|r| UpstreamError::Refused(format!("token realm: {r}")))?;
         let mut query: Vec<(&str, &str)> = Vec::new();
         if let Some(s) = service.as_deref() {
             query.push(("service", s));
@@ -576,6 +607,10 @@ impl Upstream {
             match req.send().await {
                 Ok(r) if r.status().is_server_error() && attempt < self.options.attempts => {}
                 Ok(r) => break r,
+                Err(e) if refusal(&e).is_some() => {
+                    let refusal = refusal(&e).unwrap_or_default();
+                    return Err(UpstreamError::Refused(format!("token server: {refusal}")));
+                }
                 Err(e) if attempt >= self.options.attempts => {
                     return Err(UpstreamError::Unreachable(format!(
                         "token server: {}",
@@ -673,6 +708,18 @@ fn status_error(status: StatusCode, what: &str) -> UpstreamError {
         }
         s => UpstreamError::Status(s.as_u16(), what.to_owned()),
     }
+}
+
+/// The SSRF guard's refusal behind a failed request (by the resolver or the redirect policy).
+fn refusal(e: &reqwest::Error) -> Option<String> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<ssrf::Refusal>() {
+            return Some(r.to_string());
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// An error's message with its causes (reqwest's top line alone says little), never a URL's
@@ -896,6 +943,33 @@ mod tests {
         assert!(!UpstreamError::Unauthorized("x".into()).is_unreachable());
     }
 
+    /// Loopback upstreams are refused by the SSRF guard unless allowed, before any request.
+    #[tokio::test]
+    async fn the_guard_refuses_non_public_upstreams() {
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        for registry in ["127.0.0.1:1", "localhost:1", "169.254.169.254"] {
+            let u = Upstream::new(
+                UpstreamConfig {
+                    registry: registry.into(),
+                    username: None,
+                    password: None,
+                    insecure: true,
+                },
+                UpstreamOptions {
+                    requests: Some(requests.clone()),
+                    ..UpstreamOptions::default()
+                },
+            )
+            .unwrap();
+            let err = u.ping().await.unwrap_err();
+            assert!(
+                matches!(err, UpstreamError::Refused(_)),
+                "{registry}: {err}"
+            );
+        }
+        assert_eq!(requests.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
+
     /// Retries with backoff against a port nothing listens on: the configured number of tries,
     /// then `Unreachable`.
     #[tokio::test]
@@ -913,6 +987,7 @@ mod tests {
             UpstreamOptions {
                 attempts: 3,
                 backoff: Duration::from_millis(20),
+                guard: ssrf::Guard::new(&["127.0.0.1"]),
                 ..UpstreamOptions::default()
             },
         )
