@@ -24,10 +24,15 @@
 //!   arrival). With a quota, a new image evicts the least recently pulled cached tags instead
 //!   of being refused ([`make_room`]).
 //!
+//! - A fetched blob is written to a staging key under `uploads/` (the store writes it whole or
+//!   not at all) and renamed to its digest's key only once verified and recorded. A broken
+//!   upstream connection leaves nothing; a crash between staging and recording leaves a staging
+//!   object no upload owns, invisible to pulls, which the `uploads` worker (at start and every
+//!   minute, any replica) deletes once it is older than the upload expiration.
+//!
 //! Not here yet: a client that accepts no
 //! list type gets the linux/amd64 child of a cached list only once that child was pulled by
-//! digest (manifests are fetched with every type accepted); a fetch cut short by a crash
-//! between storing and recording leaves its staging object behind.
+//! digest (manifests are fetched with every type accepted).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -917,6 +922,7 @@ async fn store_fetched(
         ))
         .await;
     }
+    ctx.pauses.point("proxy_cache.blob_staged").await;
     if let Err(e) = commit_blob(ctx, repository_id, digest, &staged, written).await {
         let _ = ctx.store.delete(&staged).await;
         return fail(format!("recording the blob: {e}")).await;
