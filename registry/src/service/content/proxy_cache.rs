@@ -171,6 +171,7 @@ fn upstream_of(ctx: &Ctx, row: &ProxyCacheRow) -> Result<Upstream, Internal> {
             username: open(&row.username_sealed),
             password: open(&row.password_sealed),
             insecure: row.insecure,
+            proxy: None,
         },
         options(ctx),
     )
@@ -265,6 +266,7 @@ async fn checked_request(
             username,
             password,
             insecure: request.insecure.unwrap_or(false),
+            proxy: None,
         },
         expiration_s,
     ))

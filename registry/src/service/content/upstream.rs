@@ -44,6 +44,10 @@ pub struct UpstreamConfig {
     pub username: Option<String>,
     pub password: Option<String>,
     pub insecure: bool,
+    /// HTTP(S) proxies to reach the upstream through (a mirror's
+    /// `external_registry_config.proxy`): `http_proxy` for `http` URLs, `https_proxy` for
+    /// `https` ones (tunnelled with `CONNECT`), hosts in `no_proxy` reached directly.
+    pub proxy: Option<quayside_client::MirrorProxy>,
 }
 
 impl std::fmt::Debug for UpstreamConfig {
@@ -53,6 +57,7 @@ impl std::fmt::Debug for UpstreamConfig {
             .field("username", &self.username.as_ref().map(|_| "<redacted>"))
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("insecure", &self.insecure)
+            .field("proxy", &self.proxy.as_ref().map(|_| "<configured>"))
             .finish()
     }
 }
@@ -211,7 +216,12 @@ impl Upstream {
         } else {
             host
         };
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for (proxy, url) in proxies(config.proxy.as_ref())? {
+            builder = builder.proxy(proxy);
+            tracing::debug!(upstream = %host, proxy = %redact(&url), "upstream reached through a proxy");
+        }
+        let http = builder
             .connect_timeout(options.connect_timeout)
             .read_timeout(options.read_timeout)
             .danger_accept_invalid_certs(config.insecure)
@@ -453,6 +463,13 @@ impl Upstream {
             .check(&format!("https://{}/", self.host))
             .await
             .map_err(|r| UpstreamError::Refused(r.to_string()))?;
+        for url in proxy_urls(self.config.proxy.as_ref()) {
+            self.options
+                .guard
+                .check(&redact(url))
+                .await
+                .map_err(|r| UpstreamError::Refused(format!("proxy: {r}")))?;
+        }
         let scheme = if !self.config.insecure {
             "https"
         } else {
@@ -660,6 +677,57 @@ impl Upstream {
     }
 }
 
+/// The proxy URLs a configuration names (blank ones left out).
+pub fn proxy_urls(proxy: Option<&quayside_client::MirrorProxy>) -> Vec<&str> {
+    proxy
+        .into_iter()
+        .flat_map(|p| [p.http_proxy.as_deref(), p.https_proxy.as_deref()])
+        .flatten()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect()
+}
+
+/// The `reqwest` proxies of a configuration, each with its URL.
+fn proxies(
+    proxy: Option<&quayside_client::MirrorProxy>,
+) -> Result<Vec<(reqwest::Proxy, String)>, UpstreamError> {
+    let Some(p) = proxy else {
+        return Ok(Vec::new());
+    };
+    let no_proxy = p
+        .no_proxy
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .and_then(reqwest::NoProxy::from_string);
+    let bad = |which: &str| UpstreamError::Invalid(format!("{which} is not a valid proxy URL"));
+    let mut out = Vec::new();
+    fn blank(s: &Option<String>) -> Option<&str> {
+        s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    }
+    if let Some(url) = blank(&p.http_proxy) {
+        let proxy = reqwest::Proxy::http(url).map_err(|_| bad("http_proxy"))?;
+        out.push((proxy.no_proxy(no_proxy.clone()), url.to_owned()));
+    }
+    if let Some(url) = blank(&p.https_proxy) {
+        let proxy = reqwest::Proxy::https(url).map_err(|_| bad("https_proxy"))?;
+        out.push((proxy.no_proxy(no_proxy.clone()), url.to_owned()));
+    }
+    Ok(out)
+}
+
+/// A URL without its credentials, for logs.
+fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "<invalid>".into(),
+    }
+}
+
 /// Most tags [`Upstream::tags`] reads from one repository.
 pub const MAX_TAGS: usize = 100_000;
 
@@ -840,6 +908,7 @@ mod tests {
                 username: Some("u".into()),
                 password: Some("secret-pw".into()),
                 insecure: false,
+                proxy: None,
             },
             UpstreamOptions::default(),
         )
@@ -954,6 +1023,7 @@ mod tests {
                     username: None,
                     password: None,
                     insecure: true,
+                    proxy: None,
                 },
                 UpstreamOptions {
                     requests: Some(requests.clone()),
@@ -983,6 +1053,7 @@ mod tests {
                 username: None,
                 password: None,
                 insecure: true,
+                proxy: None,
             },
             UpstreamOptions {
                 attempts: 3,
