@@ -161,6 +161,9 @@ async fn run_as(ctx: &Ctx, name: &str, holder: &str) -> anyhow::Result<String> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(report.to_string())
         }
+        "quota" if !ctx.config.quota.enabled => {
+            Ok("quota management is off (FEATURE_QUOTA_MANAGEMENT: false)".into())
+        }
         "quota" if !ctx.config.quota.backfill => {
             Ok("quota backfill is off (QUOTA_BACKFILL: false)".into())
         }

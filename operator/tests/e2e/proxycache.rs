@@ -120,7 +120,11 @@ async fn proxy_cache_pulls_through_from_an_upstream_distribution() {
             &format!("docker://{}/library/hello:v1", upstream.addr),
         ],
     );
-    let registry = Serve::start("FEATURE_USER_INITIALIZE: true\nSUPER_USERS: [admin]\n").await;
+    // Its upstream listens on loopback, which the SSRF guard refuses unless allowed.
+    let registry = Serve::start(
+        "FEATURE_USER_INITIALIZE: true\nSUPER_USERS: [admin]\nSSRF_ALLOWED_HOSTS: [127.0.0.1]\n",
+    )
+    .await;
 
     let emu = kube_emulator::Emulator::start().await.expect("emulator");
     install_crds(&emu).await;

@@ -8,7 +8,8 @@
 //! upload checked whether the blob row exists, holding the digest lock),
 //! `gc.blob_bytes_deleted` (garbage collection deleted a blob's bytes, its row already gone),
 //! `manifests.repository_locked` (a manifest push holds its repository's lock, before it
-//! writes).
+//! writes), `proxy_cache.blob_staged` (a proxy-cache blob fetch stored and verified its bytes
+//! under a staging key, before it records the blob).
 //!
 //! A process can also be stopped for good at a point, so a test can `kill -9` it exactly there:
 //! `QUAYSIDE_TEST_PAUSE_AT=<point>` (or `<point>#<n>`, the n-th time it is reached) makes it

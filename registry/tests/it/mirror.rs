@@ -16,13 +16,18 @@ use crate::common::quay::expect_like;
 use crate::common::tools::require;
 use crate::common::{ADMIN, ADMIN_PASSWORD, Backend, Options, TestServer};
 
-backend_tests!(mirror_api_and_repository_states, mirror_sync_with_a_robot);
+backend_tests!(
+    mirror_api_and_repository_states,
+    mirror_sync_with_a_robot,
+    mirror_upstreams_pass_the_ssrf_guard,
+    mirror_through_an_http_proxy
+);
 
 async fn start(b: Backend) -> (TestServer, String) {
     let s = TestServer::start_with(
         b,
         Options {
-            yaml: "FEATURE_REPO_MIRROR: true\n".into(),
+            yaml: "FEATURE_REPO_MIRROR: true\nSSRF_ALLOWED_HOSTS: [127.0.0.1]\n".into(),
             ..Options::default()
         },
     )
@@ -867,4 +872,240 @@ async fn mirror_sync_with_a_robot(b: Backend) {
         mirror_view(&s, &token, "w2org/private").await["sync_start_date"],
         date(start_ms + 2 * 3_600_000)
     );
+}
+
+/// Without `SSRF_ALLOWED_HOSTS`, a mirror of a loopback registry (by address or by name) is
+/// refused when configured or changed; a public address literal is accepted.
+async fn mirror_upstreams_pass_the_ssrf_guard(b: Backend) {
+    let s = TestServer::start_with(
+        b,
+        Options {
+            yaml: "FEATURE_REPO_MIRROR: true\n".into(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let token = s.init_admin().await;
+    setup(&s, &token, "guarded", &["m"]).await;
+    let cfg = "/repository/guarded/m/mirror";
+    let mut create = crate::common::quay::recorded("more-117-mirror-create-dup").request_body;
+    create["robot_username"] = json!("guarded+bot");
+    for reference in [
+        "127.0.0.1:5999/library/hello",
+        "localhost:5999/library/hello",
+    ] {
+        create["external_reference"] = json!(reference);
+        let r = send(&s, &token, Method::POST, cfg, Some(create.clone())).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{reference}");
+        let body: Value = r.json().await.unwrap();
+        let message = body["error_message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with("external_reference refused:")
+                && message.contains("non-public address"),
+            "{reference}: {body}"
+        );
+    }
+    create["external_reference"] = json!("93.184.216.34/library/hello");
+    let r = send(&s, &token, Method::POST, cfg, Some(create.clone())).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = send(
+        &s,
+        &token,
+        Method::PUT,
+        cfg,
+        Some(json!({"external_reference": "169.254.169.254/latest/meta"})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = send(&s, &token, Method::GET, cfg, None).await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["external_reference"], "93.184.216.34/library/hello");
+}
+
+/// A loopback HTTP proxy: forwards absolute-form requests (`GET http://host/...`) and tunnels
+/// `CONNECT`; counts the connections it proxied (each carries at least one request).
+async fn http_proxy() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                let end = loop {
+                    if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match inbound.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let line = String::from_utf8_lossy(&head[..end]).to_string();
+                let mut parts = line.split_whitespace();
+                let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let host = match method {
+                    "CONNECT" => target.to_owned(),
+                    _ => match target.strip_prefix("http://") {
+                        Some(rest) => rest.split('/').next().unwrap_or("").to_owned(),
+                        None => return,
+                    },
+                };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(&host).await else {
+                    let _ = inbound
+                        .write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+                        .await;
+                    return;
+                };
+                if method == "CONNECT" {
+                    let _ = inbound
+                        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                        .await;
+                    let _ = outbound.write_all(&head[end..]).await;
+                } else {
+                    let _ = outbound.write_all(&head).await;
+                }
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+/// `external_registry_config.proxy` is used by the sync: through a proxy started here (which
+/// sees the requests), failing through a proxy nobody listens on, direct for `no_proxy` hosts.
+async fn mirror_through_an_http_proxy(b: Backend) {
+    let upstream = Distribution::start(None).await;
+    let base = format!("http://{}", upstream.addr);
+    let image = Image::random(1);
+    push_upstream(&base, None, "library/hello", "latest", &image).await;
+    let (proxy, seen) = http_proxy().await;
+    let (s, token) = start(b).await;
+    setup(&s, &token, "w2org", &["viaproxy"]).await;
+    let cfg = "/repository/w2org/viaproxy/mirror";
+    let config = |proxy: Value| {
+        json!({
+            "is_enabled": true,
+            "external_reference": format!("{}/library/hello", upstream.addr),
+            "external_registry_config": {"verify_tls": false, "proxy": proxy},
+            "sync_interval": 86400, "sync_start_date": "2020-01-01T00:00:00Z",
+            "root_rule": {"rule_kind": "tag_glob_csv", "rule_value": ["*"]},
+            "robot_username": "w2org+bot",
+        })
+    };
+    let (status, body) = s
+        .call(
+            Some(&token),
+            Method::POST,
+            cfg,
+            Some(config(json!({"http_proxy": proxy, "https_proxy": proxy}))),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let view = mirror_view(&s, &token, "w2org/viaproxy").await;
+    assert_eq!(
+        view["external_registry_config"]["proxy"]["http_proxy"],
+        proxy.as_str()
+    );
+    let (status, _) = s
+        .call(
+            Some(&token),
+            Method::PUT,
+            "/repository/w2org/viaproxy/changestate",
+            Some(json!({"state": "MIRROR"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let sync = || async {
+        let (status, _) = s
+            .call(Some(&token), Method::POST, &format!("{cfg}/sync-now"), None)
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        quayside::workers::run_once(s.ctx(), "mirror")
+            .await
+            .unwrap()
+    };
+    assert_eq!(sync().await, "mirrors synced: 1, failed: 0, cancelled: 0");
+    assert!(
+        seen.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the sync went through the proxy"
+    );
+    assert_eq!(
+        live_tags(&s, &token, "w2org/viaproxy").await,
+        vec![("latest".to_owned(), image.digest.clone())]
+    );
+
+    // A proxy nobody listens on: the sync fails, saying why.
+    let dead = "http://127.0.0.1:1";
+    let (status, body) = s
+        .call(
+            Some(&token),
+            Method::PUT,
+            cfg,
+            Some(json!({"external_registry_config": {"verify_tls": false, "proxy": {"http_proxy": dead}}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(sync().await, "mirrors synced: 0, failed: 1, cancelled: 0");
+    let view = mirror_view(&s, &token, "w2org/viaproxy").await;
+    assert_eq!(view["sync_status"], "FAIL", "{view}");
+
+    // The upstream in `no_proxy`: reached directly, the dead proxy unused.
+    let (status, body) = s
+        .call(
+            Some(&token),
+            Method::PUT,
+            cfg,
+            Some(json!({"external_registry_config": {"verify_tls": false,
+                "proxy": {"http_proxy": dead, "no_proxy": "127.0.0.1"}}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(sync().await, "mirrors synced: 1, failed: 0, cancelled: 0");
+
+    // `verify_tls: true` asks for HTTPS with a verified certificate, which this plain-HTTP
+    // upstream cannot give: the sync fails; turned off again, it goes through.
+    for (verify, want) in [
+        (true, "mirrors synced: 0, failed: 1, cancelled: 0"),
+        (false, "mirrors synced: 1, failed: 0, cancelled: 0"),
+    ] {
+        let (status, body) = s
+            .call(
+                Some(&token),
+                Method::PUT,
+                cfg,
+                Some(json!({"external_registry_config": {"verify_tls": verify, "proxy": {}}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(sync().await, want, "verify_tls: {verify}");
+    }
+
+    // A proxy URL that is none, or one the SSRF guard refuses, is refused on configuration.
+    for (bad, says) in [
+        ("socks://x", "Invalid proxy"),
+        ("http://169.254.169.254:3128", "proxy refused"),
+    ] {
+        let (status, body) = s
+            .call(
+                Some(&token),
+                Method::PUT,
+                cfg,
+                Some(json!({"external_registry_config": {"proxy": {"https_proxy": bad}}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(
+            body["error_message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(says),
+            "{bad}: {body}"
+        );
+    }
 }

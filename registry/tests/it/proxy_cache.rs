@@ -19,6 +19,8 @@ use crate::common::tools::require;
 use crate::common::{ADMIN, ADMIN_PASSWORD, Backend, Options, TestServer, error_code};
 
 backend_tests!(
+    upstreams_pass_the_ssrf_guard,
+    a_fetch_killed_after_staging_leaves_nothing_visible,
     pull_through_distribution,
     pull_through_token_and_basic_auth,
     quota_evicts_the_least_recently_pulled
@@ -142,10 +144,24 @@ fn skopeo_pull(s: &TestServer, repo_tag: &str, dest: &Path) -> std::process::Out
 
 const DAY_MS: i64 = 86_400_000;
 
+/// Upstreams in these tests listen on loopback, which the SSRF guard refuses unless allowed.
+const LOOPBACK: &str = "SSRF_ALLOWED_HOSTS: [127.0.0.1]\n";
+
+async fn loopback_server(b: Backend) -> TestServer {
+    TestServer::start_with(
+        b,
+        Options {
+            yaml: LOOPBACK.into(),
+            ..Options::default()
+        },
+    )
+    .await
+}
+
 async fn pull_through_distribution(b: Backend) {
     let mut upstream = Distribution::start(None).await;
     let relay = relay(upstream.addr.clone()).await;
-    let s = TestServer::start(b).await;
+    let s = loopback_server(b).await;
     let token = s.init_admin().await;
     s.create_org(&token, "proxyorg").await;
     let cfg = "/organization/proxyorg/proxycache";
@@ -330,6 +346,14 @@ async fn pull_through_distribution(b: Backend) {
     // The fetch ends in the background.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!stored(&s, &layer).await, "nothing partial is visible");
+    assert!(!s.blob_path(&layer).exists(), "no bytes at the blob's key");
+    let staged = std::fs::read_dir(s.data_dir().join("blobs").join("uploads"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+        .count();
+    assert_eq!(staged, 0, "a broken fetch stages nothing");
     assert_eq!(
         get_blob(&s, "proxyorg/library/broken", &layer)
             .await
@@ -418,7 +442,7 @@ async fn pull_through_distribution(b: Backend) {
 
 async fn pull_through_token_and_basic_auth(b: Backend) {
     // A second Quayside (Docker token auth) holding a private image.
-    let up = TestServer::start(b).await;
+    let up = loopback_server(b).await;
     let up_token = up.init_admin().await;
     up.create_org(&up_token, "team").await;
     let app = up.as_admin().push_image("team/app", "v1").await;
@@ -434,7 +458,7 @@ async fn pull_through_token_and_basic_auth(b: Backend) {
     )
     .await;
 
-    let s = TestServer::start(b).await;
+    let s = loopback_server(b).await;
     let token = s.init_admin().await;
     for org in ["viatoken", "viabasic", "wrongcreds"] {
         s.create_org(&token, org).await;
@@ -577,7 +601,7 @@ async fn quota_evicts_the_least_recently_pulled(b: Backend) {
     let s = TestServer::start_with(
         b,
         Options {
-            yaml: "FEATURE_QUOTA_MANAGEMENT: true\n".into(),
+            yaml: format!("FEATURE_QUOTA_MANAGEMENT: true\n{LOOPBACK}"),
             ..Default::default()
         },
     )
@@ -702,5 +726,244 @@ async fn verify_clean(s: &TestServer) {
     assert!(
         report.is_clean(),
         "quota verify found differences: {report:?}"
+    );
+}
+
+/// Without `SSRF_ALLOWED_HOSTS`, loopback upstreams (by address or by a name that resolves to
+/// one) are refused when configured and validated, and a stored one is refused at pull time
+/// before any request leaves. Listing the address lets the same configuration through.
+async fn upstreams_pass_the_ssrf_guard(b: Backend) {
+    let upstream = Distribution::start(None).await;
+    let port = upstream.addr.rsplit_once(':').unwrap().1.to_owned();
+    let s = TestServer::start(b).await;
+    let token = s.init_admin().await;
+    s.create_org(&token, "guarded").await;
+    for registry in [upstream.addr.clone(), format!("localhost:{port}")] {
+        let request = json!({"upstream_registry": registry, "insecure": true});
+        for path in [
+            "/organization/guarded/proxycache",
+            "/organization/guarded/validateproxycache",
+        ] {
+            let (status, body) = api(&s, &token, Method::POST, path, Some(request.clone())).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {registry}: {body}");
+            let message = body["error_message"].as_str().unwrap_or_default();
+            assert!(
+                message.starts_with("upstream_registry refused:")
+                    && message.contains("non-public address"),
+                "{path} {registry}: {body}"
+            );
+        }
+    }
+    // A configuration stored without the check (as before the guard existed) is refused at
+    // pull time, before any request is sent.
+    let namespace_id = quayside::db::tenancy::namespaces::by_name(s.ctx().db.pool(), "guarded")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    quayside::db::content::proxy_cache::insert(
+        s.ctx().db.pool(),
+        &quayside::db::content::proxy_cache::ProxyCacheRow {
+            namespace_id,
+            upstream_registry: upstream.addr.clone(),
+            username_sealed: None,
+            password_sealed: None,
+            insecure: true,
+            expiration_s: 86400,
+            created_ms: 0,
+        },
+    )
+    .await
+    .unwrap();
+    let image = Image::random(1);
+    push_upstream(
+        &format!("http://{}", upstream.addr),
+        None,
+        "library/hello",
+        "v1",
+        &image,
+    )
+    .await;
+    let r = get_manifest(&s, "guarded/library/hello", "v1").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(s.ctx().proxy.upstream_requests.load(Ordering::Relaxed), 0);
+
+    // Allowed by address: the same upstream is accepted and pulled through.
+    let s = loopback_server(b).await;
+    let token = s.init_admin().await;
+    s.create_org(&token, "allowed").await;
+    let request = json!({"upstream_registry": upstream.addr, "insecure": true});
+    let (status, body) = api(
+        &s,
+        &token,
+        Method::POST,
+        "/organization/allowed/proxycache",
+        Some(request),
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::CREATED, json!("Created")));
+    let r = get_manifest(&s, "allowed/library/hello", "v1").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["docker-content-digest"], image.digest.as_str());
+}
+
+/// A second `quayside serve` on the same database and storage is stopped for good once it has
+/// staged a fetched blob's bytes (before recording the blob), then killed with SIGKILL: the
+/// blob is not visible, the next pull (another process) fetches and serves it whole, and the
+/// `uploads` worker deletes the abandoned staging object once it is older than the upload
+/// expiration.
+async fn a_fetch_killed_after_staging_leaves_nothing_visible(b: Backend) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let upstream = Distribution::start(None).await;
+    let s = loopback_server(b).await;
+    let token = s.init_admin().await;
+    s.create_org(&token, "proxyorg").await;
+    let request = json!({"upstream_registry": upstream.addr, "insecure": true});
+    let (status, _) = api(
+        &s,
+        &token,
+        Method::POST,
+        "/organization/proxyorg/proxycache",
+        Some(request),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let image = Image::build(vec![oci::random_bytes(1 << 20)], "amd64", false);
+    push_upstream(
+        &format!("http://{}", upstream.addr),
+        None,
+        "library/crash",
+        "v1",
+        &image,
+    )
+    .await;
+    let r = get_manifest(&s, "proxyorg/library/crash", "v1").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let layer = oci::sha256(&image.layers[0]);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quayside"))
+        .arg("serve")
+        .arg("--config")
+        .arg(s.config_path())
+        .arg("--data-dir")
+        .arg(s.data_dir())
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--no-workers")
+        .env("QUAYSIDE_TEST_PAUSE_AT", "proxy_cache.blob_staged")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn quayside serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (paused_tx, paused_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if line.contains("paused at proxy_cache.blob_staged") {
+                let _ = paused_tx.send(());
+            }
+        }
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..200 {
+        if let Ok(r) = http.get(format!("{base}/health/instance")).send().await
+            && r.status().is_success()
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "the second server starts");
+    let pull = tokio::spawn({
+        let url = format!("{base}/v2/proxyorg/library/crash/blobs/{layer}");
+        async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .basic_auth(ADMIN, Some(ADMIN_PASSWORD))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if r.status() != StatusCode::OK {
+                return Err(format!("status {}", r.status()));
+            }
+            r.bytes().await.map(|b| b.len()).map_err(|e| e.to_string())
+        }
+    });
+    tokio::task::spawn_blocking(move || paused_rx.recv_timeout(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .expect("the fetch reaches the staging point");
+    child.kill().expect("kill -9");
+    child.wait().expect("wait");
+    let cut = pull.await.unwrap();
+    assert!(
+        cut.as_ref().map_or(true, |n| *n < image.layers[0].len()),
+        "the killed server's client never got the whole blob as an answer: {cut:?}"
+    );
+
+    // Nothing visible: no row, no bytes at the digest's key; the staged bytes lie under uploads/.
+    assert!(!stored(&s, &layer).await, "no blob row");
+    assert!(!s.blob_path(&layer).exists(), "no bytes at the blob's key");
+    let staging = |s: &TestServer| -> Vec<std::path::PathBuf> {
+        let dir = s.data_dir().join("blobs").join("uploads");
+        let mut found = Vec::new();
+        for upload in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(upload.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                found.push(f.path());
+            }
+        }
+        found
+    };
+    let left = staging(&s);
+    assert_eq!(
+        left.len(),
+        1,
+        "one staging object left by the crash: {left:?}"
+    );
+    assert_eq!(
+        std::fs::metadata(&left[0]).unwrap().len(),
+        image.layers[0].len() as u64
+    );
+
+    // The next pull fetches again and serves the verified bytes.
+    assert_eq!(
+        get_blob(&s, "proxyorg/library/crash", &layer)
+            .await
+            .unwrap(),
+        image.layers[0]
+    );
+    assert!(stored(&s, &layer).await);
+    assert!(s.blob_path(&layer).exists());
+
+    // The abandoned staging object goes once older than the upload expiration (not before).
+    quayside::workers::run_once(s.ctx(), "uploads")
+        .await
+        .unwrap();
+    assert_eq!(staging(&s), left, "kept while it may still be recorded");
+    s.clock.advance_ms(2 * 3_600_000);
+    quayside::workers::run_once(s.ctx(), "uploads")
+        .await
+        .unwrap();
+    assert!(staging(&s).is_empty(), "{:?}", staging(&s));
+    assert_eq!(
+        get_blob(&s, "proxyorg/library/crash", &layer)
+            .await
+            .unwrap(),
+        image.layers[0]
     );
 }

@@ -24,6 +24,7 @@ backend_tests!(
     accounting_through_pushes_deletes_and_gc,
     concurrent_pushes_into_one_namespace,
     backfill_and_verify_fix,
+    accounting_off_then_backfilled_when_turned_on,
     pushes_over_a_reject_limit_are_refused,
     skopeo_push_is_refused_over_quota
 );
@@ -769,6 +770,97 @@ async fn backfill_and_verify_fix(b: Backend) {
     assert!(String::from_utf8_lossy(&out.stdout).contains("(fixed)"));
     verify_clean(&s).await;
     assert_eq!(org_used(&s, &token, "old").await, distinct(&[&a, &c, &d]));
+}
+
+/// Rows the accounting holds for the namespace's repositories, and how many of them wait for
+/// the backfill.
+async fn accounting_rows(s: &TestServer, namespace_id: i64) -> (i64, i64, i64) {
+    let pool = s.ctx().db.pool();
+    let count = |sql: &'static str| async move {
+        sqlx::query_scalar::<_, i64>(sql)
+            .bind(namespace_id)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    };
+    (
+        count(
+            "SELECT COUNT(*) FROM quota_repo_blob q JOIN repository r ON r.id = q.repository_id \
+             WHERE r.namespace_id = $1",
+        )
+        .await,
+        count("SELECT COUNT(*) FROM quota_namespace_blob WHERE namespace_id = $1").await,
+        count(
+            "SELECT COUNT(*) FROM quota_backfill q JOIN repository r ON r.id = q.repository_id \
+             WHERE r.namespace_id = $1",
+        )
+        .await,
+    )
+}
+
+/// With `FEATURE_QUOTA_MANAGEMENT` off nothing is counted on push or collection (the
+/// repositories are only marked for the backfill, which does not run); turned on, the backfill
+/// counts what is there then, and the sizes are what verify computes from scratch.
+async fn accounting_off_then_backfilled_when_turned_on(b: Backend) {
+    let mut s = TestServer::start(b).await;
+    let token = s.init_admin().await;
+    org(&s, &token, "off", 0).await;
+    let ns = ns_id(&s, "off").await;
+    let shared = random_bytes(3000);
+    let a1 = Image::build(vec![shared.clone(), random_bytes(1000)], "amd64", false);
+    let a2 = Image::build(vec![shared.clone(), random_bytes(700)], "amd64", false);
+    let b1 = Image::build(vec![shared.clone(), random_bytes(500)], "amd64", false);
+    push(&s, "off/a", "one", &a1).await;
+    push(&s, "off/a", "two", &a2).await;
+    push(&s, "off/b", "one", &b1).await;
+    assert_eq!(accounting_rows(&s, ns).await, (0, 0, 2), "nothing counted");
+    assert!(
+        !quayside::db::content::quota::namespace_accounted(s.ctx().db.pool(), ns)
+            .await
+            .unwrap()
+    );
+    // A collection while off counts nothing either; the backfill worker does not run.
+    let (status, _) = s
+        .call(
+            Some(&token),
+            Method::DELETE,
+            "/repository/off/a/tag/two",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    s.clock.advance_ms(2 * HOUR_MS);
+    let report = gc_now(&s).await;
+    assert!(report.manifests > 0, "{report:?}");
+    let said = quayside::workers::run_once(s.ctx(), "quota").await.unwrap();
+    assert!(said.contains("FEATURE_QUOTA_MANAGEMENT: false"), "{said}");
+    assert_eq!(accounting_rows(&s, ns).await, (0, 0, 2));
+
+    // Turned on: the backfill counts what is there now.
+    s.config_yaml_push("FEATURE_QUOTA_MANAGEMENT: true\n");
+    s.restart().await;
+    let (_, view) = s
+        .call(Some(&token), Method::GET, "/organization/off", None)
+        .await;
+    assert_eq!(view["quota_report"]["backfill_status"], "waiting", "{view}");
+    let said = quayside::workers::run_once(s.ctx(), "quota").await.unwrap();
+    assert!(said.contains("2 repositories"), "{said}");
+    verify_clean(&s).await;
+    assert_eq!(org_used(&s, &token, "off").await, distinct(&[&a1, &b1]));
+    assert_eq!(
+        repo_used(&s, &token, "off").await,
+        [
+            ("a".to_owned(), distinct(&[&a1])),
+            ("b".to_owned(), distinct(&[&b1]))
+        ]
+    );
+    // And pushes are counted again as they happen.
+    push(&s, "off/b", "two", &a2).await;
+    verify_clean(&s).await;
+    assert_eq!(
+        org_used(&s, &token, "off").await,
+        distinct(&[&a1, &a2, &b1])
+    );
 }
 
 async fn pushes_over_a_reject_limit_are_refused(b: Backend) {

@@ -701,6 +701,15 @@ pub async fn backfill_pending<'c>(ex: impl Exec<'c>, limit: i64) -> DbResult<Vec
         .map_err(Into::into)
 }
 
+/// Marks a repository for the backfill (content stored while accounting was off).
+pub async fn mark_for_backfill(tx: &mut Tx, repository_id: i64) -> DbResult<()> {
+    sqlx::query("INSERT INTO quota_backfill (repository_id) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(repository_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Marks a repository backfilled; false when another replica did it first.
 pub async fn backfill_done(tx: &mut Tx, repository_id: i64) -> DbResult<bool> {
     let done = sqlx::query("DELETE FROM quota_backfill WHERE repository_id = $1")

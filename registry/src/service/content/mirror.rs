@@ -29,9 +29,12 @@
 //!   `repo_mirror_sync_tag_success` / `repo_mirror_sync_tag_failed` per tag; configuration
 //!   changes record Quay's `repo_mirror_*` kinds, state changes `change_repo_state`.
 //!
-//! Not here yet: `external_registry_config.proxy`, `architecture_filter` and
-//! `REPO_MIRROR_ROLLBACK` are stored and answered but not applied; signatures are not checked
-//! (`unsigned_images`).
+//! - The upstream is reached through `external_registry_config.proxy` when one is set
+//!   (`http_proxy`, `https_proxy`, `no_proxy`; each proxy passes the SSRF guard too), with TLS
+//!   verified unless `verify_tls` is false.
+//!
+//! Not here yet: `architecture_filter` and `REPO_MIRROR_ROLLBACK` are stored and answered but
+//! not applied; signatures are not checked (`unsigned_images`).
 
 use std::collections::BTreeSet;
 
@@ -50,11 +53,12 @@ use crate::service::content::manifests;
 use crate::service::content::repositories;
 use crate::service::content::uploads;
 use crate::service::content::upstream::{
-    Upstream, UpstreamConfig, UpstreamError, UpstreamOptions, parse_registry,
+    Upstream, UpstreamConfig, UpstreamError, UpstreamOptions, parse_registry, proxy_urls,
 };
 use crate::service::operations::audit::{Caller, Event};
 use crate::service::operations::notifications;
 use crate::service::operations::notifications::events::Event as NotificationEvent;
+use crate::service::operations::ssrf;
 use crate::service::principal::RobotRef;
 use crate::service::{Ctx, Internal, Principal, RegistryError, TenancyError};
 
@@ -294,7 +298,11 @@ async fn apply(
         row.is_enabled = enabled;
     }
     if let Some(reference) = &request.external_reference {
-        parse_reference(reference)?;
+        let (host, _) = parse_reference(reference)?;
+        guard(ctx)
+            .check(&format!("https://{host}/"))
+            .await
+            .map_err(|r| TenancyError::Invalid(format!("external_reference refused: {r}")))?;
         row.external_reference = reference.trim().to_owned();
     }
     let seal = |s: &Option<String>| {
@@ -316,6 +324,24 @@ async fn apply(
             row.unsigned_images = v;
         }
         if let Some(p) = &config.proxy {
+            for url in proxy_urls(Some(p)) {
+                let parsed = reqwest::Url::parse(url)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+                let Some(mut bare) = parsed else {
+                    return Err(TenancyError::Invalid(format!(
+                        "Invalid proxy {url:?}: expected an http:// or https:// URL"
+                    ))
+                    .into());
+                };
+                // The guard takes no credentials in URLs; a proxy's are allowed.
+                let _ = bare.set_username("");
+                let _ = bare.set_password(None);
+                guard(ctx)
+                    .check(bare.as_str())
+                    .await
+                    .map_err(|r| TenancyError::Invalid(format!("proxy refused: {r}")))?;
+            }
             row.proxy_json = Some(serde_json::to_string(p).unwrap_or_default());
         }
     }
@@ -868,6 +894,11 @@ async fn repo_of(ctx: &Ctx, repository_id: i64) -> Result<Option<RepoRow>, Inter
     Ok(db::content::repositories::by_id(ctx.db.pool(), repository_id).await?)
 }
 
+/// The SSRF guard every upstream of a mirror passes (`SSRF_ALLOWED_HOSTS`).
+fn guard(ctx: &Ctx) -> ssrf::Guard {
+    ssrf::Guard::new(&ctx.config.ssrf_allowed_hosts)
+}
+
 fn upstream_of(ctx: &Ctx, row: &MirrorRow) -> Result<(Upstream, String), SyncFailure> {
     let (host, path) = parse_reference(&row.external_reference)
         .map_err(|e| SyncFailure(format!("stored external_reference: {e}")))?;
@@ -878,8 +909,15 @@ fn upstream_of(ctx: &Ctx, row: &MirrorRow) -> Result<(Upstream, String), SyncFai
             username: open(&row.username_sealed),
             password: open(&row.password_sealed),
             insecure: !row.verify_tls,
+            proxy: row
+                .proxy_json
+                .as_deref()
+                .and_then(|p| serde_json::from_str(p).ok()),
         },
-        UpstreamOptions::default(),
+        UpstreamOptions {
+            guard: guard(ctx),
+            ..UpstreamOptions::default()
+        },
     )
     .map_err(|e| SyncFailure(e.to_string()))?;
     Ok((upstream, path))

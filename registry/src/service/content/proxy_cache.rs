@@ -24,10 +24,15 @@
 //!   arrival). With a quota, a new image evicts the least recently pulled cached tags instead
 //!   of being refused ([`make_room`]).
 //!
+//! - A fetched blob is written to a staging key under `uploads/` (the store writes it whole or
+//!   not at all) and renamed to its digest's key only once verified and recorded. A broken
+//!   upstream connection leaves nothing; a crash between staging and recording leaves a staging
+//!   object no upload owns, invisible to pulls, which the `uploads` worker (at start and every
+//!   minute, any replica) deletes once it is older than the upload expiration.
+//!
 //! Not here yet: a client that accepts no
 //! list type gets the linux/amd64 child of a cached list only once that child was pulled by
-//! digest (manifests are fetched with every type accepted); a fetch cut short by a crash
-//! between storing and recording leaves its staging object behind.
+//! digest (manifests are fetched with every type accepted).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +59,7 @@ use crate::service::content::upstream::{
     Upstream, UpstreamConfig, UpstreamError, UpstreamManifest, UpstreamOptions,
 };
 use crate::service::operations::audit::{Caller, Event};
+use crate::service::operations::ssrf;
 use crate::service::{Ctx, Internal, Principal, RegistryError, TenancyError};
 use crate::storage::{ByteStream, paths};
 
@@ -152,6 +158,7 @@ pub async fn proxy_for(ctx: &Ctx, namespace: &str) -> Result<Option<Arc<Proxy>>,
 fn options(ctx: &Ctx) -> UpstreamOptions {
     UpstreamOptions {
         requests: Some(ctx.proxy.upstream_requests.clone()),
+        guard: ssrf::Guard::new(&ctx.config.ssrf_allowed_hosts),
         ..UpstreamOptions::default()
     }
 }
@@ -164,6 +171,7 @@ fn upstream_of(ctx: &Ctx, row: &ProxyCacheRow) -> Result<Upstream, Internal> {
             username: open(&row.username_sealed),
             password: open(&row.password_sealed),
             insecure: row.insecure,
+            proxy: None,
         },
         options(ctx),
     )
@@ -209,6 +217,7 @@ pub async fn get_config(
 
 /// Checks a request's fields; returns the upstream configuration and the expiration.
 async fn checked_request(
+    ctx: &Ctx,
     request: &api::ProxyCacheRequest,
 ) -> Result<(UpstreamConfig, i64), TenancyError> {
     let (host, _) = crate::service::content::upstream::parse_registry(&request.upstream_registry)
@@ -243,6 +252,10 @@ async fn checked_request(
             "Cannot resolve hostname '{name}'"
         )));
     }
+    ssrf::Guard::new(&ctx.config.ssrf_allowed_hosts)
+        .check(&format!("https://{host}/"))
+        .await
+        .map_err(|r| TenancyError::Invalid(format!("upstream_registry refused: {r}")))?;
     Ok((
         UpstreamConfig {
             registry: request
@@ -253,6 +266,7 @@ async fn checked_request(
             username,
             password,
             insecure: request.insecure.unwrap_or(false),
+            proxy: None,
         },
         expiration_s,
     ))
@@ -281,7 +295,7 @@ pub async fn create_config(
             "Proxy Cache Configuration already exists".into(),
         ));
     }
-    let (config, expiration_s) = checked_request(request).await?;
+    let (config, expiration_s) = checked_request(ctx, request).await?;
     let seal = |s: &Option<String>| s.as_deref().map(|s| ctx.sealer().seal(s));
     let row = ProxyCacheRow {
         namespace_id: id,
@@ -361,7 +375,7 @@ pub async fn validate(
     )
     .await?;
     org_id(ctx, org).await?;
-    let (config, _) = checked_request(request).await?;
+    let (config, _) = checked_request(ctx, request).await?;
     let anonymous = config.username.is_none();
     let upstream =
         Upstream::new(config, options(ctx)).map_err(|e| TenancyError::Invalid(e.to_string()))?;
@@ -369,6 +383,9 @@ pub async fn validate(
     match upstream.ping().await {
         Ok(()) => Ok(Validation::Valid),
         Err(UpstreamError::Unauthorized(_)) if anonymous => Ok(Validation::Anonymous),
+        Err(UpstreamError::Refused(e)) => Err(TenancyError::Invalid(format!(
+            "upstream_registry refused: {e}"
+        ))),
         Err(UpstreamError::Unauthorized(e)) => {
             tracing::info!(org, error = %e, "proxy-cache validation: upstream refused the credentials");
             Err(TenancyError::Invalid(
@@ -907,6 +924,7 @@ async fn store_fetched(
         ))
         .await;
     }
+    ctx.pauses.point("proxy_cache.blob_staged").await;
     if let Err(e) = commit_blob(ctx, repository_id, digest, &staged, written).await {
         let _ = ctx.store.delete(&staged).await;
         return fail(format!("recording the blob: {e}")).await;

@@ -8,10 +8,14 @@
 //!   through their children, which are manifests of the repository too). Sizes are kept
 //!   incrementally, in the transaction of the push, collection or repository delete they
 //!   account for ([`account_manifest`], [`release_manifests`], [`release_repository`]), so a
-//!   crash never skews them and a report is one row read. They are kept whatever
-//!   `FEATURE_QUOTA_MANAGEMENT` says; the flag serves the API, reports and enforcement.
-//! - Content stored before accounting existed is counted by the backfill ([`backfill_pass`]),
-//!   one repository per transaction, recomputed from its manifests.
+//!   crash never skews them and a report is one row read.
+//! - With `FEATURE_QUOTA_MANAGEMENT` off, sizes are not tracked (as in Quay): a push or a
+//!   collection only marks its repository for the backfill (one row, no namespace lock, no
+//!   per-blob counting); a repository delete still takes what was counted out of its namespace.
+//!   The API, reports and enforcement are off too.
+//! - Content stored before accounting existed, or while the feature was off, is counted by the
+//!   backfill ([`backfill_pass`], `QUOTA_BACKFILL`, run only with the feature on), one repository
+//!   per transaction, recomputed from its manifests.
 //! - Enforcement ([`check_push`]): with the feature on, a namespace at or over a Reject limit (or,
 //!   without a quota of its own, `DEFAULT_SYSTEM_REJECT_QUOTA_BYTES`) refuses blob upload starts
 //!   and manifest pushes with `DENIED` "Quota has been exceeded on namespace".
@@ -747,6 +751,10 @@ pub async fn account_manifest(
     repo: &RepoRow,
     manifest_id: i64,
 ) -> Result<Option<Crossing>, Internal> {
+    if !ctx.config.quota.enabled {
+        db::content::quota::mark_for_backfill(tx, repo.id).await?;
+        return Ok(None);
+    }
     let ns = db::content::quota::lock_namespace(tx, repo.namespace_id).await?;
     let added =
         db::content::quota::add_manifest(tx, repo.id, repo.namespace_id, manifest_id).await?;
@@ -764,6 +772,10 @@ pub async fn account_manifest(
 /// A blob's bytes arrived (a proxy cache fetched them): namespaces that accounted it at 0,
 /// because a manifest referencing it was stored first, now count its size.
 pub async fn blob_arrived(ctx: &Ctx, digest: &str, size: i64) -> Result<(), Internal> {
+    if !ctx.config.quota.enabled {
+        // The manifests were marked for the backfill, which counts the blob as it is then.
+        return Ok(());
+    }
     let namespaces = db::content::quota::awaiting_size(ctx.db.pool(), digest).await?;
     if namespaces.is_empty() {
         return Ok(());
@@ -790,6 +802,10 @@ pub async fn release_manifests(
     manifest_ids: &[i64],
 ) -> Result<(), Internal> {
     if manifest_ids.is_empty() {
+        return Ok(());
+    }
+    if !ctx.config.quota.enabled {
+        db::content::quota::mark_for_backfill(tx, repository_id).await?;
         return Ok(());
     }
     let ns = db::content::quota::lock_namespace(tx, namespace_id).await?;

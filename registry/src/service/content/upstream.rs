@@ -12,6 +12,11 @@
 //! - Redirects (blob storage) are followed, and `reqwest` drops the `Authorization` header when
 //!   one leaves the upstream's host. Connection failures, timeouts, 429 and 5xx are retried with
 //!   exponential backoff; every other answer is final.
+//! - Every connection passes the SSRF guard ([`crate::service::operations::ssrf`],
+//!   `SSRF_ALLOWED_HOSTS`): the upstream's host is checked before the first request, token
+//!   realms before they are asked, redirects before they are followed, and every name again
+//!   when a connection is made (so DNS rebinding leads nowhere else). A refusal is
+//!   [`UpstreamError::Refused`].
 //! - Credentials never appear in `Debug` output, logs or errors.
 //! - Blobs are streamed, never buffered; manifests are bounded by [`MAX_MANIFEST_BYTES`].
 
@@ -28,6 +33,7 @@ use crate::oci::Digest;
 use crate::oci::manifest::{
     DOCKER_LIST, DOCKER_MANIFEST, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST,
 };
+use crate::service::operations::ssrf;
 use crate::storage::ByteStream;
 
 /// What the client was told to connect to.
@@ -38,6 +44,10 @@ pub struct UpstreamConfig {
     pub username: Option<String>,
     pub password: Option<String>,
     pub insecure: bool,
+    /// HTTP(S) proxies to reach the upstream through (a mirror's
+    /// `external_registry_config.proxy`): `http_proxy` for `http` URLs, `https_proxy` for
+    /// `https` ones (tunnelled with `CONNECT`), hosts in `no_proxy` reached directly.
+    pub proxy: Option<quayside_client::MirrorProxy>,
 }
 
 impl std::fmt::Debug for UpstreamConfig {
@@ -47,6 +57,7 @@ impl std::fmt::Debug for UpstreamConfig {
             .field("username", &self.username.as_ref().map(|_| "<redacted>"))
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("insecure", &self.insecure)
+            .field("proxy", &self.proxy.as_ref().map(|_| "<configured>"))
             .finish()
     }
 }
@@ -63,6 +74,9 @@ pub struct UpstreamOptions {
     pub backoff: Duration,
     /// Counts every HTTP request sent (each try), for the metrics.
     pub requests: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// Where the client may connect (`SSRF_ALLOWED_HOSTS`); the default allows public
+    /// addresses only.
+    pub guard: ssrf::Guard,
 }
 
 impl Default for UpstreamOptions {
@@ -73,6 +87,7 @@ impl Default for UpstreamOptions {
             attempts: 3,
             backoff: Duration::from_millis(200),
             requests: None,
+            guard: ssrf::Guard::default(),
         }
     }
 }
@@ -89,6 +104,10 @@ pub enum UpstreamError {
     /// Any other unexpected status.
     #[error("upstream answered {0}: {1}")]
     Status(u16, String),
+    /// The SSRF guard refused an address the upstream (or its token realm, or a redirect)
+    /// leads to; `SSRF_ALLOWED_HOSTS` lists exceptions.
+    #[error("upstream address refused: {0}")]
+    Refused(String),
     /// The answer was not what the protocol says (bad digest, oversized manifest, bad config).
     #[error("{0}")]
     Invalid(String),
@@ -197,10 +216,17 @@ impl Upstream {
         } else {
             host
         };
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for (proxy, url) in proxies(config.proxy.as_ref())? {
+            builder = builder.proxy(proxy);
+            tracing::debug!(upstream = %host, proxy = %redact(&url), "upstream reached through a proxy");
+        }
+        let http = builder
             .connect_timeout(options.connect_timeout)
             .read_timeout(options.read_timeout)
             .danger_accept_invalid_certs(config.insecure)
+            .dns_resolver(options.guard.resolver())
+            .redirect(options.guard.redirect_policy(10))
             .user_agent(concat!("quayside/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| UpstreamError::Invalid(format!("cannot build an HTTP client: {e}")))?;
@@ -432,6 +458,18 @@ impl Upstream {
         if let Some(s) = *self.scheme.lock().unwrap_or_else(|e| e.into_inner()) {
             return Ok(s);
         }
+        self.options
+            .guard
+            .check(&format!("https://{}/", self.host))
+            .await
+            .map_err(|r| UpstreamError::Refused(r.to_string()))?;
+        for url in proxy_urls(self.config.proxy.as_ref()) {
+            self.options
+                .guard
+                .check(&redact(url))
+                .await
+                .map_err(|r| UpstreamError::Refused(format!("proxy: {r}")))?;
+        }
         let scheme = if !self.config.insecure {
             "https"
         } else {
@@ -500,6 +538,11 @@ impl Upstream {
                 }
                 Ok(resp) => return Ok(resp),
                 Err(e) => {
+                    if let Some(refusal) = refusal(&e) {
+                        return Err(UpstreamError::Refused(format!(
+                            "{method} {path}: {refusal}"
+                        )));
+                    }
                     if attempt >= self.options.attempts {
                         return Err(UpstreamError::Unreachable(format!(
                             "{method} {}{path}: {}",
@@ -558,6 +601,11 @@ impl Upstream {
             }
             return Ok(());
         };
+        self.options
+            .guard
+            .check(&realm)
+            .await
+            .map_err(|r| UpstreamError::Refused(format!("token realm: {r}")))?;
         let mut query: Vec<(&str, &str)> = Vec::new();
         if let Some(s) = service.as_deref() {
             query.push(("service", s));
@@ -576,6 +624,10 @@ impl Upstream {
             match req.send().await {
                 Ok(r) if r.status().is_server_error() && attempt < self.options.attempts => {}
                 Ok(r) => break r,
+                Err(e) if refusal(&e).is_some() => {
+                    let refusal = refusal(&e).unwrap_or_default();
+                    return Err(UpstreamError::Refused(format!("token server: {refusal}")));
+                }
                 Err(e) if attempt >= self.options.attempts => {
                     return Err(UpstreamError::Unreachable(format!(
                         "token server: {}",
@@ -622,6 +674,57 @@ impl Upstream {
             .unwrap_or_else(|e| e.into_inner())
             .insert(scope.unwrap_or("").to_owned(), (token, until));
         Ok(())
+    }
+}
+
+/// The proxy URLs a configuration names (blank ones left out).
+pub fn proxy_urls(proxy: Option<&quayside_client::MirrorProxy>) -> Vec<&str> {
+    proxy
+        .into_iter()
+        .flat_map(|p| [p.http_proxy.as_deref(), p.https_proxy.as_deref()])
+        .flatten()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect()
+}
+
+/// The `reqwest` proxies of a configuration, each with its URL.
+fn proxies(
+    proxy: Option<&quayside_client::MirrorProxy>,
+) -> Result<Vec<(reqwest::Proxy, String)>, UpstreamError> {
+    let Some(p) = proxy else {
+        return Ok(Vec::new());
+    };
+    let no_proxy = p
+        .no_proxy
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .and_then(reqwest::NoProxy::from_string);
+    let bad = |which: &str| UpstreamError::Invalid(format!("{which} is not a valid proxy URL"));
+    let mut out = Vec::new();
+    fn blank(s: &Option<String>) -> Option<&str> {
+        s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    }
+    if let Some(url) = blank(&p.http_proxy) {
+        let proxy = reqwest::Proxy::http(url).map_err(|_| bad("http_proxy"))?;
+        out.push((proxy.no_proxy(no_proxy.clone()), url.to_owned()));
+    }
+    if let Some(url) = blank(&p.https_proxy) {
+        let proxy = reqwest::Proxy::https(url).map_err(|_| bad("https_proxy"))?;
+        out.push((proxy.no_proxy(no_proxy.clone()), url.to_owned()));
+    }
+    Ok(out)
+}
+
+/// A URL without its credentials, for logs.
+fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "<invalid>".into(),
     }
 }
 
@@ -673,6 +776,18 @@ fn status_error(status: StatusCode, what: &str) -> UpstreamError {
         }
         s => UpstreamError::Status(s.as_u16(), what.to_owned()),
     }
+}
+
+/// The SSRF guard's refusal behind a failed request (by the resolver or the redirect policy).
+fn refusal(e: &reqwest::Error) -> Option<String> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<ssrf::Refusal>() {
+            return Some(r.to_string());
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// An error's message with its causes (reqwest's top line alone says little), never a URL's
@@ -793,6 +908,7 @@ mod tests {
                 username: Some("u".into()),
                 password: Some("secret-pw".into()),
                 insecure: false,
+                proxy: None,
             },
             UpstreamOptions::default(),
         )
@@ -896,6 +1012,34 @@ mod tests {
         assert!(!UpstreamError::Unauthorized("x".into()).is_unreachable());
     }
 
+    /// Loopback upstreams are refused by the SSRF guard unless allowed, before any request.
+    #[tokio::test]
+    async fn the_guard_refuses_non_public_upstreams() {
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        for registry in ["127.0.0.1:1", "localhost:1", "169.254.169.254"] {
+            let u = Upstream::new(
+                UpstreamConfig {
+                    registry: registry.into(),
+                    username: None,
+                    password: None,
+                    insecure: true,
+                    proxy: None,
+                },
+                UpstreamOptions {
+                    requests: Some(requests.clone()),
+                    ..UpstreamOptions::default()
+                },
+            )
+            .unwrap();
+            let err = u.ping().await.unwrap_err();
+            assert!(
+                matches!(err, UpstreamError::Refused(_)),
+                "{registry}: {err}"
+            );
+        }
+        assert_eq!(requests.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
+
     /// Retries with backoff against a port nothing listens on: the configured number of tries,
     /// then `Unreachable`.
     #[tokio::test]
@@ -909,10 +1053,12 @@ mod tests {
                 username: None,
                 password: None,
                 insecure: true,
+                proxy: None,
             },
             UpstreamOptions {
                 attempts: 3,
                 backoff: Duration::from_millis(20),
+                guard: ssrf::Guard::new(&["127.0.0.1"]),
                 ..UpstreamOptions::default()
             },
         )

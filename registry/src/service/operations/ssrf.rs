@@ -1,5 +1,6 @@
 //! Outbound requests to addresses users choose (notification webhooks, chat services, log-export
-//! callbacks), guarded against server-side request forgery.
+//! callbacks, the upstream registries of proxy caches and mirrors), guarded against server-side
+//! request forgery.
 //!
 //! Rule: a URL may be called when it is `http` or `https`, names a host, carries no credentials,
 //! and every address its host resolves to is public — unless the host is listed in
@@ -12,6 +13,11 @@
 //! ([`Guard::target`]). The second check returns the addresses it checked, and
 //! [`Target::client`] pins the request to them, so a name that changes between check and connect
 //! (DNS rebinding) cannot lead anywhere else. Redirects are never followed.
+//!
+//! Clients of upstream registries must follow what the upstream names (token realms, redirects
+//! to blob storage), so they connect through [`Guard::resolver`] (every name checked at connect
+//! time) and [`Guard::redirect_policy`] (address literals checked before a redirect is followed),
+//! after a [`Guard::check`] of the upstream itself.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -98,6 +104,55 @@ impl Guard {
         Ok(Target { url, host, addrs })
     }
 
+    /// Whether a connection to `ip` may be made for `host` (a name or an address literal).
+    pub fn permits(&self, host: &str, ip: IpAddr) -> bool {
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        self.allowed.contains(&Allowed::Host(host)) || self.ip_allowed(ip)
+    }
+
+    /// A DNS resolver for HTTP clients whose every connection must pass the guard (clients of
+    /// upstream registries, which follow token realms and redirects the upstream names): each
+    /// name is resolved at connect time and refused if any of its addresses is not allowed,
+    /// so a name that changes after a check cannot lead anywhere else. Address literals are
+    /// not resolved: check them with [`Guard::check`] or [`Guard::redirect_policy`].
+    pub fn resolver(&self) -> std::sync::Arc<Resolver> {
+        std::sync::Arc::new(Resolver {
+            guard: self.clone(),
+        })
+    }
+
+    /// A redirect policy following at most `max` redirects, to `http`/`https` URLs whose
+    /// address literal (if the host is one) the guard allows; names are left to
+    /// [`Guard::resolver`].
+    pub fn redirect_policy(&self, max: usize) -> reqwest::redirect::Policy {
+        let guard = self.clone();
+        reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= max {
+                return attempt.error(format!("more than {max} redirects"));
+            }
+            let url = attempt.url();
+            if !matches!(url.scheme(), "http" | "https") {
+                return attempt.error(Refusal::Invalid(
+                    "only http and https URLs are allowed".into(),
+                ));
+            }
+            let host = url.host_str().unwrap_or_default().to_owned();
+            let literal = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>();
+            match literal {
+                Ok(addr) if !guard.permits(&host, addr) => {
+                    attempt.error(Refusal::NotPublic { host, addr })
+                }
+                _ => attempt.follow(),
+            }
+        })
+    }
+
     fn ip_allowed(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         is_public(ip)
@@ -122,6 +177,35 @@ impl Target {
             builder.resolve_to_addrs(&self.host, &self.addrs)
         };
         builder.build()
+    }
+}
+
+/// See [`Guard::resolver`].
+pub struct Resolver {
+    guard: Guard,
+}
+
+impl reqwest::dns::Resolve for Resolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let guard = self.guard.clone();
+        let host = name.as_str().to_ascii_lowercase();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|_| Refusal::Unresolvable(host.clone()))?
+                .collect();
+            if addrs.is_empty() {
+                return Err(Refusal::Unresolvable(host).into());
+            }
+            if let Some(refused) = addrs.iter().find(|a| !guard.permits(&host, a.ip())) {
+                return Err(Refusal::NotPublic {
+                    host,
+                    addr: refused.ip(),
+                }
+                .into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
     }
 }
 
@@ -301,6 +385,63 @@ mod tests {
                 .all(|a| a.port() == 1234 && a.ip().is_loopback())
         );
         assert!(target.client(Duration::from_secs(1)).is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_resolver_refuses_names_of_non_public_addresses() {
+        use reqwest::dns::Resolve;
+        let refused = Guard::default()
+            .resolver()
+            .resolve("localhost".parse().unwrap())
+            .await;
+        let message = refused.err().expect("localhost is refused").to_string();
+        assert!(message.contains("non-public address"), "{message}");
+        let allowed = Guard::new(&["localhost"])
+            .resolver()
+            .resolve("localhost".parse().unwrap())
+            .await
+            .expect("an allowed name resolves");
+        assert!(allowed.into_iter().all(|a| a.ip().is_loopback()));
+        let by_block = Guard::new(&["127.0.0.0/8", "::1"])
+            .resolver()
+            .resolve("localhost".parse().unwrap())
+            .await;
+        assert!(by_block.is_ok(), "allowed by its addresses");
+    }
+
+    #[tokio::test]
+    async fn redirects_to_refused_literals_are_not_followed() {
+        // A server that redirects to the link-local metadata address.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn
+                    .write_all(
+                        b"HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/latest/\r\nContent-Length: 0\r\n\r\n",
+                    )
+                    .await;
+            }
+        });
+        let guard = Guard::new(&["127.0.0.1"]);
+        let client = reqwest::Client::builder()
+            .redirect(guard.redirect_policy(5))
+            .dns_resolver(guard.resolver())
+            .build()
+            .unwrap();
+        let err = client
+            .get(format!("http://{addr}/"))
+            .send()
+            .await
+            .expect_err("the redirect is refused");
+        assert!(err.is_redirect(), "{err}");
+        assert!(
+            format!("{err:?}").contains("169.254.169.254"),
+            "names the refused address: {err:?}"
+        );
     }
 
     #[test]

@@ -160,6 +160,9 @@ fn merged_config(plan: &Plan, material: &Material, db_uri: &str) -> Mapping {
         }
         .into(),
     );
+    // Quota custom resources need quota management; a bundle that says
+    // `FEATURE_QUOTA_MANAGEMENT: false` keeps it off (the user's configuration wins).
+    set_default("FEATURE_QUOTA_MANAGEMENT", true.into());
     if plan.is_managed(ComponentKind::Mirror) {
         set_default("FEATURE_REPO_MIRROR", true.into());
     }
@@ -206,6 +209,18 @@ fn executors(plan: &Plan) -> serde_yaml::Value {
 #[cfg(test)]
 mod tests {
     use crate::controllers::quayregistry::build::tests::{config_yaml, run};
+
+    #[test]
+    fn quota_management_is_on_unless_the_bundle_turns_it_off() {
+        let registry = cr("spec:\n  configBundleSecret: bundle\n");
+        let (_, _, d) = run(&registry, &observed_with_bundle("FEATURE_X: true\n"));
+        assert_eq!(config_yaml(&d)["FEATURE_QUOTA_MANAGEMENT"], true);
+        let (_, _, d) = run(
+            &registry,
+            &observed_with_bundle("FEATURE_QUOTA_MANAGEMENT: false\n"),
+        );
+        assert_eq!(config_yaml(&d)["FEATURE_QUOTA_MANAGEMENT"], false);
+    }
     use crate::controllers::quayregistry::fixtures::*;
     use crate::controllers::quayregistry::material::{DB_PASSWORD, SECRET_KEY};
     use crate::controllers::quayregistry::observed::Observed;
@@ -224,6 +239,7 @@ mod tests {
         assert_eq!(c["SECRET_KEY"].as_str().unwrap(), m.keys[SECRET_KEY]);
         assert_eq!(c["PREFERRED_URL_SCHEME"], "https");
         assert_eq!(c["FEATURE_REPO_MIRROR"], true);
+        assert_eq!(c["FEATURE_QUOTA_MANAGEMENT"], true);
         assert_eq!(c["EXECUTORS"][0]["BUILDER_NAMESPACE"], "quay");
         assert_eq!(
             c["EXECUTORS"][0]["SERVICE_ACCOUNT_NAME"],
