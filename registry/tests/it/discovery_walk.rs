@@ -141,6 +141,24 @@ async fn every_listed_operation_answers_without_5xx(b: Backend) {
                "config": {"target": {"name": "admin", "kind": "user"}}}),
     )
     .await;
+    // A service key of a service other than the registry's own, so the walk's DELETE of it
+    // leaves the registry's signing keys alone; and an application token of the admin.
+    let service_key = ok(
+        &s,
+        &admin,
+        Method::POST,
+        "/superuser/keys",
+        json!({"service": "walk_service", "expiration": null, "name": "walk"}),
+    )
+    .await;
+    let app_token = ok(
+        &s,
+        &admin,
+        Method::POST,
+        "/user/apptoken",
+        json!({"title": "walk"}),
+    )
+    .await;
 
     let existing: BTreeMap<&str, String> = [
         ("namespace", "walkorg".to_owned()),
@@ -153,7 +171,17 @@ async fn every_listed_operation_answers_without_5xx(b: Backend) {
         ("client_id", app["client_id"].as_str().unwrap().to_owned()),
         (
             "token_uuid",
-            "00000000-0000-4000-8000-000000000000".to_owned(),
+            app_token["token"]["uuid"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{app_token}"))
+                .to_owned(),
+        ),
+        (
+            "kid",
+            service_key["kid"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{service_key}"))
+                .to_owned(),
         ),
         ("quota_id", quota_id.clone()),
         (

@@ -977,7 +977,7 @@ async fn default_permissions_in_quay_order(b: Backend) {
 /// more than a fifth of the mirrors that ran are failing, who may look.
 async fn mirror_health(b: Backend) {
     let options = Options {
-        yaml: "FEATURE_REPO_MIRROR: true\n".into(),
+        yaml: "FEATURE_REPO_MIRROR: true\nSSRF_ALLOWED_HOSTS: [127.0.0.1]\n".into(),
         ..Options::default()
     };
     let s = TestServer::start_with(b, options).await;
