@@ -10,6 +10,7 @@
 //! that Quay omits in some answers are `Option` and skipped when absent.
 
 pub mod apps;
+pub mod builds;
 pub mod common;
 pub mod labels;
 pub mod logs;
@@ -37,6 +38,7 @@ mod client;
 pub use client::{Client, ClientError};
 
 pub use apps::*;
+pub use builds::*;
 pub use common::*;
 pub use labels::*;
 pub use logs::*;

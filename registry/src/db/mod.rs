@@ -154,6 +154,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "mirror",
         include_str!("../../migrations/0009_mirror.sql"),
     ),
+    (
+        13,
+        "builds",
+        include_str!("../../migrations/0013_builds.sql"),
+    ),
 ];
 
 impl Db {

@@ -13,6 +13,7 @@ mod auth_holes;
 mod authz_matrix;
 mod bad_input;
 mod blobs;
+mod builds;
 mod clients;
 mod content;
 mod expiration;

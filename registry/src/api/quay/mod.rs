@@ -14,8 +14,8 @@
 //! [`prototypes`] (default permissions), [`apps`] (OAuth applications), [`robots`], [`repos`],
 //! [`permissions`] (repository permissions), [`tags`] (tags, manifests, labels), [`quota`],
 //! [`logs`] (usage logs and their export), [`messages`] (global messages),
-//! [`notifications`] (repository notifications, in-app notifications) and [`mirror`]
-//! (repository mirroring and state). Areas of
+//! [`notifications`] (repository notifications, in-app notifications), [`mirror`]
+//! (repository mirroring and state) and [`builds`] (builds and build-context uploads). Areas of
 //! Quay's API not served yet answer 501, declared in [`not_implemented`].
 //!
 //! Adding an area: create its module with its handlers and its `endpoints()`, add it to the list
@@ -29,6 +29,7 @@
 
 pub mod apps;
 pub mod body;
+pub mod builds;
 pub mod discovery;
 pub mod error;
 pub mod logs;
@@ -141,6 +142,7 @@ pub fn endpoints() -> Vec<Entry> {
         notifications::endpoints(),
         search::endpoints(),
         mirror::endpoints(),
+        builds::endpoints(),
     ]
     .into_iter()
     .flatten()

@@ -5,9 +5,11 @@
 //! manifests), [`labels`], [`blobs`], [`uploads`], then [`gc`] (the collector's graph, which reads
 //! tag retention from [`tags`]), [`quota`] (quotas and the storage accounting, which reads
 //! manifests' blob references); [`proxy_cache`] stands apart (configurations and the tags the
-//! cache set), and so does [`mirror`] (mirror configurations and their claims).
+//! cache set), and so do [`mirror`] (mirror configurations and their claims) and [`builds`]
+//! (builds, their queue and logs, uploaded build contexts).
 
 pub mod blobs;
+pub mod builds;
 pub mod gc;
 pub mod labels;
 pub mod manifests;

@@ -23,10 +23,13 @@
 //!    from an upstream by a worker (pushes as the mirror robot through `uploads` and
 //!    `manifests`, lists with `upstream`).
 //!
-//! Builds and scanning join this group as modules of their own,
-//! placed in this order by what they use.
+//! 10. [`builds`]: repository builds, their durable queue and build manager (executors start
+//!     builders that push through `/v2` like any client; uses `repositories`).
+//!
+//! Scanning joins this group as a module of its own, placed in this order by what it uses.
 
 pub mod blobs;
+pub mod builds;
 pub mod gc;
 pub mod labels;
 pub mod manifests;
