@@ -96,14 +96,29 @@ impl Manager {
     fn stop(&self, why: &str) -> ! {
         eprintln!("the build manager stopped this build: {why}");
         let pid = self.child.load(Ordering::SeqCst);
-        if pid != 0 {
-            let _ = std::process::Command::new("kill")
-                .arg("-KILL")
-                .arg(pid.to_string())
-                .status();
+        // Only a process that is still our child (its pid may have been reused once reaped).
+        if pid > 1
+            && is_our_child(pid)
+            && let Some(pid) = i32::try_from(pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
         std::process::exit(EXIT_GONE);
     }
+}
+
+/// Whether `pid` is a child of this process (its parent in `/proc/<pid>/stat`).
+fn is_our_child(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `pid (comm) state ppid ...`: the command may hold spaces and parentheses.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .and_then(|ppid| ppid.parse::<u32>().ok())
+        == Some(std::process::id())
 }
 
 /// Runs one build attempt. `manager` is the registry's URL, `work_dir` the attempt's own

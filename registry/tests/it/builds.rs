@@ -25,6 +25,7 @@ backend_tests!(
     cancel_mid_build_leaves_no_tag,
     registration_timeout_restarts_three_times,
     worker_count_and_executor_failover,
+    kubernetes_executor_runs_a_job,
 );
 
 const HOLDER: &str = "test-build-manager";
@@ -844,7 +845,7 @@ async fn worker_count_and_executor_failover(b: Backend) {
     )
     .unwrap();
     let yaml = format!(
-        "FEATURE_BUILD_SUPPORT: true\nBUILD_MANAGER:\n- ephemeral\n- ALLOWED_WORKER_COUNT: 2\nEXECUTORS:\n- EXECUTOR: kubernetes\n  NAME: cluster\n  BUILDER_NAMESPACE: builds\n  MINIMUM_RETRY_THRESHOLD: 3\n- EXECUTOR: local\n  NAME: fallback\n  SETUP_TIME: 60\n  BUILDER_BINARY: {}\n",
+        "FEATURE_BUILD_SUPPORT: true\nBUILD_MANAGER:\n- ephemeral\n- ALLOWED_WORKER_COUNT: 2\nEXECUTORS:\n- EXECUTOR: kubernetes\n  NAME: cluster\n  BUILDER_NAMESPACE: builds\n  K8S_API_SERVER: http://127.0.0.1:9\n  MINIMUM_RETRY_THRESHOLD: 3\n- EXECUTOR: local\n  NAME: fallback\n  SETUP_TIME: 60\n  BUILDER_BINARY: {}\n",
         sleeper.display()
     );
     let (s, token) = start(b, yaml).await;
@@ -873,7 +874,7 @@ async fn worker_count_and_executor_failover(b: Backend) {
             .expect("tried on cluster");
         let failed = lines
             .iter()
-            .position(|m| m.contains("kubernetes executor is not implemented"))
+            .position(|m| m.contains("creating Job builds/quayside-build-"))
             .expect("cluster failed");
         let fallback = lines
             .iter()
@@ -914,4 +915,131 @@ async fn worker_count_and_executor_failover(b: Backend) {
             .await;
         assert_eq!(status, StatusCode::CREATED);
     }
+}
+
+/// The kubernetes executor against the Kubernetes API emulator: a build makes a Job in
+/// `BUILDER_NAMESPACE` (labels, limits, node selector, service account, TTL, the token in a
+/// Secret it owns); the builder runs as the Job's pod would (the same binary, with the Job's
+/// command and the Secret's token), the image lands in the registry, and the manager deletes
+/// the Job and its Secret.
+async fn kubernetes_executor_runs_a_job(b: Backend) {
+    use k8s_openapi::api::batch::v1::Job;
+    use k8s_openapi::api::core::v1::{Namespace, Secret};
+    use kube::api::{Api, ListParams, PostParams};
+
+    require("buildah");
+    let emulator = kube_emulator::Emulator::builder()
+        .plain_http(true)
+        .start()
+        .await
+        .unwrap();
+    let kube = emulator.client();
+    let ns: Namespace =
+        serde_json::from_value(json!({ "metadata": { "name": "builds" } })).unwrap();
+    Api::<Namespace>::all(kube.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let yaml = format!(
+        "FEATURE_BUILD_SUPPORT: true\nEXECUTORS:\n- EXECUTOR: kubernetes\n  NAME: cluster\n  BUILDER_NAMESPACE: builds\n  K8S_API_SERVER: {}\n  SERVICE_ACCOUNT_TOKEN: {}\n  SERVICE_ACCOUNT_NAME: quay-builder\n  SETUP_TIME: 120\n  WORKER_IMAGE: registry.example.com/quayside\n  WORKER_TAG: v9\n  CONTAINER_MEMORY_LIMITS: 1Gi\n  CONTAINER_CPU_REQUEST: 250m\n  NODE_SELECTOR_LABEL_KEY: kubernetes.io/arch\n  NODE_SELECTOR_LABEL_VALUE: amd64\n  VOLUME_SIZE: 2G\n",
+        emulator.url(),
+        kube_emulator::Emulator::service_account_token("kube-system", "admin"),
+    );
+    let (s, token) = start(b, yaml).await;
+    let archive = tar_gz(&[
+        ("Dockerfile", b"FROM scratch\nCOPY k.txt /k.txt\n"),
+        ("k.txt", b"built in a job"),
+    ]);
+    let file_id = upload(&s, &token, archive).await;
+    let created = request(
+        &s,
+        &token,
+        json!({ "file_id": file_id, "docker_tags": ["job"] }),
+    )
+    .await;
+    let uuid = created["id"].as_str().unwrap().to_owned();
+    pass(&s).await;
+    assert_eq!(build(&s, &token, &uuid).await["phase"], "build-scheduled");
+
+    let jobs: Api<Job> = Api::namespaced(kube.clone(), "builds");
+    let listed = jobs
+        .list(&ListParams::default().labels(&format!("quayside.dev/build={uuid}")))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    let job = serde_json::to_value(&listed.items[0]).unwrap();
+    let name = job["metadata"]["name"].as_str().unwrap().to_owned();
+    assert_eq!(
+        job["metadata"]["labels"]["app.kubernetes.io/component"],
+        "builder"
+    );
+    assert_eq!(job["spec"]["backoffLimit"], 0);
+    assert_eq!(job["spec"]["ttlSecondsAfterFinished"], 600);
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    assert_eq!(pod["serviceAccountName"], "quay-builder");
+    assert_eq!(
+        pod["nodeSelector"],
+        json!({ "kubernetes.io/arch": "amd64" })
+    );
+    assert_eq!(pod["volumes"][0]["emptyDir"]["sizeLimit"], "2G");
+    let container = &pod["containers"][0];
+    assert_eq!(container["image"], "registry.example.com/quayside:v9");
+    assert_eq!(container["resources"]["limits"]["memory"], "1Gi");
+    assert_eq!(container["resources"]["limits"]["cpu"], "1000m");
+    assert_eq!(container["resources"]["requests"]["cpu"], "250m");
+    let env = &container["env"][0];
+    assert_eq!(env["name"], "QUAYSIDE_BUILD_TOKEN");
+    assert_eq!(env["valueFrom"]["secretKeyRef"]["name"], name.as_str());
+    assert!(
+        !job.to_string().contains("stringData"),
+        "no token in the Job"
+    );
+    let command: Vec<String> = serde_json::from_value(container["command"].clone()).unwrap();
+    assert_eq!(command[..3], ["quayside", "builder", "--manager"]);
+    assert_eq!(command[3], s.url);
+
+    let secrets: Api<Secret> = Api::namespaced(kube.clone(), "builds");
+    let secret = serde_json::to_value(secrets.get(&name).await.unwrap()).unwrap();
+    assert_eq!(secret["metadata"]["ownerReferences"][0]["kind"], "Job");
+    let build_token = secret["data"]["token"]
+        .as_str()
+        .map(|b64| {
+            use base64::Engine;
+            String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap(),
+            )
+            .unwrap()
+        })
+        .or_else(|| secret["stringData"]["token"].as_str().map(str::to_owned))
+        .unwrap();
+
+    // The Job's pod: the same binary, command and token.
+    let work = tempfile::tempdir().unwrap();
+    let mut pod_process = tokio::process::Command::new(env!("CARGO_BIN_EXE_quayside"))
+        .args(&command[1..4])
+        .arg("--work-dir")
+        .arg(work.path())
+        .env("QUAYSIDE_BUILD_TOKEN", &build_token)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let done = wait_for(&s, &token, &uuid, &["complete", "error", "expired"]).await;
+    assert_eq!(
+        done["phase"],
+        "complete",
+        "{:#}",
+        logs(&s, &token, &uuid, 0).await
+    );
+    assert!(pod_process.wait().await.unwrap().success());
+    let h = history(&s, &token, "w2org/app", "?specificTag=job").await;
+    assert_eq!(h["tags"].as_array().unwrap().len(), 1, "{h}");
+
+    // Finished: the manager deletes the Job and its Secret.
+    pass(&s).await;
+    let left = jobs.list(&ListParams::default()).await.unwrap();
+    assert!(left.items.is_empty(), "{:?}", left.items);
+    assert!(secrets.get_opt(&name).await.unwrap().is_none());
 }

@@ -97,16 +97,21 @@ pub fn stop(reference: &str, keep: bool) {
     let Some(mut running) = running else {
         return;
     };
-    let pid = running.child.id();
-    // The group's id is the builder's pid (`process_group(0)`); buildah runs inside it.
-    let _ = Command::new("kill")
-        .arg("-KILL")
-        .arg(format!("-{pid}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    let _ = running.child.kill();
-    let _ = running.child.wait();
+    // Signal the group only while its leader is alive and not reaped: then its pid, and so the
+    // group's id, cannot belong to anything else. A leader that exited (and was reaped by
+    // `reap` or here) is never signalled by number again: its pid may be reused.
+    if let Ok(None) = running.child.try_wait() {
+        // The group's id is the builder's pid (`process_group(0)`); buildah runs inside it.
+        if let Some(pid) = i32::try_from(running.child.id())
+            .ok()
+            .filter(|p| *p > 1)
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+        let _ = running.child.kill();
+        let _ = running.child.wait();
+    }
     if !keep {
         // buildah's vfs layers may carry read-only directories: make them writable first.
         let _ = Command::new("chmod")
