@@ -107,6 +107,20 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Run one build attempt for the build manager (started by an executor; see docs/builds.md).
+    /// The build token is read from QUAYSIDE_BUILD_TOKEN.
+    Builder {
+        /// The build manager's URL (the registry's, or BUILDMAN_HOSTNAME's).
+        #[arg(long, env = "QUAYSIDE_BUILDMAN_URL")]
+        manager: String,
+        /// Where the context, buildah's storage and the logs go.
+        #[arg(
+            long,
+            env = "QUAYSIDE_BUILDER_WORK_DIR",
+            default_value = "/tmp/quayside-build"
+        )]
+        work_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -172,6 +186,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             server::termination_signal().await;
             running.stop().await;
             Ok(())
+        }
+        Command::Builder { manager, work_dir } => {
+            let token = std::env::var("QUAYSIDE_BUILD_TOKEN")
+                .map_err(|_| anyhow::anyhow!("QUAYSIDE_BUILD_TOKEN is not set"))?;
+            crate::builder::run(&manager, &work_dir, token).await
         }
         Command::Worker { common, only, once } => {
             let config = common.load(None)?;

@@ -169,6 +169,8 @@ pub struct Config {
     pub notifications: NotificationConfig,
     pub mirror: MirrorConfig,
     pub app_tokens: AppTokensConfig,
+    /// Builds (`FEATURE_BUILD_SUPPORT`, `BUILD_MANAGER`, `EXECUTORS`, `BUILDMAN_HOSTNAME`).
+    pub builds: BuildConfig,
     /// `LABELED_EXPIRATION_MINIMUM` / `LABELED_EXPIRATION_MAXIMUM`: bounds of a tag expiration
     /// set through the API, counted from the start of the tag's lifetime (seconds).
     pub expiration_bounds_s: (i64, i64),
@@ -475,6 +477,7 @@ impl Config {
         let notifications = notification_config(&raw)?;
         let mirror = mirror_config(&raw)?;
         let app_tokens = app_tokens_config(&raw)?;
+        let builds = build_config(&mapping)?;
         let listen = match overrides.listen {
             Some(l) => l,
             None => DEFAULT_LISTEN
@@ -656,6 +659,7 @@ impl Config {
             notifications,
             mirror,
             app_tokens,
+            builds,
             expiration_bounds_s,
             reserved_label_prefixes,
             raw: mapping,
@@ -831,6 +835,212 @@ fn mirror_config(raw: &RawConfig) -> Result<MirrorConfig, ConfigError> {
     Ok(MirrorConfig {
         enabled: raw.feature_repo_mirror.unwrap_or(false),
         interval: Duration::from_secs(interval as u64),
+    })
+}
+
+/// Builds: `FEATURE_BUILD_SUPPORT` (default off), `BUILD_MANAGER: [ephemeral, {ALLOWED_WORKER_COUNT,
+/// ORCHESTRATOR_PREFIX, ORCHESTRATOR, JOB_REGISTRATION_TIMEOUT, EXECUTORS}]`, `EXECUTORS` (inside
+/// the manager's map or at the top level, as Quay's samples show both), `BUILDMAN_HOSTNAME`.
+/// `ORCHESTRATOR`/`ORCHESTRATOR_PREFIX` are accepted and not used: the queue is in the database.
+#[derive(Clone, Debug)]
+pub struct BuildConfig {
+    pub enabled: bool,
+    /// `ALLOWED_WORKER_COUNT` (default 1): builds one registry process runs at once.
+    pub allowed_worker_count: i64,
+    /// `BUILDMAN_HOSTNAME`: `host[:port]` builders call back to (default: this server's public
+    /// address, else its listen address).
+    pub buildman_hostname: Option<String>,
+    /// `JOB_REGISTRATION_TIMEOUT` (default 3600): the lifetime of a build's push credential.
+    pub job_registration_timeout_s: i64,
+    /// `EXECUTORS`, in order (default: one `local` executor).
+    pub executors: Vec<ExecutorConfig>,
+}
+
+/// Where builds run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecutorKind {
+    /// A child process of the registry (`quayside builder`).
+    Local,
+    /// A `batch/v1` Job in `BUILDER_NAMESPACE` (`kubernetes`, `kubernetesPodman`).
+    Kubernetes,
+}
+
+/// One entry of `EXECUTORS`.
+#[derive(Clone, Debug)]
+pub struct ExecutorConfig {
+    pub kind: ExecutorKind,
+    pub name: String,
+    /// `SETUP_TIME` (default 500): seconds a started builder has to register.
+    pub setup_time_s: i64,
+    /// `MINIMUM_RETRY_THRESHOLD` (default 0): this executor is used only while the build has at
+    /// least this many retries left.
+    pub minimum_retry_threshold: i64,
+    /// `DEBUG`: finished builders' Jobs are kept.
+    pub debug: bool,
+    /// Every other key of the entry as given (`BUILDER_NAMESPACE`, `K8S_API_SERVER`,
+    /// `CONTAINER_*`, `NODE_SELECTOR_LABEL_*`, `WORKER_IMAGE`, `BUILDER_BINARY`, `BUILDER_ENV`...).
+    pub settings: serde_yaml::Mapping,
+}
+
+impl ExecutorConfig {
+    /// A string setting of the entry (numbers are given as their text).
+    pub fn setting(&self, key: &str) -> Option<String> {
+        match self.settings.get(key)? {
+            serde_yaml::Value::String(s) if !s.is_empty() => Some(s.clone()),
+            serde_yaml::Value::Number(n) => Some(n.to_string()),
+            serde_yaml::Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+}
+
+fn build_config(mapping: &serde_yaml::Mapping) -> Result<BuildConfig, ConfigError> {
+    use serde_yaml::Value as V;
+    let enabled = match mapping.get("FEATURE_BUILD_SUPPORT") {
+        None | Some(V::Null) => false,
+        Some(V::Bool(b)) => *b,
+        Some(V::String(s)) if s.eq_ignore_ascii_case("true") => true,
+        Some(V::String(s)) if s.eq_ignore_ascii_case("false") => false,
+        Some(other) => {
+            return Err(invalid(
+                "FEATURE_BUILD_SUPPORT",
+                format!("{other:?} is not a boolean"),
+            ));
+        }
+    };
+    let manager = match mapping.get("BUILD_MANAGER") {
+        None | Some(V::Null) => serde_yaml::Mapping::new(),
+        Some(V::Sequence(items)) => {
+            match items.first() {
+                Some(V::String(kind)) if kind == "ephemeral" || kind == "enterprise" => {}
+                other => {
+                    return Err(invalid(
+                        "BUILD_MANAGER",
+                        format!("the first entry must be \"ephemeral\", not {other:?}"),
+                    ));
+                }
+            }
+            match items.get(1) {
+                None | Some(V::Null) => serde_yaml::Mapping::new(),
+                Some(V::Mapping(m)) => m.clone(),
+                Some(other) => {
+                    return Err(invalid(
+                        "BUILD_MANAGER",
+                        format!("the second entry must be a map, not {other:?}"),
+                    ));
+                }
+            }
+        }
+        Some(other) => {
+            return Err(invalid(
+                "BUILD_MANAGER",
+                format!("expected [ephemeral, {{...}}], not {other:?}"),
+            ));
+        }
+    };
+    let int = |map: &serde_yaml::Mapping, key: &str, default: i64| -> Result<i64, ConfigError> {
+        match map.get(key) {
+            None | Some(V::Null) => Ok(default),
+            Some(v) => count_value(key, v),
+        }
+    };
+    let allowed_worker_count = int(&manager, "ALLOWED_WORKER_COUNT", 1)?;
+    if allowed_worker_count < 1 {
+        return Err(invalid("ALLOWED_WORKER_COUNT", "must be at least 1"));
+    }
+    let job_registration_timeout_s = int(&manager, "JOB_REGISTRATION_TIMEOUT", 3600)?.max(60);
+    let executors_value = manager
+        .get("EXECUTORS")
+        .or_else(|| mapping.get("EXECUTORS"))
+        .cloned()
+        .unwrap_or(V::Null);
+    let mut executors = Vec::new();
+    match executors_value {
+        V::Null => {}
+        V::Sequence(items) => {
+            for (i, item) in items.into_iter().enumerate() {
+                let V::Mapping(entry) = item else {
+                    return Err(invalid("EXECUTORS", format!("entry {i} is not a map")));
+                };
+                let kind = match entry.get("EXECUTOR").and_then(V::as_str) {
+                    Some("local") => ExecutorKind::Local,
+                    Some("kubernetes" | "kubernetesPodman") => ExecutorKind::Kubernetes,
+                    other => {
+                        return Err(invalid(
+                            "EXECUTORS",
+                            format!(
+                                "entry {i}: EXECUTOR {other:?} is not supported (local, kubernetes, kubernetesPodman)"
+                            ),
+                        ));
+                    }
+                };
+                let name = entry
+                    .get("NAME")
+                    .and_then(V::as_str)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("{}-{i}", entry["EXECUTOR"].as_str().unwrap_or("")));
+                let setup_time_s = int(&entry, "SETUP_TIME", 500)?;
+                if setup_time_s < 1 {
+                    return Err(invalid("SETUP_TIME", "must be at least one second"));
+                }
+                let minimum_retry_threshold = int(&entry, "MINIMUM_RETRY_THRESHOLD", 0)?;
+                let debug = matches!(entry.get("DEBUG"), Some(V::Bool(true)))
+                    || matches!(entry.get("DEBUG"), Some(V::String(s)) if s.eq_ignore_ascii_case("true"));
+                if kind == ExecutorKind::Kubernetes
+                    && entry.get("BUILDER_NAMESPACE").and_then(V::as_str).is_none()
+                {
+                    return Err(invalid(
+                        "BUILDER_NAMESPACE",
+                        format!("executor {name:?} (kubernetes) needs BUILDER_NAMESPACE"),
+                    ));
+                }
+                executors.push(ExecutorConfig {
+                    kind,
+                    name,
+                    setup_time_s,
+                    minimum_retry_threshold,
+                    debug,
+                    settings: entry,
+                });
+            }
+        }
+        other => {
+            return Err(invalid(
+                "EXECUTORS",
+                format!("expected a list, not {other:?}"),
+            ));
+        }
+    }
+    if executors.is_empty() {
+        executors.push(ExecutorConfig {
+            kind: ExecutorKind::Local,
+            name: "local".into(),
+            setup_time_s: 500,
+            minimum_retry_threshold: 0,
+            debug: false,
+            settings: serde_yaml::Mapping::new(),
+        });
+    }
+    let buildman_hostname = match mapping.get("BUILDMAN_HOSTNAME") {
+        None | Some(V::Null) => None,
+        Some(V::String(s)) if s.trim().is_empty() => None,
+        Some(V::String(s)) => {
+            validate_hostname(s.trim()).map_err(|m| invalid("BUILDMAN_HOSTNAME", m))?;
+            Some(s.trim().to_owned())
+        }
+        Some(other) => {
+            return Err(invalid(
+                "BUILDMAN_HOSTNAME",
+                format!("{other:?} is not a host name"),
+            ));
+        }
+    };
+    Ok(BuildConfig {
+        enabled,
+        allowed_worker_count,
+        buildman_hostname,
+        job_registration_timeout_s,
+        executors,
     })
 }
 
@@ -1189,6 +1399,53 @@ DISTRIBUTED_STORAGE_CONFIG:
         assert_eq!(c.quota.default_reject_bytes, None);
         let e = load("QUOTA_TOTAL_DELAY_SECONDS: soon\n").unwrap_err();
         assert!(e.to_string().contains("QUOTA_TOTAL_DELAY_SECONDS"), "{e}");
+    }
+
+    #[test]
+    fn build_keys() {
+        let c = load(
+            "FEATURE_BUILD_SUPPORT: true\nBUILDMAN_HOSTNAME: builds.example.com:443\nBUILD_MANAGER:\n- ephemeral\n- ALLOWED_WORKER_COUNT: 3\n  ORCHESTRATOR_PREFIX: buildman/x/\n  ORCHESTRATOR: {REDIS_HOST: r}\n  EXECUTORS:\n  - EXECUTOR: kubernetes\n    BUILDER_NAMESPACE: builder\n    SETUP_TIME: 180\n    MINIMUM_RETRY_THRESHOLD: 1\n    CONTAINER_MEMORY_LIMITS: 5120Mi\n  - EXECUTOR: local\n    DEBUG: true\n",
+        )
+        .unwrap();
+        let b = &c.builds;
+        assert!(b.enabled);
+        assert_eq!(b.allowed_worker_count, 3);
+        assert_eq!(
+            b.buildman_hostname.as_deref(),
+            Some("builds.example.com:443")
+        );
+        assert_eq!(b.executors.len(), 2);
+        assert_eq!(b.executors[0].kind, ExecutorKind::Kubernetes);
+        assert_eq!(b.executors[0].setup_time_s, 180);
+        assert_eq!(b.executors[0].minimum_retry_threshold, 1);
+        assert_eq!(
+            b.executors[0].setting("CONTAINER_MEMORY_LIMITS").as_deref(),
+            Some("5120Mi")
+        );
+        assert_eq!(b.executors[1].kind, ExecutorKind::Local);
+        assert_eq!(b.executors[1].setup_time_s, 500);
+        assert!(b.executors[1].debug);
+        // EXECUTORS at the top level (as another of Quay's samples shows), and the defaults.
+        let c = load("FEATURE_BUILD_SUPPORT: true\nEXECUTORS:\n- EXECUTOR: kubernetesPodman\n  BUILDER_NAMESPACE: vb\n").unwrap();
+        assert_eq!(c.builds.executors[0].kind, ExecutorKind::Kubernetes);
+        let c = load("").unwrap();
+        assert!(!c.builds.enabled);
+        assert_eq!(c.builds.allowed_worker_count, 1);
+        assert_eq!(c.builds.executors[0].kind, ExecutorKind::Local);
+        for (bad, key) in [
+            ("EXECUTORS:\n- EXECUTOR: ec2\n", "EXECUTORS"),
+            ("EXECUTORS:\n- EXECUTOR: kubernetes\n", "BUILDER_NAMESPACE"),
+            (
+                "BUILD_MANAGER: [ephemeral, {ALLOWED_WORKER_COUNT: 0}]\n",
+                "ALLOWED_WORKER_COUNT",
+            ),
+            ("BUILD_MANAGER: [other]\n", "BUILD_MANAGER"),
+            ("FEATURE_BUILD_SUPPORT: maybe\n", "FEATURE_BUILD_SUPPORT"),
+            ("BUILDMAN_HOSTNAME: http://x/\n", "BUILDMAN_HOSTNAME"),
+        ] {
+            let e = load(bad).unwrap_err();
+            assert!(e.to_string().contains(key), "{bad}: {e}");
+        }
     }
 
     #[test]

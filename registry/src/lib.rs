@@ -13,6 +13,7 @@ pub mod oci;
 pub mod storage;
 
 pub mod api;
+pub mod builder;
 pub mod cli;
 pub mod server;
 pub mod service;

@@ -17,7 +17,8 @@ use crate::service::operations::logs;
 use crate::service::operations::notifications;
 use crate::service::tenancy::app_tokens;
 use crate::service::{
-    Ctx, content::gc, content::mirror, content::quota, content::tags, content::uploads,
+    Ctx, content::builds, content::gc, content::mirror, content::quota, content::tags,
+    content::uploads,
 };
 
 /// A periodic worker.
@@ -58,6 +59,13 @@ pub const ALL: &[Worker] = &[
     Worker {
         name: "mirror",
         interval: Duration::from_secs(30),
+    },
+    // The build manager (`FEATURE_BUILD_SUPPORT`): starts queued builds on the executors,
+    // restarts lost ones, removes finished builders. Builds are claimed one by one, so every
+    // replica's build manager runs.
+    Worker {
+        name: "builds",
+        interval: Duration::from_secs(2),
     },
     // Ends expired tags at their expiration (they stop being served the moment they expire).
     Worker {
@@ -128,8 +136,9 @@ pub async fn run_once(ctx: &Ctx, name: &str) -> anyhow::Result<String> {
     run_as(ctx, name, &format!("once:{}", uuid::Uuid::new_v4())).await
 }
 
-/// One pass as `holder` (the process's worker identity: the name mirror claims carry).
-async fn run_as(ctx: &Ctx, name: &str, holder: &str) -> anyhow::Result<String> {
+/// One pass as `holder` (the process's worker identity: the name mirror and build claims
+/// carry).
+pub async fn run_as(ctx: &Ctx, name: &str, holder: &str) -> anyhow::Result<String> {
     count_pass(name);
     match name {
         "uploads" => {
@@ -194,6 +203,15 @@ async fn run_as(ctx: &Ctx, name: &str, holder: &str) -> anyhow::Result<String> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(report.to_string())
         }
+        "builds" if !ctx.config.builds.enabled => {
+            Ok("builds are off (FEATURE_BUILD_SUPPORT: false)".into())
+        }
+        "builds" => {
+            let report = builds::manager::worker_pass(ctx, holder)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(report.to_string())
+        }
         "mirror" if !ctx.config.mirror.enabled => {
             Ok("repository mirroring is off (FEATURE_REPO_MIRROR: false)".into())
         }
@@ -233,7 +251,7 @@ pub fn spawn(
                     let lease = format!("worker:{}", worker.name);
                     // Mirrors are claimed one by one, so every replica's mirror worker runs.
                     let leased = match worker.name {
-                        "mirror" => Ok(true),
+                        "mirror" | "builds" => Ok(true),
                         _ => db::operations::settings::acquire_lease(ctx.db.pool(), &lease, &holder, now, lease_until).await,
                     };
                     match leased {

@@ -11,6 +11,7 @@
 
 pub mod app_tokens;
 pub mod apps;
+pub mod builds;
 pub mod common;
 pub mod labels;
 pub mod logs;
@@ -40,6 +41,7 @@ pub use client::{Client, ClientError};
 
 pub use app_tokens::*;
 pub use apps::*;
+pub use builds::*;
 pub use common::*;
 pub use labels::*;
 pub use logs::*;

@@ -2,6 +2,7 @@
 //! maps the result; errors are mapped to the surface's format in one place per surface.
 //! No SQL and no storage access here.
 
+pub mod buildman;
 pub mod edge;
 pub mod federation;
 pub mod fuzzing;
@@ -48,6 +49,8 @@ pub fn router(state: AppState) -> Router {
         .merge(quay::logs::download_router())
         .merge(quay::notifications::web_router())
         .merge(federation::router())
+        .merge(quay::builds::userfiles_router())
+        .merge(buildman::router())
         .merge(health::router())
         .layer(axum::middleware::from_fn(close_after_refused_body))
         .layer(axum::middleware::from_fn_with_state(

@@ -166,6 +166,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "registry_size",
         include_str!("../../migrations/0012_registry_size.sql"),
     ),
+    (
+        13,
+        "builds",
+        include_str!("../../migrations/0013_builds.sql"),
+    ),
 ];
 
 impl Db {

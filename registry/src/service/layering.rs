@@ -36,7 +36,7 @@ const SERVICE: &[(&str, &[&str])] = &[
             "upstream",
             "proxy_cache",
             "mirror",
-            "mirror_health|registry_size",
+            "mirror_health|registry_size|builds",
         ],
     ),
     (
@@ -81,7 +81,7 @@ const DB: &[(&str, &[&str])] = &[
             "blobs",
             "uploads",
             "gc",
-            "proxy_cache|mirror|registry_size",
+            "proxy_cache|mirror|registry_size|builds",
             "quota",
         ],
     ),
@@ -205,10 +205,20 @@ fn modules(dir: &Path) -> Vec<File> {
             let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
             let nested = path.is_dir();
             let files = if nested {
-                std::fs::read_dir(&path)
-                    .expect("module directory")
-                    .map(|e| e.expect("entry").path())
-                    .collect()
+                // Every file below the module's directory, submodule directories included.
+                let mut files = Vec::new();
+                let mut dirs = vec![path.clone()];
+                while let Some(dir) = dirs.pop() {
+                    for e in std::fs::read_dir(&dir).expect("module directory") {
+                        let p = e.expect("entry").path();
+                        if p.is_dir() {
+                            dirs.push(p);
+                        } else {
+                            files.push(p);
+                        }
+                    }
+                }
+                files
             } else if stem == "mod" {
                 continue;
             } else {

@@ -14,6 +14,7 @@ mod auth_holes;
 mod authz_matrix;
 mod bad_input;
 mod blobs;
+mod builds;
 mod clients;
 mod content;
 mod discovery_walk;

@@ -660,14 +660,11 @@ async fn features_not_served_yet_answer_not_implemented(b: Backend) {
     let token = s.init_admin().await;
     s.create_org(&token, "testorg").await;
 
-    for (method, path, feature) in [
-        (
-            Method::GET,
-            "/repository/testorg/hello/trigger/",
-            "Build triggers",
-        ),
-        (Method::GET, "/repository/testorg/hello/build/", "Builds"),
-    ] {
+    for (method, path, feature) in [(
+        Method::GET,
+        "/repository/testorg/hello/trigger/",
+        "Build triggers",
+    )] {
         let (status, body) = s.call(Some(&token), method, path, Some(json!({}))).await;
         assert_quay_error(
             status,
@@ -680,8 +677,11 @@ async fn features_not_served_yet_answer_not_implemented(b: Backend) {
     // A refused request with a body closes its connection, and says so.
     let r = s
         .as_bearer(&token)
-        .request(Method::POST, "/api/v1/repository/testorg/hello/build/")
-        .json(&json!({"archive_url": "https://example.com/x.tar.gz"}))
+        .request(
+            Method::POST,
+            "/api/v1/repository/testorg/hello/trigger/x/start",
+        )
+        .json(&json!({"branch_name": "main"}))
         .send()
         .await
         .unwrap();
@@ -689,7 +689,7 @@ async fn features_not_served_yet_answer_not_implemented(b: Backend) {
     assert_eq!(r.headers()["connection"], "close");
     let r = s
         .as_bearer(&token)
-        .send(Method::GET, "/api/v1/repository/testorg/hello/build/")
+        .send(Method::GET, "/api/v1/repository/testorg/hello/trigger/")
         .await;
     assert_eq!(r.status(), StatusCode::NOT_IMPLEMENTED);
     assert!(

@@ -14,9 +14,9 @@
 //! [`prototypes`] (default permissions), [`apps`] (OAuth applications), [`robots`], [`repos`],
 //! [`permissions`] (repository permissions), [`tags`] (tags, manifests, labels), [`quota`],
 //! [`logs`] (usage logs and their export), [`messages`] (global messages),
-//! [`notifications`] (repository notifications, in-app notifications) and [`mirror`]
-//! (repository mirroring and state), [`apptokens`] (application-specific tokens) and
-//! [`servicekeys`] (service keys). Areas of
+//! [`notifications`] (repository notifications, in-app notifications), [`mirror`]
+//! (repository mirroring and state), [`apptokens`] (application-specific tokens),
+//! [`servicekeys`] (service keys) and [`builds`] (builds and build-context uploads). Areas of
 //! Quay's API not served yet answer 501, declared in [`not_implemented`].
 //!
 //! Adding an area: create its module with its handlers and its `endpoints()`, add it to the list
@@ -31,6 +31,7 @@
 pub mod apps;
 pub mod apptokens;
 pub mod body;
+pub mod builds;
 pub mod discovery;
 pub mod error;
 pub mod logs;
@@ -146,6 +147,7 @@ pub fn endpoints() -> Vec<Entry> {
         mirror::endpoints(),
         apptokens::endpoints(),
         servicekeys::endpoints(),
+        builds::endpoints(),
     ]
     .into_iter()
     .flatten()

@@ -10,7 +10,6 @@ use super::error::ApiError;
 /// Calls to them answer 501 with Quay's error body, so a script learns the feature is missing
 /// rather than that its organization or repository does not exist.
 const NOT_YET_SERVED: &[(&str, &str)] = &[
-    ("build", "Builds"),
     ("trigger", "Build triggers"),
     ("security", "Security scanning"),
 ];

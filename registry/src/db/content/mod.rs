@@ -5,10 +5,12 @@
 //! manifests), [`labels`], [`blobs`], [`uploads`], then [`gc`] (the collector's graph, which reads
 //! tag retention from [`tags`]), [`quota`] (quotas and the storage accounting, which reads
 //! manifests' blob references); [`proxy_cache`] stands apart (configurations and the tags the
-//! cache set), and so do [`mirror`] (mirror configurations and their claims) and [`registry_size`] (the
-//! registry's total size, summed from the blobs).
+//! cache set), and so do [`mirror`] (mirror configurations and their claims), [`registry_size`]
+//! (the registry's total size, summed from the blobs) and [`builds`] (builds, their queue and
+//! logs, uploaded build contexts).
 
 pub mod blobs;
+pub mod builds;
 pub mod gc;
 pub mod labels;
 pub mod manifests;

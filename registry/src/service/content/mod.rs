@@ -25,10 +25,13 @@
 //! 10. [`mirror_health`]: the health of mirroring, read from the mirror configurations;
 //!     [`registry_size`]: the registry's total size, summed from the stored blobs.
 //!
-//! Builds and scanning join this group as modules of their own,
-//! placed in this order by what they use.
+//! 10. [`builds`]: repository builds, their durable queue and build manager (executors start
+//!     builders that push through `/v2` like any client; uses `repositories`).
+//!
+//! Scanning joins this group as a module of its own, placed in this order by what it uses.
 
 pub mod blobs;
+pub mod builds;
 pub mod gc;
 pub mod labels;
 pub mod manifests;
