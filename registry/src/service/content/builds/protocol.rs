@@ -287,12 +287,17 @@ pub async fn push_token(ctx: &Ctx, token: &str) -> Result<PushToken, ProtocolErr
         name: name.as_str().to_owned(),
         actions,
     }];
-    let token = ctx.jwt.issue(
-        Subject::User(&user),
-        access,
-        &ctx.registry_service(),
-        ctx.now_ms() / 1000,
-    );
+    let token = ctx
+        .jwt
+        .issue(
+            &ctx.db,
+            Subject::User(&user),
+            access,
+            &ctx.registry_service(),
+            ctx.now_ms() / 1000,
+        )
+        .await
+        .map_err(|e| Internal::Other(format!("issuing the push token: {e}")))?;
     Ok(PushToken {
         token,
         expires_in: crate::service::access::jwt::TOKEN_LIFETIME_S,
