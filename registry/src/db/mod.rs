@@ -171,6 +171,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "builds",
         include_str!("../../migrations/0013_builds.sql"),
     ),
+    (
+        14,
+        "build_triggers",
+        include_str!("../../migrations/0014_build_triggers.sql"),
+    ),
 ];
 
 impl Db {

@@ -37,6 +37,7 @@ const SERVICE: &[(&str, &[&str])] = &[
             "proxy_cache",
             "mirror",
             "mirror_health|registry_size|builds",
+            "triggers",
         ],
     ),
     (
@@ -81,7 +82,7 @@ const DB: &[(&str, &[&str])] = &[
             "blobs",
             "uploads",
             "gc",
-            "proxy_cache|mirror|registry_size|builds",
+            "proxy_cache|mirror|registry_size|builds|triggers",
             "quota",
         ],
     ),

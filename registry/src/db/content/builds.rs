@@ -60,11 +60,13 @@ pub struct BuildRow {
     pub executor_ref: Option<String>,
     pub cleaned: bool,
     pub completed_ms: Option<i64>,
+    /// The trigger that started it (`build_trigger`), if any.
+    pub trigger_id: Option<i64>,
 }
 
 const COLS: &str = "id, uuid, repository_id, phase, started_ms, display_name, job_config, \
      resource_key, pull_robot_id, requester_id, error, status_json, retries_remaining, claimed_by, \
-     token_hash, registered, deadline_ms, executor_index, executor_ref, cleaned, completed_ms";
+     token_hash, registered, deadline_ms, executor_index, executor_ref, cleaned, completed_ms, trigger_id";
 
 fn from_row(row: &AnyRow) -> Result<BuildRow, sqlx::Error> {
     Ok(BuildRow {
@@ -89,6 +91,7 @@ fn from_row(row: &AnyRow) -> Result<BuildRow, sqlx::Error> {
         executor_ref: row.try_get("executor_ref")?,
         cleaned: get_bool(row, "cleaned")?,
         completed_ms: row.try_get("completed_ms")?,
+        trigger_id: row.try_get("trigger_id")?,
     })
 }
 
@@ -103,13 +106,14 @@ pub struct NewBuild<'a> {
     pub pull_robot_id: Option<i64>,
     pub requester_id: Option<i64>,
     pub retries: i64,
+    pub trigger_id: Option<i64>,
 }
 
 pub async fn insert<'c>(ex: impl Exec<'c>, b: &NewBuild<'_>) -> DbResult<BuildRow> {
     let row = sqlx::query(&format!(
         "INSERT INTO repository_build (uuid, repository_id, phase, started_ms, display_name, \
-         job_config, resource_key, pull_robot_id, requester_id, retries_remaining) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLS}"
+         job_config, resource_key, pull_robot_id, requester_id, retries_remaining, trigger_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLS}"
     ))
     .bind(b.uuid)
     .bind(b.repository_id)
@@ -121,6 +125,7 @@ pub async fn insert<'c>(ex: impl Exec<'c>, b: &NewBuild<'_>) -> DbResult<BuildRo
     .bind(b.pull_robot_id)
     .bind(b.requester_id)
     .bind(b.retries)
+    .bind(b.trigger_id)
     .fetch_one(ex)
     .await?;
     Ok(from_row(&row)?)
@@ -170,6 +175,23 @@ pub async fn list<'c>(
     ))
     .bind(repository_id)
     .bind(since_ms.unwrap_or(i64::MIN))
+    .bind(limit)
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+}
+
+/// The builds a trigger started, newest first.
+pub async fn list_by_trigger<'c>(
+    ex: impl Exec<'c>,
+    trigger_id: i64,
+    limit: i64,
+) -> DbResult<Vec<BuildRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLS} FROM repository_build WHERE trigger_id = $1 \
+         ORDER BY started_ms DESC, id DESC LIMIT $2"
+    ))
+    .bind(trigger_id)
     .bind(limit)
     .fetch_all(ex)
     .await?;

@@ -6,8 +6,8 @@
 //! tag retention from [`tags`]), [`quota`] (quotas and the storage accounting, which reads
 //! manifests' blob references); [`proxy_cache`] stands apart (configurations and the tags the
 //! cache set), and so do [`mirror`] (mirror configurations and their claims), [`registry_size`]
-//! (the registry's total size, summed from the blobs) and [`builds`] (builds, their queue and
-//! logs, uploaded build contexts).
+//! (the registry's total size, summed from the blobs), [`builds`] (builds, their queue and
+//! logs, uploaded build contexts) and [`triggers`] (build triggers).
 
 pub mod blobs;
 pub mod builds;
@@ -20,4 +20,5 @@ pub mod quota;
 pub mod registry_size;
 pub mod repositories;
 pub mod tags;
+pub mod triggers;
 pub mod uploads;

@@ -35,6 +35,7 @@ use serde_json::{Value, json};
 use crate::db;
 use crate::db::content::builds::{self as rows, BuildRow};
 use crate::db::content::repositories::RepoRow;
+use crate::db::content::triggers::TriggerRow;
 use crate::oci::RepoName;
 use crate::service::access::authz::{self, Action};
 use crate::service::content::repositories;
@@ -56,7 +57,8 @@ pub const MAX_FILE_BYTES: u64 = 1 << 30;
 /// Log lines one `GET .../logs` answers at most.
 const LOG_PAGE: i64 = 1000;
 
-fn enabled(ctx: &Ctx) -> Result<(), TenancyError> {
+/// Builds are on (`FEATURE_BUILD_SUPPORT`), else `NotFound`.
+pub fn enabled(ctx: &Ctx) -> Result<(), TenancyError> {
     if ctx.config.builds.enabled {
         Ok(())
     } else {
@@ -82,6 +84,19 @@ pub struct JobConfig {
     pub archive_url: Option<String>,
     #[serde(default)]
     pub trigger_metadata: Value,
+    /// The service of the trigger that started the build (`custom-git`, `github`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_kind: Option<String>,
+    /// That trigger's uuid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_id: Option<String>,
+    /// Whether a user asked for the build (a trigger's webhook did not).
+    #[serde(default = "yes")]
+    pub is_manual: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl JobConfig {
@@ -156,6 +171,23 @@ pub async fn view(
     .await
     .is_ok();
     let job = JobConfig::of(row);
+    let trigger = match row.trigger_id {
+        Some(id) => match db::content::triggers::by_id(ctx.db.pool(), id).await? {
+            Some(t) => {
+                let can_admin = authz::require_by_role(
+                    ctx,
+                    &caller.principal,
+                    Action::Admin,
+                    authz::Resource::Repo(&name),
+                )
+                .await
+                .is_ok();
+                Some(trigger_view(ctx, &t, true, can_admin, true).await?)
+            }
+            None => None,
+        },
+        None => None,
+    };
     let phase = match row.phase.as_str() {
         rows::INTERNAL_ERROR if row.completed_ms.is_some() => "expired".to_owned(),
         other => other.to_owned(),
@@ -190,7 +222,7 @@ pub async fn view(
         tags: job.docker_tags.clone(),
         manual_user: job.manual_user.clone(),
         is_writer: can_write,
-        trigger: None,
+        trigger,
         trigger_metadata: Some(if job.trigger_metadata.is_null() {
             json!({})
         } else {
@@ -215,6 +247,45 @@ pub fn origin(ctx: &Ctx) -> String {
         crate::config::UrlScheme::Http => "http",
     };
     format!("{scheme}://{}", ctx.registry_service())
+}
+
+/// Quay's `trigger_view`: a trigger as the trigger API and a build's `trigger` field show it.
+/// `config` only for admins (with its credentials), the source for readers; `pull_robot` for
+/// admins outside a build's view.
+pub async fn trigger_view(
+    ctx: &Ctx,
+    t: &TriggerRow,
+    can_read: bool,
+    can_admin: bool,
+    for_build: bool,
+) -> Result<Value, TenancyError> {
+    let config: Value = serde_json::from_str(&t.config).unwrap_or_else(|_| json!({}));
+    let build_source = config.get("build_source").cloned().unwrap_or(Value::Null);
+    let can_read = can_read || can_admin;
+    let repository_url = match (t.service.as_str(), build_source.as_str()) {
+        ("github", Some(src)) if !src.contains(':') => json!(format!("https://github.com/{src}")),
+        ("gitlab", Some(src)) if !src.contains(':') => json!(format!("https://gitlab.com/{src}")),
+        _ => Value::Null,
+    };
+    let mut out = json!({
+        "id": t.uuid,
+        "service": t.service,
+        "is_active": config.get("credentials").is_some(),
+        "build_source": if can_read { build_source } else { Value::Null },
+        "repository_url": if can_read { repository_url } else { Value::Null },
+        "config": if can_admin { config.clone() } else { json!({}) },
+        "can_invoke": can_admin,
+        "enabled": t.enabled,
+        "disabled_reason": t.disabled_reason,
+    });
+    if !for_build
+        && can_admin
+        && let Some(id) = t.pull_robot_id
+        && let Some(robot) = db::tenancy::robots::by_id(ctx.db.pool(), id).await?
+    {
+        out["pull_robot"] = json!({ "name": robot.name, "kind": "user", "is_robot": true });
+    }
+    Ok(out)
 }
 
 async fn readable_repo(
@@ -242,9 +313,12 @@ pub fn event_data(row: &BuildRow, extra: Value) -> Value {
         "build_id": row.uuid,
         "build_name": row.display_name,
         "docker_tags": job.docker_tags,
-        "trigger_kind": Value::Null,
+        "trigger_kind": job.trigger_kind,
         "trigger_metadata": job.trigger_metadata,
     });
+    if let Some(id) = &job.trigger_id {
+        data["trigger_id"] = json!(id);
+    }
     if let (Some(base), Value::Object(extra)) = (data.as_object_mut(), extra) {
         base.extend(extra);
     }
@@ -376,18 +450,59 @@ pub async fn request(
             hex::encode(digest)[..7].to_owned()
         }
     };
-    if rows::count_unfinished(ctx.db.pool(), repo.id).await? >= MAX_QUEUED_PER_REPO {
-        return Err(BuildError::TooManyQueued);
-    }
     let manual_user = caller.principal.user().map(|u| u.name.clone());
     let job = JobConfig {
         docker_tags: tags,
         build_subdir: subdir,
         context,
-        manual_user: manual_user.clone(),
+        manual_user,
         archive_url: archive_url.map(str::to_owned),
         trigger_metadata: json!({}),
+        trigger_kind: None,
+        trigger_id: None,
+        is_manual: true,
     };
+    let row = enqueue(
+        ctx,
+        caller,
+        &repo,
+        Queued {
+            job,
+            display_name,
+            resource_key: file_id,
+            pull_robot_id,
+            requester_id: caller.principal.user().map(|u| u.id),
+            trigger_id: None,
+        },
+    )
+    .await?;
+    Ok(view(ctx, caller, &repo, &row).await?)
+}
+
+/// A build to queue: from a request, or from a trigger (its webhook or a manual run).
+pub struct Queued<'a> {
+    pub job: JobConfig,
+    pub display_name: String,
+    /// The uploaded context's file id.
+    pub resource_key: Option<&'a str>,
+    pub pull_robot_id: Option<i64>,
+    /// The account the build pushes as.
+    pub requester_id: Option<i64>,
+    pub trigger_id: Option<i64>,
+}
+
+/// Queues a build (`waiting`) with its `build_queued` event and `build_dockerfile` audit
+/// entry; 429 (`TooManyQueued`) when the repository has too many builds waiting or running.
+pub async fn enqueue(
+    ctx: &Ctx,
+    caller: &Caller,
+    repo: &RepoRow,
+    q: Queued<'_>,
+) -> Result<BuildRow, BuildError> {
+    if rows::count_unfinished(ctx.db.pool(), repo.id).await? >= MAX_QUEUED_PER_REPO {
+        return Err(BuildError::TooManyQueued);
+    }
+    let job = q.job;
     let uuid = uuid::Uuid::new_v4().to_string();
     let job_text = serde_json::to_string(&job).map_err(|e| Internal::Other(e.to_string()))?;
     let mut tx = ctx.db.begin().await?;
@@ -397,12 +512,13 @@ pub async fn request(
             uuid: &uuid,
             repository_id: repo.id,
             started_ms: ctx.now_ms(),
-            display_name: &display_name,
+            display_name: &q.display_name,
             job_config: &job_text,
-            resource_key: file_id,
-            pull_robot_id,
-            requester_id: caller.principal.user().map(|u| u.id),
+            resource_key: q.resource_key,
+            pull_robot_id: q.pull_robot_id,
+            requester_id: q.requester_id,
             retries: RETRIES,
+            trigger_id: q.trigger_id,
         },
     )
     .await?;
@@ -411,24 +527,25 @@ pub async fn request(
         &mut tx,
         &row,
         NotificationEvent::BuildQueued,
-        json!({ "is_manual": true, "manual_user": manual_user }),
+        json!({ "is_manual": job.is_manual, "manual_user": job.manual_user }),
     )
     .await?;
     tx.commit().await?;
+    let mut metadata = json!({
+        "repo": repo.name, "namespace": repo.namespace, "build_uuid": uuid,
+        "fileid": q.resource_key, "archive_url": job.archive_url, "manual_user": job.manual_user,
+    });
+    if let Some(id) = &job.trigger_id {
+        metadata["trigger_id"] = json!(id);
+        metadata["trigger_kind"] = json!(job.trigger_kind);
+        metadata["trigger_metadata"] = job.trigger_metadata.clone();
+    }
     ctx.audit.record(
         caller,
-        Event::repo(
-            "build_dockerfile",
-            namespace,
-            repository,
-            json!({
-                "repo": repository, "namespace": namespace, "build_uuid": uuid,
-                "fileid": file_id, "archive_url": archive_url, "manual_user": manual_user,
-            }),
-        ),
+        Event::repo("build_dockerfile", &repo.namespace, &repo.name, metadata),
         ctx.now_ms(),
     );
-    Ok(view(ctx, caller, &repo, &row).await?)
+    Ok(row)
 }
 
 /// Why a build request failed.
