@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(quay::notifications::web_router())
         .merge(federation::router())
         .merge(quay::builds::userfiles_router())
+        .merge(quay::triggers::web_router())
         .merge(buildman::router())
         .merge(health::router())
         .layer(axum::middleware::from_fn(close_after_refused_body))

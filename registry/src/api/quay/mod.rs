@@ -16,7 +16,8 @@
 //! [`logs`] (usage logs and their export), [`messages`] (global messages),
 //! [`notifications`] (repository notifications, in-app notifications), [`mirror`]
 //! (repository mirroring and state), [`apptokens`] (application-specific tokens),
-//! [`servicekeys`] (service keys) and [`builds`] (builds and build-context uploads). Areas of
+//! [`servicekeys`] (service keys), [`builds`] (builds and build-context uploads) and
+//! [`triggers`] (build triggers and their webhooks). Areas of
 //! Quay's API not served yet answer 501, declared in [`not_implemented`].
 //!
 //! Adding an area: create its module with its handlers and its `endpoints()`, add it to the list
@@ -53,6 +54,7 @@ pub mod servicekeys;
 pub mod superuser;
 pub mod tags;
 pub mod teams;
+pub mod triggers;
 pub mod user;
 
 use std::collections::BTreeMap;
@@ -148,6 +150,7 @@ pub fn endpoints() -> Vec<Entry> {
         apptokens::endpoints(),
         servicekeys::endpoints(),
         builds::endpoints(),
+        triggers::endpoints(),
     ]
     .into_iter()
     .flatten()

@@ -9,10 +9,7 @@ use super::error::ApiError;
 /// Areas of Quay's API that Quayside does not serve yet, by the path segment that names them.
 /// Calls to them answer 501 with Quay's error body, so a script learns the feature is missing
 /// rather than that its organization or repository does not exist.
-const NOT_YET_SERVED: &[(&str, &str)] = &[
-    ("trigger", "Build triggers"),
-    ("security", "Security scanning"),
-];
+const NOT_YET_SERVED: &[(&str, &str)] = &[("security", "Security scanning")];
 
 /// The answer to a path no endpoint declares: 501 for a known Quay feature not served yet,
 /// otherwise Quay's 404.
@@ -42,6 +39,13 @@ fn not_yet_served(path: &str) -> Option<&'static str> {
         )
     {
         return Some("Builds");
+    }
+    // Listing a git host's content for a trigger's setup (`.../trigger/{uuid}/fields/{name}`,
+    // `namespaces`, `sources`, `subdir`): Quayside reads no git host.
+    if let ["repository", _, _, "trigger", _, sub, ..] = segments.as_slice()
+        && matches!(*sub, "fields" | "namespaces" | "sources" | "subdir")
+    {
+        return Some("Listing a build trigger's git sources");
     }
     // Skip the segments that carry a namespace or repository name: a repository may be called
     // `build` and still be unknown.

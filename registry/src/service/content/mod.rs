@@ -27,6 +27,8 @@
 //!
 //! 10. [`builds`]: repository builds, their durable queue and build manager (executors start
 //!     builders that push through `/v2` like any client; uses `repositories`).
+//! 11. [`triggers`]: build triggers (custom git, GitHub, GitLab webhooks) that queue builds
+//!     through `builds`.
 //!
 //! Scanning joins this group as a module of its own, placed in this order by what it uses.
 
@@ -43,5 +45,6 @@ pub mod quota;
 pub mod registry_size;
 pub mod repositories;
 pub mod tags;
+pub mod triggers;
 pub mod uploads;
 pub mod upstream;

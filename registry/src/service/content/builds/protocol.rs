@@ -47,6 +47,22 @@ pub struct JobSpec {
     /// Pull credentials for the base images (`pull_robot`): `user:token`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_credentials: Option<String>,
+    /// A trigger's build: the git repository and commit to clone instead of an archive
+    /// (`archive_url` is empty then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitSource>,
+}
+
+/// The source of a trigger's build.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GitSource {
+    /// `git_url` of the trigger metadata: `ssh://...`, `user@host:path`, `http(s)://...`,
+    /// `git://...`.
+    pub url: String,
+    pub commit: String,
+    /// The trigger's OpenSSH deploy key, for ssh URLs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
 }
 
 /// A report from a builder: any of a phase, a status object, log entries.
@@ -154,9 +170,28 @@ pub async fn register(ctx: &Ctx, token: &str) -> Result<JobSpec, ProtocolError> 
     notify_in(ctx, &mut tx, &row, NotificationEvent::BuildStart, json!({})).await?;
     tx.commit().await?;
     tracing::info!(build = %row.uuid, repository = %format!("{}/{}", repo.namespace, repo.name), "builder registered");
+    let git = match (
+        row.trigger_id,
+        job.trigger_metadata.get("git_url").and_then(Value::as_str),
+        job.trigger_metadata.get("commit").and_then(Value::as_str),
+    ) {
+        (Some(trigger_id), Some(url), Some(commit)) => {
+            let private_key = db::content::triggers::by_id(ctx.db.pool(), trigger_id)
+                .await?
+                .and_then(|t| t.private_key_sealed)
+                .and_then(|sealed| ctx.sealer().open(&sealed));
+            Some(GitSource {
+                url: url.to_owned(),
+                commit: commit.to_owned(),
+                private_key,
+            })
+        }
+        _ => None,
+    };
     let (archive_url, archive_with_token) = match (&row.resource_key, &job.archive_url) {
         (Some(_), _) => (format!("{}/buildman/v1/archive", origin(ctx)), true),
         (None, Some(url)) => (url.clone(), false),
+        (None, None) if git.is_some() => (String::new(), false),
         (None, None) => return Err(ProtocolError::Invalid("the build has no context".into())),
     };
     let pull_credentials = match row.pull_robot_id {
@@ -175,6 +210,7 @@ pub async fn register(ctx: &Ctx, token: &str) -> Result<JobSpec, ProtocolError> 
         archive_with_token,
         heartbeat_s: 5,
         pull_credentials,
+        git,
     })
 }
 
