@@ -26,6 +26,8 @@ backend_tests!(
     registration_timeout_restarts_three_times,
     worker_count_and_executor_failover,
     kubernetes_executor_runs_a_job,
+    custom_git_trigger_builds_a_pushed_commit,
+    trigger_api_and_github_signatures,
 );
 
 const HOLDER: &str = "test-build-manager";
@@ -1042,4 +1044,514 @@ async fn kubernetes_executor_runs_a_job(b: Backend) {
     let left = jobs.list(&ListParams::default()).await.unwrap();
     assert!(left.items.is_empty(), "{:?}", left.items);
     assert!(secrets.get_opt(&name).await.unwrap().is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Triggers
+
+/// An `sshd` on a free loopback port that lets in only `authorized` (the trigger's deploy
+/// key), as root; stopped when dropped.
+struct Sshd {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn sshd(port: u16, authorized: &str) -> Sshd {
+    let sshd = require("sshd");
+    let dir = tempfile::tempdir().unwrap();
+    let host_key = dir.path().join("host_key");
+    run_ok(
+        std::process::Command::new(require("ssh-keygen"))
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&host_key),
+    );
+    let keys = dir.path().join("authorized_keys");
+    std::fs::write(&keys, format!("{authorized}\n")).unwrap();
+    let config = dir.path().join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
+             PidFile {}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n",
+            host_key.display(),
+            keys.display(),
+            dir.path().join("sshd.pid").display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let mut child = std::process::Command::new(sshd)
+        .args(["-D", "-e", "-f"])
+        .arg(&config)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Sshd { child, _dir: dir };
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("sshd did not listen on {port}");
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = run_ok(
+        std::process::Command::new(require("git"))
+            .arg("-C")
+            .arg(dir)
+            .args([
+                "-c",
+                "user.name=alice",
+                "-c",
+                "user.email=alice@example.com",
+            ])
+            .args(args),
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+async fn trigger_call(
+    s: &TestServer,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    s.call(
+        Some(token),
+        method,
+        &format!("/repository/w2org/app/trigger/{path}"),
+        body,
+    )
+    .await
+}
+
+/// Creates and activates a trigger of `service`; answers its view.
+async fn activated_trigger(s: &TestServer, token: &str, service: &str, config: Value) -> Value {
+    let (status, created) = trigger_call(
+        s,
+        token,
+        Method::POST,
+        "",
+        Some(json!({ "service": service })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["is_active"], false, "{created}");
+    assert_eq!(created["service"], service);
+    let uuid = created["id"].as_str().unwrap();
+    let (status, active) = trigger_call(
+        s,
+        token,
+        Method::POST,
+        &format!("{uuid}/activate"),
+        Some(json!({ "config": config })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{active}");
+    assert_eq!(active["is_active"], true, "{active}");
+    assert_eq!(active["enabled"], true);
+    assert_eq!(active["can_invoke"], true);
+    // Activated once only.
+    let (status, again) = trigger_call(
+        s,
+        token,
+        Method::POST,
+        &format!("{uuid}/activate"),
+        Some(json!({ "config": config })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{again}");
+    active
+}
+
+fn credential(trigger: &Value, name: &str) -> String {
+    trigger["config"]["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {trigger}"))["value"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn trigger_builds(s: &TestServer, token: &str, uuid: &str) -> Vec<Value> {
+    let (status, body) = trigger_call(
+        s,
+        token,
+        Method::GET,
+        &format!("{uuid}/builds?limit=20"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["builds"].as_array().unwrap().clone()
+}
+
+/// Custom git trigger end to end: the registry's deploy key is the only key sshd accepts; a
+/// webhook push (basic auth `$token:<secret>`, the seeds' payload) builds the commit cloned
+/// over ssh with the local executor and tags it by the templates; `[skip build]` and a branch
+/// the regex does not match build nothing; a bad token is refused (403).
+async fn custom_git_trigger_builds_a_pushed_commit(b: Backend) {
+    require("buildah");
+    require("git");
+    let (s, token) = start(b, local_executor("")).await;
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    git(&src, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        src.join("Dockerfile"),
+        "FROM scratch\nCOPY hello.txt /hello.txt\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("hello.txt"), "hello from a trigger\n").unwrap();
+    git(&src, &["add", "."]);
+    git(&src, &["commit", "-q", "-m", "first"]);
+    let commit = git(&src, &["rev-parse", "HEAD"]);
+    let bare = work.path().join("repo.git");
+    run_ok(
+        std::process::Command::new(require("git"))
+            .args(["clone", "-q", "--bare"])
+            .arg(&src)
+            .arg(&bare),
+    );
+
+    // The trigger names the port sshd will listen on; sshd then trusts its deploy key only.
+    let port = free_port();
+    let source = format!("ssh://root@127.0.0.1:{port}{}", bare.display());
+    let trigger = activated_trigger(
+        &s,
+        &token,
+        "custom-git",
+        json!({
+            "build_source": source,
+            "dockerfile_path": "/Dockerfile",
+            "context": "/",
+            "branchtag_regex": "heads/(main|release-.*)",
+            "tag_templates": ["${commit_info.short_sha}", "${parsed_ref.branch}-${commit_info.author}"],
+        }),
+    )
+    .await;
+    let uuid = trigger["id"].as_str().unwrap().to_owned();
+    assert_eq!(trigger["build_source"], source.as_str());
+    let public_key = credential(&trigger, "SSH Public Key");
+    assert!(public_key.starts_with("ssh-ed25519 "), "{public_key}");
+    let url = credential(&trigger, "Webhook Endpoint URL");
+    let prefix = "http://%24token:";
+    assert!(url.starts_with(prefix), "{url}");
+    let (secret, rest) = url[prefix.len()..].split_once('@').unwrap();
+    assert_eq!(rest, format!("{}/webhooks/push/trigger/{uuid}", s.host));
+    // The secret and the private key are not in the config beyond the URL.
+    assert!(!trigger.to_string().contains("PRIVATE KEY"));
+    let server = sshd(port, &public_key);
+
+    let hook = format!("{}/webhooks/push/trigger/{uuid}", s.url);
+    let payload = |r: &str, message: &str| {
+        json!({
+            "commit": commit, "ref": r, "default_branch": "main",
+            "commit_info": {
+                "url": "http://git.example/commit/1", "message": message,
+                "date": "2026-12-03T10:00:00Z",
+                "author": { "username": "alice", "avatar_url": "http://a/alice.png", "url": "http://a/alice" },
+                "committer": { "username": "bob", "avatar_url": "http://a/bob.png", "url": "http://a/bob" },
+            }
+        })
+    };
+    // Refused: no credentials, a wrong secret, a wrong username.
+    for auth in [None, Some(("$token", "wrong")), Some(("token", secret))] {
+        let mut r = s.client.post(&hook).json(&payload("refs/heads/main", "x"));
+        if let Some((u, p)) = auth {
+            r = r.basic_auth(u, Some(p));
+        }
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{auth:?}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "Permission Denied");
+    }
+    // Skipped: `[skip build]`, `[build skip]`, a branch the regex does not match.
+    for (r, message) in [
+        ("refs/heads/main", "wip [skip build]"),
+        ("refs/heads/main", "[build skip] docs"),
+        ("refs/heads/feature", "a feature"),
+        ("refs/heads/mainline", "not main"),
+    ] {
+        let r = s
+            .client
+            .post(&hook)
+            .basic_auth("$token", Some(secret))
+            .json(&payload(r, message))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.text().await.unwrap(), "Okay");
+    }
+    assert!(trigger_builds(&s, &token, &uuid).await.is_empty());
+    // A bad payload is 400.
+    let r = s
+        .client
+        .post(&hook)
+        .basic_auth("$token", Some(secret))
+        .json(&json!({ "commit": "zz", "ref": "refs/heads/main" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // A push to main builds.
+    let r = s
+        .client
+        .post(&hook)
+        .basic_auth("$token", Some(secret))
+        .json(&payload("refs/heads/main", "first"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let found = trigger_builds(&s, &token, &uuid).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    let queued = &found[0];
+    let short = &commit[..7];
+    assert_eq!(queued["display_name"], short);
+    assert_eq!(
+        queued["tags"],
+        json!(["main", "latest", short, "main-alice"]),
+        "{queued}"
+    );
+    assert_eq!(queued["trigger"]["id"], uuid.as_str());
+    assert_eq!(queued["trigger"]["service"], "custom-git");
+    assert_eq!(queued["trigger_metadata"]["commit"], commit.as_str());
+    assert_eq!(queued["trigger_metadata"]["git_url"], source.as_str());
+    assert_eq!(queued["manual_user"], Value::Null);
+    let build_uuid = queued["id"].as_str().unwrap().to_owned();
+    let done = wait_for(&s, &token, &build_uuid, &["complete", "error", "expired"]).await;
+    let l = logs(&s, &token, &build_uuid, 0).await;
+    assert_eq!(done["phase"], "complete", "{done}\n{l:#}");
+    assert!(
+        messages(&l)
+            .iter()
+            .any(|m| m == &format!("Checked out {commit}")),
+        "{l:#}"
+    );
+    let h = history(&s, &token, "w2org/app", "?onlyActiveTags=true").await;
+    let mut names: Vec<String> = h["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    let mut expected = vec![
+        "latest".to_owned(),
+        "main".into(),
+        short.to_owned(),
+        "main-alice".into(),
+    ];
+    expected.sort();
+    assert_eq!(names, expected, "{h}");
+
+    // A disabled trigger refuses webhooks (400) and manual runs.
+    let (status, off) = trigger_call(
+        &s,
+        &token,
+        Method::PUT,
+        &uuid,
+        Some(json!({ "enabled": false })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{off}");
+    assert_eq!(off["enabled"], false);
+    assert_eq!(off["disabled_reason"], "user_toggled");
+    let r = s
+        .client
+        .post(&hook)
+        .basic_auth("$token", Some(secret))
+        .json(&payload("refs/heads/main", "second"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    drop(server);
+}
+
+fn github_signature(secret: &str, body: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    format!(
+        "sha256={}",
+        hex::encode(ring::hmac::sign(&key, body).as_ref())
+    )
+}
+
+/// The trigger API (list, get, activate, start, builds, analyze, delete, the 501 of the git
+/// source listings) and the GitHub kind: a push with a good `X-Hub-Signature-256` queues a
+/// build of its head commit, a bad or missing one is refused (403), a `ping` builds nothing.
+async fn trigger_api_and_github_signatures(b: Backend) {
+    let (s, token) = start(b, local_executor("")).await;
+    let trigger = activated_trigger(
+        &s,
+        &token,
+        "github",
+        json!({ "build_source": "ssh://git@127.0.0.1:1/acme/app.git" }),
+    )
+    .await;
+    let uuid = trigger["id"].as_str().unwrap().to_owned();
+    let secret = credential(&trigger, "Webhook Secret");
+    let (status, list) = trigger_call(&s, &token, Method::GET, "", None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["triggers"].as_array().unwrap().len(), 1);
+    assert_eq!(list["triggers"][0]["id"], uuid.as_str());
+    let (status, one) = trigger_call(&s, &token, Method::GET, &uuid, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one, list["triggers"][0]);
+
+    let hook = format!("{}/webhooks/push/trigger/{uuid}", s.url);
+    let push = serde_json::to_vec(&json!({
+        "ref": "refs/heads/main",
+        "repository": { "name": "app", "owner": { "name": "acme" }, "default_branch": "main",
+                        "ssh_url": "git@github.com:acme/app.git" },
+        "head_commit": { "id": "0123456789abcdef0123456789abcdef01234567",
+                         "url": "https://github.com/acme/app/commit/0123456",
+                         "message": "a change", "timestamp": "2026-12-03T10:00:00Z",
+                         "author": { "username": "alice" }, "committer": { "username": "bob" } },
+    }))
+    .unwrap();
+    let send = |signature: Option<String>, event: &'static str, body: Vec<u8>| {
+        let mut r = s
+            .client
+            .post(&hook)
+            .header("content-type", "application/json")
+            .header("x-github-event", event)
+            .body(body);
+        if let Some(sig) = signature {
+            r = r.header("x-hub-signature-256", sig);
+        }
+        r.send()
+    };
+    for signature in [
+        None,
+        Some(github_signature("wrong", &push)),
+        Some(github_signature(&secret, b"another body")),
+        Some("sha256=zz".to_owned()),
+    ] {
+        let r = send(signature.clone(), "push", push.clone()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{signature:?}");
+    }
+    assert!(trigger_builds(&s, &token, &uuid).await.is_empty());
+    let ping = serde_json::to_vec(&json!({ "zen": "Keep it logically awesome." })).unwrap();
+    let r = send(Some(github_signature(&secret, &ping)), "ping", ping)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(trigger_builds(&s, &token, &uuid).await.is_empty());
+    let r = send(Some(github_signature(&secret, &push)), "push", push.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), "Okay");
+    let found = trigger_builds(&s, &token, &uuid).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["tags"], json!(["main", "latest"]));
+    assert_eq!(found[0]["display_name"], "0123456");
+    assert_eq!(found[0]["trigger"]["service"], "github");
+    assert_eq!(
+        found[0]["trigger_metadata"]["commit_info"]["author"]["username"],
+        "alice"
+    );
+    assert_eq!(
+        found[0]["trigger_metadata"]["git_url"],
+        "ssh://git@127.0.0.1:1/acme/app.git"
+    );
+
+    // A manual run needs a commit; it is the caller's build.
+    let (status, refused) = trigger_call(
+        &s,
+        &token,
+        Method::POST,
+        &format!("{uuid}/start"),
+        Some(json!({})),
+    )
+    .await;
+    assert_quay_error(
+        status,
+        &refused,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        "missing required parameter",
+    );
+    let r = s
+        .as_bearer(&token)
+        .request(
+            Method::POST,
+            &format!("/api/v1/repository/w2org/app/trigger/{uuid}/start"),
+        )
+        .json(&json!({ "commit_sha": "abcdef1234567", "branch_name": "release-1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let manual: Value = r.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!(
+            "/api/v1/repository/w2org/app/build/{}/status",
+            manual["id"].as_str().unwrap()
+        )
+    );
+    assert_eq!(manual["manual_user"], ADMIN);
+    assert_eq!(manual["tags"], json!(["release-1"]));
+    assert_eq!(trigger_builds(&s, &token, &uuid).await.len(), 2);
+
+    let (status, analyzed) = trigger_call(
+        &s,
+        &token,
+        Method::POST,
+        &format!("{uuid}/analyze"),
+        Some(json!({ "config": {} })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{analyzed}");
+    assert_eq!(analyzed["status"], "warning");
+    let (status, body) = trigger_call(
+        &s,
+        &token,
+        Method::POST,
+        &format!("{uuid}/fields/refs"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
+
+    let (status, _) = trigger_call(&s, &token, Method::DELETE, &uuid, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let r = send(Some(github_signature(&secret, &push)), "push", push.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // The builds it started stay, without their trigger.
+    let (status, gone) =
+        trigger_call(&s, &token, Method::GET, &format!("{uuid}/builds"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{gone}");
 }

@@ -209,6 +209,11 @@ async fn every_listed_operation_answers_without_5xx(b: Backend) {
             "00000000-0000-4000-8000-000000000000".to_owned(),
         ),
         ("file_id", "00000000-0000-4000-8000-000000000000".to_owned()),
+        // Triggers need builds too: Quay's 404 with the feature off.
+        (
+            "trigger_uuid",
+            "00000000-0000-4000-8000-000000000000".to_owned(),
+        ),
     ]
     .into_iter()
     .collect();

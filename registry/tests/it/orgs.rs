@@ -662,8 +662,8 @@ async fn features_not_served_yet_answer_not_implemented(b: Backend) {
 
     for (method, path, feature) in [(
         Method::GET,
-        "/repository/testorg/hello/trigger/",
-        "Build triggers",
+        "/repository/testorg/hello/trigger/x/fields/refs",
+        "Listing a build trigger's git sources",
     )] {
         let (status, body) = s.call(Some(&token), method, path, Some(json!({}))).await;
         assert_quay_error(
@@ -679,7 +679,7 @@ async fn features_not_served_yet_answer_not_implemented(b: Backend) {
         .as_bearer(&token)
         .request(
             Method::POST,
-            "/api/v1/repository/testorg/hello/trigger/x/start",
+            "/api/v1/repository/testorg/hello/trigger/x/fields/refs",
         )
         .json(&json!({"branch_name": "main"}))
         .send()
@@ -689,7 +689,10 @@ async fn features_not_served_yet_answer_not_implemented(b: Backend) {
     assert_eq!(r.headers()["connection"], "close");
     let r = s
         .as_bearer(&token)
-        .send(Method::GET, "/api/v1/repository/testorg/hello/trigger/")
+        .send(
+            Method::GET,
+            "/api/v1/repository/testorg/hello/trigger/x/namespaces",
+        )
         .await;
     assert_eq!(r.status(), StatusCode::NOT_IMPLEMENTED);
     assert!(
