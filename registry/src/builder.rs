@@ -479,7 +479,12 @@ async fn clone(m: &Manager, git: &GitSource, dir: &Path, root: &Path) -> anyhow:
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             let last = stderr.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
-            return Err(anyhow!("git {} failed: {}", args[0], last.trim()));
+            let what = if args[0] == "clone" {
+                "clone"
+            } else {
+                "checkout"
+            };
+            return Err(anyhow!("git {what} failed: {}", last.trim()));
         }
     }
     let _ = std::fs::remove_file(dir.join("deploy-key"));
