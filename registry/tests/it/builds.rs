@@ -1544,6 +1544,51 @@ async fn trigger_api_and_github_signatures(b: Backend) {
     .await;
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
 
+    // A pull robot of the namespace is the builds' pull robot.
+    let (status, robot) = s
+        .call(
+            Some(&token),
+            Method::PUT,
+            "/organization/w2org/robots/puller",
+            Some(json!({})),
+        )
+        .await;
+    assert!(status.is_success(), "{robot}");
+    let (status, created) = trigger_call(
+        &s,
+        &token,
+        Method::POST,
+        "",
+        Some(json!({ "service": "custom-git" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let other = created["id"].as_str().unwrap().to_owned();
+    let (status, active) = trigger_call(
+        &s,
+        &token,
+        Method::POST,
+        &format!("{other}/activate"),
+        Some(
+            json!({ "config": { "build_source": "https://git.example/app.git" },
+                     "pull_robot": "w2org+puller" }),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{active}");
+    assert_eq!(active["pull_robot"]["name"], "w2org+puller", "{active}");
+    let (status, run) = trigger_call(
+        &s,
+        &token,
+        Method::POST,
+        &format!("{other}/start"),
+        Some(json!({ "commit_sha": "abcdef1" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    assert_eq!(run["pull_robot"]["name"], "w2org+puller", "{run}");
+    assert_eq!(run["tags"], json!(["abcdef1"]));
+
     let (status, _) = trigger_call(&s, &token, Method::DELETE, &uuid, None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let r = send(Some(github_signature(&secret, &push)), "push", push.clone())
