@@ -171,6 +171,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "builds",
         include_str!("../../migrations/0013_builds.sql"),
     ),
+    (
+        15,
+        "scanner",
+        include_str!("../../migrations/0015_scanner.sql"),
+    ),
 ];
 
 impl Db {

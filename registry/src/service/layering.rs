@@ -36,7 +36,7 @@ const SERVICE: &[(&str, &[&str])] = &[
             "upstream",
             "proxy_cache",
             "mirror",
-            "mirror_health|registry_size|builds",
+            "mirror_health|registry_size|builds|scanner",
         ],
     ),
     (
@@ -81,7 +81,7 @@ const DB: &[(&str, &[&str])] = &[
             "blobs",
             "uploads",
             "gc",
-            "proxy_cache|mirror|registry_size|builds",
+            "proxy_cache|mirror|registry_size|builds|scanner",
             "quota",
         ],
     ),

@@ -19,5 +19,6 @@ pub mod proxy_cache;
 pub mod quota;
 pub mod registry_size;
 pub mod repositories;
+pub mod scanner;
 pub mod tags;
 pub mod uploads;

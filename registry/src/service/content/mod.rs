@@ -42,6 +42,7 @@ pub mod pull_cache;
 pub mod quota;
 pub mod registry_size;
 pub mod repositories;
+pub mod scanner;
 pub mod tags;
 pub mod uploads;
 pub mod upstream;
