@@ -7,7 +7,8 @@
 //! manifests' blob references); [`proxy_cache`] stands apart (configurations and the tags the
 //! cache set), and so do [`mirror`] (mirror configurations and their claims), [`registry_size`]
 //! (the registry's total size, summed from the blobs) and [`builds`] (builds, their queue and
-//! logs, uploaded build contexts).
+//! logs, uploaded build contexts) and [`scanner`] (the layer index cache, the scan queue and
+//! the vulnerability database).
 
 pub mod blobs;
 pub mod builds;

@@ -28,7 +28,9 @@
 //! 10. [`builds`]: repository builds, their durable queue and build manager (executors start
 //!     builders that push through `/v2` like any client; uses `repositories`).
 //!
-//! Scanning joins this group as a module of its own, placed in this order by what it uses.
+//!     [`scanner`]: security scanning (the queue a push fills, the `scanner` worker's indexing of
+//!     layers from storage, OSV advisories and matching, `vulnerability_found`; uses
+//!     `repositories` and `operations::notifications`).
 
 pub mod blobs;
 pub mod builds;
