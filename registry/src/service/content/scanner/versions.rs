@@ -249,7 +249,8 @@ pub fn apk(a: &str, b: &str) -> Ordering {
 /// `(epoch, release, pre, post, dev)` with pre as (kind 0 a / 1 b / 2 rc, n), compared with
 /// PEP 440's rules (dev before pre before final before post).
 pub fn pep440(a: &str, b: &str) -> Ordering {
-    fn parse(v: &str) -> (u64, Vec<u64>, (i32, u64), (i32, u64), (i32, u64)) {
+    type Parsed = (u64, Vec<u64>, (i32, u64), (i32, u64), (i32, u64));
+    fn parse(v: &str) -> Parsed {
         let v = v.trim().to_ascii_lowercase();
         let v = v.strip_prefix('v').unwrap_or(&v).to_owned();
         let v = v.split('+').next().unwrap_or("").to_owned();
