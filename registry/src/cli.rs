@@ -92,6 +92,11 @@ pub enum Command {
         #[command(subcommand)]
         command: QuotaCommand,
     },
+    /// Security scanner tools.
+    Scanner {
+        #[command(subcommand)]
+        command: ScannerCommand,
+    },
     /// Apply database migrations and exit.
     Migrate {
         #[command(flatten)]
@@ -129,6 +134,19 @@ pub enum ConfigCommand {
     Validate {
         /// The file to check.
         path: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScannerCommand {
+    /// Import OSV advisories (JSON files, directories of them, or zip archives) into the
+    /// vulnerability database; the `scanner` worker re-matches scanned images afterwards.
+    Import {
+        #[command(flatten)]
+        common: Common,
+        /// OSV files, directories or .zip archives.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
     },
 }
 
@@ -238,6 +256,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     "{unrepaired} blobs referenced by manifests have no bytes in storage; push them again"
                 );
             }
+            Ok(())
+        }
+        Command::Scanner {
+            command: ScannerCommand::Import { common, paths },
+        } => {
+            let config = common.load(None)?;
+            let ctx = server::build_context(config, Arc::new(SystemClock)).await?;
+            let result = crate::service::content::scanner::import(&ctx, &paths).await;
+            ctx.audit.shutdown().await;
+            ctx.db.close().await;
+            let changed = result.map_err(|e| anyhow::anyhow!("import failed: {e}"))?;
+            println!("imported {changed} new or changed advisory entries");
             Ok(())
         }
         Command::Quota {

@@ -171,6 +171,8 @@ pub struct Config {
     pub app_tokens: AppTokensConfig,
     /// Builds (`FEATURE_BUILD_SUPPORT`, `BUILD_MANAGER`, `EXECUTORS`, `BUILDMAN_HOSTNAME`).
     pub builds: BuildConfig,
+    /// Security scanning (`FEATURE_SECURITY_SCANNER`, `SECURITY_SCANNER_*`).
+    pub scanner: ScannerConfig,
     /// `LABELED_EXPIRATION_MINIMUM` / `LABELED_EXPIRATION_MAXIMUM`: bounds of a tag expiration
     /// set through the API, counted from the start of the tag's lifetime (seconds).
     pub expiration_bounds_s: (i64, i64),
@@ -478,6 +480,7 @@ impl Config {
         let mirror = mirror_config(&raw)?;
         let app_tokens = app_tokens_config(&raw)?;
         let builds = build_config(&mapping)?;
+        let scanner = scanner_config(&mapping, dir)?;
         let listen = match overrides.listen {
             Some(l) => l,
             None => DEFAULT_LISTEN
@@ -660,6 +663,7 @@ impl Config {
             mirror,
             app_tokens,
             builds,
+            scanner,
             expiration_bounds_s,
             reserved_label_prefixes,
             raw: mapping,
@@ -892,6 +896,86 @@ impl ExecutorConfig {
             _ => None,
         }
     }
+}
+
+/// Security scanning: `FEATURE_SECURITY_SCANNER` (default off, as in Quay) turns on the
+/// built-in scanner (the `scanner` worker and `.../manifest/{digest}/security`);
+/// `SECURITY_SCANNER_INDEXING_INTERVAL` (seconds, default 30) paces the worker;
+/// `SECURITY_SCANNER_OSV_SOURCES` (a Quayside key) lists OSV files, directories or zips the
+/// worker imports when they change. `SECURITY_SCANNER_V4_ENDPOINT` (an external Clair v4) is
+/// refused: only the built-in scanner is served.
+#[derive(Clone, Debug, Default)]
+pub struct ScannerConfig {
+    pub enabled: bool,
+    pub interval: Duration,
+    pub osv_sources: Vec<PathBuf>,
+}
+
+fn scanner_config(
+    mapping: &serde_yaml::Mapping,
+    dir: Option<&Path>,
+) -> Result<ScannerConfig, ConfigError> {
+    use serde_yaml::Value as V;
+    let enabled = match mapping.get("FEATURE_SECURITY_SCANNER") {
+        None | Some(V::Null) => false,
+        Some(V::Bool(b)) => *b,
+        Some(other) => {
+            return Err(invalid(
+                "FEATURE_SECURITY_SCANNER",
+                format!("{other:?} is not a boolean"),
+            ));
+        }
+    };
+    if let Some(v) = mapping.get("SECURITY_SCANNER_V4_ENDPOINT")
+        && !v.is_null()
+    {
+        return Err(invalid(
+            "SECURITY_SCANNER_V4_ENDPOINT",
+            "an external Clair v4 is not supported: Quayside's built-in scanner serves the \
+             security API (remove the key; see docs/scanning.md)"
+                .to_owned(),
+        ));
+    }
+    let interval = match mapping.get("SECURITY_SCANNER_INDEXING_INTERVAL") {
+        None | Some(V::Null) => 30,
+        Some(V::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => n.as_u64().unwrap_or(30),
+        Some(other) => {
+            return Err(invalid(
+                "SECURITY_SCANNER_INDEXING_INTERVAL",
+                format!("{other:?} is not a positive number of seconds"),
+            ));
+        }
+    };
+    let osv_sources = match mapping.get("SECURITY_SCANNER_OSV_SOURCES") {
+        None | Some(V::Null) => Vec::new(),
+        Some(V::Sequence(items)) => items
+            .iter()
+            .map(|i| match i {
+                V::String(s) => {
+                    let p = PathBuf::from(s);
+                    Ok(match dir {
+                        Some(d) if p.is_relative() => d.join(p),
+                        _ => p,
+                    })
+                }
+                other => Err(invalid(
+                    "SECURITY_SCANNER_OSV_SOURCES",
+                    format!("{other:?} is not a path"),
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(invalid(
+                "SECURITY_SCANNER_OSV_SOURCES",
+                format!("{other:?} is not a list of paths"),
+            ));
+        }
+    };
+    Ok(ScannerConfig {
+        enabled,
+        interval: Duration::from_secs(interval),
+        osv_sources,
+    })
 }
 
 fn build_config(mapping: &serde_yaml::Mapping) -> Result<BuildConfig, ConfigError> {

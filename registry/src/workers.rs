@@ -17,8 +17,8 @@ use crate::service::operations::logs;
 use crate::service::operations::notifications;
 use crate::service::tenancy::app_tokens;
 use crate::service::{
-    Ctx, content::builds, content::gc, content::mirror, content::quota, content::tags,
-    content::uploads,
+    Ctx, content::builds, content::gc, content::mirror, content::quota, content::scanner,
+    content::tags, content::uploads,
 };
 
 /// A periodic worker.
@@ -44,6 +44,7 @@ impl Worker {
         match self.name {
             "gc" => ctx.config.gc.frequency,
             "mirror" => ctx.config.mirror.interval,
+            "scanner" => ctx.config.scanner.interval,
             _ => self.interval,
         }
     }
@@ -101,6 +102,13 @@ pub const ALL: &[Worker] = &[
     Worker {
         name: "notifications",
         interval: Duration::from_secs(10),
+    },
+    // Security scanning (`FEATURE_SECURITY_SCANNER`): imports the configured OSV sources,
+    // scans queued manifests (claimed one by one, so every replica's scanner runs) and
+    // re-matches after a database change (`service::content::scanner`).
+    Worker {
+        name: "scanner",
+        interval: Duration::from_secs(30),
     },
     // Application-specific tokens expired longer than `EXPIRED_APP_SPECIFIC_TOKEN_GC` ago are
     // deleted (Quay's `expiredappspecifictokenworker`, hourly).
@@ -212,6 +220,12 @@ pub async fn run_as(ctx: &Ctx, name: &str, holder: &str) -> anyhow::Result<Strin
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(report.to_string())
         }
+        "scanner" if !ctx.config.scanner.enabled => {
+            Ok("security scanning is off (FEATURE_SECURITY_SCANNER: false)".into())
+        }
+        "scanner" => scanner::worker_pass(ctx, holder)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}")),
         "mirror" if !ctx.config.mirror.enabled => {
             Ok("repository mirroring is off (FEATURE_REPO_MIRROR: false)".into())
         }
@@ -251,7 +265,7 @@ pub fn spawn(
                     let lease = format!("worker:{}", worker.name);
                     // Mirrors are claimed one by one, so every replica's mirror worker runs.
                     let leased = match worker.name {
-                        "mirror" | "builds" => Ok(true),
+                        "mirror" | "builds" | "scanner" => Ok(true),
                         _ => db::operations::settings::acquire_lease(ctx.db.pool(), &lease, &holder, now, lease_until).await,
                     };
                     match leased {

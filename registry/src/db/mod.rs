@@ -176,6 +176,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "build_triggers",
         include_str!("../../migrations/0014_build_triggers.sql"),
     ),
+    (
+        15,
+        "scanner",
+        include_str!("../../migrations/0015_scanner.sql"),
+    ),
 ];
 
 impl Db {

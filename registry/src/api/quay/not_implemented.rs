@@ -9,7 +9,7 @@ use super::error::ApiError;
 /// Areas of Quay's API that Quayside does not serve yet, by the path segment that names them.
 /// Calls to them answer 501 with Quay's error body, so a script learns the feature is missing
 /// rather than that its organization or repository does not exist.
-const NOT_YET_SERVED: &[(&str, &str)] = &[("security", "Security scanning")];
+const NOT_YET_SERVED: &[(&str, &str)] = &[];
 
 /// The answer to a path no endpoint declares: 501 for a known Quay feature not served yet,
 /// otherwise Quay's 404.

@@ -13,7 +13,7 @@ use super::{Auth, Body, Entry, Query, ep, no_content};
 use crate::api::AppState;
 use crate::service::content::labels::{self, NewLabel};
 use crate::service::scopes::Scope::{RepoRead, RepoWrite, UserAdmin};
-use crate::service::{content::manifests, content::tags, tenancy::accounts};
+use crate::service::{content::manifests, content::scanner, content::tags, tenancy::accounts};
 
 const TAG_QUERY: &[(&str, &str, &str)] = &[
     ("onlyActiveTags", "boolean", "Filter to only active tags."),
@@ -29,6 +29,12 @@ const TAG_QUERY: &[(&str, &str, &str)] = &[
         "Filters the tags to the specific tag.",
     ),
 ];
+
+const SECURITY_QUERY: &[(&str, &str, &str)] = &[(
+    "vulnerabilities",
+    "boolean",
+    "Include vulnerabilities informations",
+)];
 
 const LABEL_QUERY: &[(&str, &str, &str)] = &[(
     "filter",
@@ -105,6 +111,16 @@ pub(super) fn endpoints() -> Vec<Entry> {
             "Retrieve the specified manifest with its layers.",
             none,
             get(manifest),
+        ),
+        ep(
+            M::GET,
+            "/repository/{namespace}/{repository}/manifest/{manifestref}/security",
+            "getRepoManifestSecurity",
+            Some(RepoRead),
+            "secscan",
+            "Fetches the features and vulnerabilities (if any) for a repository manifest.",
+            SECURITY_QUERY,
+            get(security),
         ),
         ep(
             M::GET,
@@ -221,6 +237,22 @@ pub async fn manifest(
 ) -> Result<Json<api::Manifest>, ApiError> {
     Ok(Json(
         manifests::describe(&s.ctx, &c, &ns, &repo, &reference).await?,
+    ))
+}
+
+/// `GET .../manifest/{manifestref}/security`: 404 unless `FEATURE_SECURITY_SCANNER` (as Quay).
+pub async fn security(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((ns, repo, reference)): Path<(String, String, String)>,
+    q: Query,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !s.ctx.config.scanner.enabled {
+        return Err(ApiError::not_found());
+    }
+    let vulnerabilities = q.flag("vulnerabilities", false)?;
+    Ok(Json(
+        scanner::security(&s.ctx, &c, &ns, &repo, &reference, vulnerabilities).await?,
     ))
 }
 

@@ -7,7 +7,8 @@
 //! manifests' blob references); [`proxy_cache`] stands apart (configurations and the tags the
 //! cache set), and so do [`mirror`] (mirror configurations and their claims), [`registry_size`]
 //! (the registry's total size, summed from the blobs), [`builds`] (builds, their queue and
-//! logs, uploaded build contexts) and [`triggers`] (build triggers).
+//! logs, uploaded build contexts), [`triggers`] (build triggers) and [`scanner`] (the layer
+//! index cache, the scan queue and the vulnerability database).
 
 pub mod blobs;
 pub mod builds;
@@ -19,6 +20,7 @@ pub mod proxy_cache;
 pub mod quota;
 pub mod registry_size;
 pub mod repositories;
+pub mod scanner;
 pub mod tags;
 pub mod triggers;
 pub mod uploads;

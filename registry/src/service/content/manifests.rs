@@ -200,6 +200,14 @@ pub async fn put(
         }
     };
     ctx.pull_cache.invalidate().await;
+    // Security scanning: one insert queues the manifest; the `scanner` worker reads its layers.
+    if ctx.config.scanner.enabled
+        && !parsed.kind.is_list()
+        && let Err(e) =
+            db::content::scanner::enqueue(ctx.db.pool(), digest.as_str(), ctx.now_ms()).await
+    {
+        tracing::warn!(%digest, error = %e, "queueing the security scan failed");
+    }
     if let Some(crossing) = &crossing {
         let caller = Caller::new(
             principal.clone(),

@@ -30,7 +30,9 @@
 //! 11. [`triggers`]: build triggers (custom git, GitHub, GitLab webhooks) that queue builds
 //!     through `builds`.
 //!
-//! Scanning joins this group as a module of its own, placed in this order by what it uses.
+//!     [`scanner`]: security scanning (the queue a push fills, the `scanner` worker's indexing of
+//!     layers from storage, OSV advisories and matching, `vulnerability_found`; uses
+//!     `repositories` and `operations::notifications`).
 
 pub mod blobs;
 pub mod builds;
@@ -44,6 +46,7 @@ pub mod pull_cache;
 pub mod quota;
 pub mod registry_size;
 pub mod repositories;
+pub mod scanner;
 pub mod tags;
 pub mod triggers;
 pub mod uploads;

@@ -618,6 +618,15 @@ async fn store_manifest(
         }
     }
     ctx.pull_cache.invalidate().await;
+    // Security scanning: the first pull through the cache queues the manifest's scan.
+    if ctx.config.scanner.enabled
+        && !parsed.kind.is_list()
+        && let Err(e) =
+            db::content::scanner::enqueue(ctx.db.pool(), fetched.digest.as_str(), ctx.now_ms())
+                .await
+    {
+        tracing::warn!(digest = %fetched.digest, error = %e, "queueing the security scan failed");
+    }
     if let Some(crossing) = &crossing {
         let caller = Caller::new(
             principal.clone(),
