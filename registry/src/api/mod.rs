@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(quay::builds::userfiles_router())
         .merge(buildman::router())
         .merge(health::router())
+        .merge(crate::ui::router())
         .layer(axum::middleware::from_fn(close_after_refused_body))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),

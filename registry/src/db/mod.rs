@@ -171,6 +171,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "builds",
         include_str!("../../migrations/0013_builds.sql"),
     ),
+    (
+        17,
+        "ui_sessions",
+        include_str!("../../migrations/0017_ui_sessions.sql"),
+    ),
 ];
 
 impl Db {
