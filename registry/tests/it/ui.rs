@@ -384,7 +384,7 @@ impl Drop for Driver {
     }
 }
 
-const ELEMENT: &str = "element-6066-11e4-a6a2-4e5b6cb9d0e0";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 impl Driver {
     async fn start() -> Option<Driver> {
@@ -475,7 +475,10 @@ impl Driver {
                 Some(json!({ "using": "css selector", "value": css })),
             )
             .await;
-        v[ELEMENT].as_str().unwrap().to_owned()
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_owned()
     }
 
     async fn count(&self, css: &str) -> usize {
@@ -572,6 +575,25 @@ impl Driver {
         assert!(errors.is_empty(), "console errors at {name}: {errors:?}");
     }
 
+    /// Reads the console, which must hold only entries containing one of `expected` (the
+    /// browser logs a page answered 4xx on purpose, such as a refused sign-in, as an error).
+    async fn expect_console(&self, expected: &[&str]) {
+        let logs = self
+            .cmd(
+                reqwest::Method::POST,
+                "/se/log",
+                Some(json!({ "type": "browser" })),
+            )
+            .await;
+        for entry in logs.as_array().cloned().unwrap_or_default() {
+            let message = entry["message"].as_str().unwrap_or_default();
+            assert!(
+                entry["level"] != "SEVERE" || expected.iter().any(|e| message.contains(e)),
+                "unexpected console entry: {entry}"
+            );
+        }
+    }
+
     async fn quit(&self) {
         let _ = self
             .http
@@ -610,11 +632,16 @@ async fn browser_flow_from_first_user_to_sign_out() {
     d.click("form[action='/setup'] button[type=submit]").await;
     assert!(d.text("header .who").await.contains(ADMIN));
     d.click("header .who button").await;
-    assert!(d.current_url().await.ends_with("/signin"));
+    let at = d.current_url().await;
+    assert!(at.ends_with("/signin"), "{at}: {}", d.source().await);
     d.fill("#username", ADMIN).await;
     d.fill("#password", "wrong-password").await;
     d.click("#signin-submit").await;
     assert!(d.text("#signin-error").await.contains("Invalid"));
+    d.expect_console(&[
+        "/signin - Failed to load resource: the server responded with a status of 401",
+    ])
+    .await;
     d.fill("#password", ADMIN_PASSWORD).await;
     d.checkpoint("02-sign-in").await;
     d.click("#signin-submit").await;
@@ -715,10 +742,16 @@ async fn browser_flow_from_first_user_to_sign_out() {
     );
 
     // Expiration.
-    d.set_value("#exp-v1", "2031-05-06T07:08").await;
+    // Ten days from the server's clock, at a whole minute (the field's precision).
+    let at_s = (s.ctx().now_ms() / 1000 + 10 * 86_400) / 60 * 60;
+    let at = chrono::DateTime::from_timestamp(at_s, 0).unwrap();
+    d.set_value("#exp-v1", &at.format("%Y-%m-%dT%H:%M").to_string())
+        .await;
     d.click("form[action$='/tag/v1/expiration'] button").await;
     assert!(
-        d.text("#tags").await.contains("2031-05-06 07:08 UTC"),
+        d.text("#tags")
+            .await
+            .contains(&at.format("%Y-%m-%d %H:%M UTC").to_string()),
         "{}",
         d.text("#tags").await
     );
@@ -771,12 +804,17 @@ async fn browser_flow_from_first_user_to_sign_out() {
 
     // Sign out.
     d.click("header .who button").await;
-    assert!(d.current_url().await.ends_with("/signin"));
+    let at = d.current_url().await;
+    assert!(at.ends_with("/signin"), "{at}: {}", d.source().await);
     d.goto(&format!("{base}/repository/acme/app")).await;
     assert!(
         d.source().await.contains("401"),
         "private repository after sign-out"
     );
+    d.expect_console(&[
+        "/repository/acme/app - Failed to load resource: the server responded with a status of 401",
+    ])
+    .await;
     d.checkpoint("11-signed-out").await;
     d.quit().await;
 }

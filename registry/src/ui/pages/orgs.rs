@@ -59,7 +59,7 @@ async fn new_page(viewer: Viewer) -> UiResult {
             (csrf(&viewer))
             div.field {
                 label for="org-name" { "Organization name" }
-                input #org-name type="text" name="name" required pattern="[a-z0-9][a-z0-9_-]*";
+                input #org-name type="text" name="name" required pattern="[a-z0-9][a-z0-9_\\-]*";
             }
             div.field {
                 label for="org-email" { "Email (optional)" }

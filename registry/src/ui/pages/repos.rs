@@ -200,7 +200,7 @@ async fn new_page(State(s): State<AppState>, viewer: Viewer, RawQuery(raw): RawQ
             }
             div.field {
                 label for="repository" { "Repository name" }
-                input #repository type="text" name="repository" required pattern="[a-z0-9][a-z0-9._/-]*" aria-describedby="repository-help";
+                input #repository type="text" name="repository" required pattern="[a-z0-9][a-z0-9._\\/\\-]*" aria-describedby="repository-help";
                 small #repository-help .muted { "Lower-case letters, digits, '.', '_', '-' and '/'." }
             }
             fieldset {
