@@ -517,7 +517,35 @@ impl Driver {
         .await;
     }
 
+    /// Clicks `css` and waits for the next page to load (every click here submits a form or
+    /// follows a link): a marker set on the old document is gone on the new one.
     async fn click(&self, css: &str) {
+        let e = self.find(css).await;
+        self.script("window.__quaysideOld = true;").await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{e}/click"),
+            Some(json!({})),
+        )
+        .await;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let v = self
+                .script("return !window.__quaysideOld && document.readyState === 'complete';")
+                .await;
+            if v == json!(true) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new page after clicking {css}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Chooses an `<option>` (no page load follows).
+    async fn choose(&self, css: &str) {
         let e = self.find(css).await;
         self.cmd(
             reqwest::Method::POST,
@@ -525,6 +553,15 @@ impl Driver {
             Some(json!({})),
         )
         .await;
+    }
+
+    async fn script(&self, script: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
     }
 
     /// Sets a field's value directly (date inputs take keys in a locale-dependent order).
@@ -684,7 +721,7 @@ async fn browser_flow_from_first_user_to_sign_out() {
 
     // A repository, then two pushes of one tag with skopeo (the second moves it).
     d.goto(&format!("{base}/new/repository")).await;
-    d.click("#namespace option[value=acme]").await;
+    d.choose("#namespace option[value=acme]").await;
     d.fill("#repository", "app").await;
     d.fill("#description", "# The app\n\nBuilt **nightly**.")
         .await;
@@ -726,6 +763,8 @@ async fn browser_flow_from_first_user_to_sign_out() {
             .await
             .contains(&format!("{}/acme/app:v1", s.host))
     );
+    d.script("document.getElementById('tags-h').scrollIntoView();")
+        .await;
     d.checkpoint("05-tags").await;
 
     // Tag history: restore v1 to the first push.
@@ -817,4 +856,45 @@ async fn browser_flow_from_first_user_to_sign_out() {
     .await;
     d.checkpoint("11-signed-out").await;
     d.quit().await;
+}
+
+/// Benchmark, run by hand (`cargo nextest run -p quayside --test it --run-ignored ignored-only
+/// -E 'test(thousand_tags)' --no-capture`): a repository with 1,000 tags, then the p50 and p95
+/// of 20 renders of its page (all tags in one table) by a signed-in user, timed on loopback.
+/// Figures in docs/benchmarks.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn thousand_tags_page_render_time() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let token = s.init_admin().await;
+    let image = s.as_admin().push_image("admin/many", "t0000").await;
+    for i in 1..1000 {
+        let (status, _) = s
+            .call(
+                Some(&token),
+                reqwest::Method::PUT,
+                &format!("/repository/admin/many/tag/t{i:04}"),
+                Some(json!({ "manifest_digest": image.digest })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "tag {i}");
+    }
+    let ui = ui_sign_in(&s, ADMIN, ADMIN_PASSWORD).await;
+    let (status, html) = ui.get(&s, "/repository/admin/many").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(html.matches("<tr data-name=\"t").count(), 1000);
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let (status, _) = ui.get(&s, "/repository/admin/many").await;
+        times.push(started.elapsed());
+        assert_eq!(status, StatusCode::OK);
+    }
+    times.sort();
+    println!(
+        "1,000-tag repository page: p50 {:?}, p95 {:?}, {} KiB of HTML",
+        times[10],
+        times[18],
+        html.len() / 1024
+    );
 }

@@ -80,6 +80,8 @@ pub async fn open(ctx: &Ctx, user: UserRef) -> Result<SignedIn, Internal> {
     let csrf = random_token(32);
     let id_hash = hash_secret(&cookie);
     let now = ctx.now_ms();
+    // Ended sessions go when a new one starts (indexed on `expires_ms`; no worker needed).
+    db::tenancy::sessions::delete_expired(ctx.db.pool(), now).await?;
     db::tenancy::sessions::insert(
         ctx.db.pool(),
         &id_hash,
@@ -152,9 +154,4 @@ pub async fn end_others(ctx: &Ctx, session: &Session) -> Result<(), Internal> {
 /// Whether the installation has no user yet (the UI then offers the first-user page).
 pub async fn needs_first_user(ctx: &Ctx) -> Result<bool, Internal> {
     Ok(db::tenancy::namespaces::count_users(ctx.db.pool()).await? == 0)
-}
-
-/// Deletes ended sessions; returns how many.
-pub async fn sweep(ctx: &Ctx) -> Result<u64, Internal> {
-    Ok(db::tenancy::sessions::delete_expired(ctx.db.pool(), ctx.now_ms()).await?)
 }
