@@ -38,7 +38,7 @@ pub fn frame(viewer: &Viewer, title: &str, body: Markup) -> Markup {
                     }
                     div.who {
                         @if let Some(user) = viewer.user() {
-                            a href=(format!("/?namespace={}", user.name)) { "Signed in as " strong { (user.name) } }
+                            a href="/user/settings" { "Signed in as " strong { (user.name) } }
                             form method="post" action="/signout" {
                                 (csrf(viewer))
                                 button.link type="submit" { "Sign out" }

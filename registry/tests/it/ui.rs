@@ -23,7 +23,9 @@ backend_tests!(
     forms_without_the_csrf_token_are_refused,
     script_in_description_and_label_is_inert,
     private_pages_are_refused_as_the_api_refuses_them,
-    pages_do_not_leak_other_namespaces
+    pages_do_not_leak_other_namespaces,
+    user_settings_change_password_and_email,
+    superuser_panel_manages_users
 );
 
 /// A cookie-keeping client for the UI (no redirects followed, so answers can be checked).
@@ -356,6 +358,127 @@ async fn pages_do_not_leak_other_namespaces(b: Backend) {
         .await
         .unwrap();
     assert!(!anon.text().await.unwrap().contains("hidden-thing"));
+}
+
+async fn user_settings_change_password_and_email(b: Backend) {
+    let s = TestServer::start(b).await;
+    s.init_admin().await;
+    let (name, password) = s.user("settler").await;
+    let ui = ui_sign_in(&s, &name, &password).await;
+    let other = ui_sign_in(&s, &name, &password).await;
+    let (status, html) = ui.get(&s, "/user/settings").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("settler@example.com"), "{html}");
+    // The current password is required and checked.
+    let new = "a-new-password-2";
+    let fields = [
+        ("email", "new@example.com"),
+        ("new_password", new),
+        ("current_password", "wrong-one"),
+    ];
+    assert_eq!(
+        ui.post(&s, "/user/settings", &fields, Some(&ui.csrf)).await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        ui.post(&s, "/user/settings", &fields[..2], None).await,
+        StatusCode::FORBIDDEN
+    );
+    let fields = [
+        ("email", "new@example.com"),
+        ("new_password", new),
+        ("current_password", password.as_str()),
+    ];
+    assert_eq!(
+        ui.post(&s, "/user/settings", &fields, Some(&ui.csrf)).await,
+        StatusCode::SEE_OTHER
+    );
+    let (_, html) = ui.get(&s, "/user/settings").await;
+    assert!(html.contains("new@example.com"), "{html}");
+    // The other session ended; the new password signs in, the old one does not.
+    let (status, _) = other.get(&s, "/user/settings").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    ui_sign_in(&s, &name, new).await;
+    let r = s
+        .as_basic(&name, &password)
+        .send(reqwest::Method::GET, "/v2/")
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Anonymous: the page is refused as the API refuses `GET /api/v1/user/`.
+    let (api_status, _) = s.call(None, reqwest::Method::GET, "/user/", None).await;
+    let r = browser_client()
+        .get(format!("{}/user/settings", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), api_status);
+}
+
+async fn superuser_panel_manages_users(b: Backend) {
+    let s = TestServer::start(b).await;
+    s.init_admin().await;
+    let admin = ui_sign_in(&s, ADMIN, ADMIN_PASSWORD).await;
+    let (status, html) = admin.get(&s, "/superuser").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<tr data-name=\"admin\""), "{html}");
+    // Create: the page shows the generated password once; it signs in.
+    let r = browser_client()
+        .post(format!("{}/superuser/users", s.url))
+        .header("cookie", &admin.cookie)
+        .form(&[
+            ("_csrf", admin.csrf.as_str()),
+            ("username", "newbie"),
+            ("email", "newbie@example.com"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let html = r.text().await.unwrap();
+    let at = html.find("id=\"new-password\"").expect("password block");
+    let rest = &html[at..];
+    let start = rest.find('>').unwrap() + 1;
+    let generated = rest[start..start + rest[start..].find('<').unwrap()].to_owned();
+    let newbie = ui_sign_in(&s, "newbie", &generated).await;
+    // A non-superuser is refused the panel as the API refuses it.
+    let (_, _, token) = s.user_with_token("plain").await;
+    let (api_status, _) = s
+        .call(
+            Some(&token),
+            reqwest::Method::GET,
+            "/superuser/users/",
+            None,
+        )
+        .await;
+    let (status, _) = newbie.get(&s, "/superuser").await;
+    assert_eq!(status, api_status);
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Disable ends what the session can do; enable and delete.
+    let disable = [("enabled", "false")];
+    assert_eq!(
+        admin
+            .post(
+                &s,
+                "/superuser/users/newbie/enabled",
+                &disable,
+                Some(&admin.csrf)
+            )
+            .await,
+        StatusCode::SEE_OTHER
+    );
+    let (_, html) = newbie.get(&s, "/").await;
+    assert!(
+        !html.contains("<strong>newbie</strong>"),
+        "a disabled user's session is gone"
+    );
+    assert_eq!(
+        admin
+            .post(&s, "/superuser/users/newbie/delete", &[], Some(&admin.csrf))
+            .await,
+        StatusCode::SEE_OTHER
+    );
+    let (_, html) = admin.get(&s, "/superuser").await;
+    assert!(!html.contains("data-name=\"newbie\""), "{html}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-//! The superuser panel: users (list, create, disable/enable, delete).
+//! The superuser panel (users: list, create, disable/enable, delete) and the signed-in user's
+//! own settings (e-mail, password, time-machine window).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -19,6 +20,8 @@ pub fn router() -> Router<AppState> {
         .route("/superuser/users", post(create_user))
         .route("/superuser/users/{name}/enabled", post(set_enabled))
         .route("/superuser/users/{name}/delete", post(delete_user))
+        .route("/user/settings", get(settings).post(save_settings))
+        .route("/user/settings/window", post(save_window))
 }
 
 async fn panel(State(s): State<AppState>, viewer: Viewer) -> UiResult {
@@ -110,4 +113,75 @@ async fn delete_user(
     Form::checked(&viewer, &body)?;
     accounts::delete_user(&s.ctx, &viewer.caller, &name).await?;
     Ok(see_other("/superuser"))
+}
+
+/// The signed-in user's settings: e-mail, password (the current one required), time machine.
+async fn settings(State(s): State<AppState>, viewer: Viewer) -> UiResult {
+    super::auth::require_user(&viewer)?;
+    let me = accounts::current_user(&s.ctx, &viewer.caller).await?;
+    let windows = s.ctx.config.tag_expiration_options.clone();
+    let body = html! {
+        h2 { "Account" }
+        form method="post" action="/user/settings" {
+            (csrf(&viewer))
+            div.field { label for="email" { "Email" } input #email type="email" name="email" value=[me.email.as_deref()] autocomplete="email"; }
+            div.field { label for="new-password" { "New password (leave empty to keep)" } input #new-password type="password" name="new_password" autocomplete="new-password"; }
+            div.field { label for="current-password" { "Current password" } input #current-password type="password" name="current_password" autocomplete="current-password" required; }
+            button type="submit" #save-account { "Save account" }
+        }
+        h2 { "Time machine" }
+        p { "Tags of your namespace can be restored for " strong #window { (me.tag_expiration_s) " seconds" } " after they change." }
+        form.row method="post" action="/user/settings/window" {
+            (csrf(&viewer))
+            div.field {
+                label for="window-choice" { "Window" }
+                select #window-choice name="window" {
+                    @for w in &windows {
+                        @let secs = crate::config::parse_duration_s(w).unwrap_or(0);
+                        option value=(secs) selected[secs == me.tag_expiration_s] { (w) }
+                    }
+                }
+            }
+            button.secondary type="submit" { "Save window" }
+        }
+    };
+    Ok(page(
+        &viewer,
+        StatusCode::OK,
+        frame(&viewer, "Your settings", body),
+    ))
+}
+
+async fn save_settings(State(s): State<AppState>, viewer: Viewer, body: Bytes) -> UiResult {
+    let form = Form::checked(&viewer, &body)?;
+    let me = accounts::current_user(&s.ctx, &viewer.caller).await?;
+    let email = form
+        .opt("email")
+        .filter(|e| Some(*e) != me.email.as_deref());
+    let password = form.opt("new_password");
+    accounts::change_own_details(
+        &s.ctx,
+        &viewer.caller,
+        form.text("current_password"),
+        password,
+        email,
+    )
+    .await?;
+    if password.is_some()
+        && let Some(session) = &viewer.session
+    {
+        // A new password ends the user's other sessions.
+        crate::service::tenancy::sessions::end_others(&s.ctx, session).await?;
+    }
+    Ok(see_other("/user/settings"))
+}
+
+async fn save_window(State(s): State<AppState>, viewer: Viewer, body: Bytes) -> UiResult {
+    let form = Form::checked(&viewer, &body)?;
+    let seconds: i64 = form
+        .text("window")
+        .parse()
+        .map_err(|_| crate::ui::UiError::bad_request("Choose a window."))?;
+    accounts::set_user_window(&s.ctx, &viewer.caller, seconds).await?;
+    Ok(see_other("/user/settings"))
 }
