@@ -1021,3 +1021,47 @@ async fn thousand_tags_page_render_time() {
         html.len() / 1024
     );
 }
+
+/// Under HTTPS both cookies are `Secure` (besides `HttpOnly` and `SameSite=Lax`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_are_secure_under_https() {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let options = Options {
+        files: vec![
+            ("ssl.cert".into(), cert.cert.pem()),
+            ("ssl.key".into(), cert.signing_key.serialize_pem()),
+        ],
+        ..Default::default()
+    };
+    let s = TestServer::start_with(Backend::Sqlite, options).await;
+    assert!(s.url.starts_with("https://"));
+    s.init_admin().await;
+    let c = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = c.get(format!("{}/signin", s.url)).send().await.unwrap();
+    let pre = set_cookie(&r, "quayside_csrf").expect("pre-session cookie");
+    assert!(
+        pre.contains("; Secure") && pre.contains("HttpOnly"),
+        "{pre}"
+    );
+    let token = csrf_of(&r.text().await.unwrap());
+    let r = c
+        .post(format!("{}/signin", s.url))
+        .header("cookie", pre.split(';').next().unwrap())
+        .form(&[
+            ("_csrf", token.as_str()),
+            ("username", ADMIN),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let session = set_cookie(&r, "quayside_session").expect("session cookie");
+    for attribute in ["; Secure", "; HttpOnly", "; SameSite=Lax", "; Path=/"] {
+        assert!(session.contains(attribute), "{attribute}: {session}");
+    }
+}
