@@ -86,8 +86,12 @@ pub fn error_page(status: StatusCode, message: &str) -> Markup {
                 link rel="stylesheet" href="/static/ui.css";
             }
             body {
-                header.top { nav aria-label="Main" { a.brand href="/" { "Quayside" } a href="/" { "Repositories" } } }
-                main #main {
+                a.skip href="#main" { "Skip to content" }
+                header.top {
+                    nav aria-label="Main" { a.brand href="/" { "Quayside" } a href="/" { "Repositories" } }
+                    div.who { a href="/signin" { "Sign in" } }
+                }
+                main #main tabindex="-1" {
                     h1 { (status.as_u16()) " " (title) }
                     p.error role="alert" { (message) }
                     p {

@@ -714,8 +714,22 @@ impl Driver {
             .to_owned()
     }
 
-    /// Saves a screenshot and fails on any console error logged since the last check.
+    /// Saves a screenshot and fails on any console error logged since the last check, on a
+    /// form control without a label, or on a page whose first focusable element is not the
+    /// skip link.
     async fn checkpoint(&self, name: &str) {
+        let unlabelled = self
+            .script(
+                "return Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea'))\
+                 .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label'))\
+                 .map(e => e.outerHTML);",
+            )
+            .await;
+        assert_eq!(unlabelled, json!([]), "unlabelled controls at {name}");
+        let first = self
+            .script("return document.querySelector('a[href], button, input:not([type=hidden]), select, textarea').className;")
+            .await;
+        assert_eq!(first, json!("skip"), "first focusable element at {name}");
         let png = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(png.as_str().unwrap())

@@ -225,7 +225,7 @@ async fn show(State(s): State<AppState>, viewer: Viewer, Path((ns, repo)): RepoP
                 div.field {
                     label for="tag-filter" { "Filter tags" }
                     input #tag-filter type="search" data-filter="tags" placeholder="tag name";
-                    span #tags-count .muted aria-live="polite" { (tag_list.len()) " tags" }
+                    span #tags-count .muted aria-live="polite" { (tag_list.len()) (if tag_list.len() == 1 { " tag" } else { " tags" }) }
                 }
                 div.table-wrap {
                     table.responsive #tags {
