@@ -25,7 +25,8 @@ backend_tests!(
     private_pages_are_refused_as_the_api_refuses_them,
     pages_do_not_leak_other_namespaces,
     user_settings_change_password_and_email,
-    superuser_panel_manages_users
+    superuser_panel_manages_users,
+    repository_settings_change_visibility_permissions_and_delete
 );
 
 /// A cookie-keeping client for the UI (no redirects followed, so answers can be checked).
@@ -479,6 +480,68 @@ async fn superuser_panel_manages_users(b: Backend) {
     );
     let (_, html) = admin.get(&s, "/superuser").await;
     assert!(!html.contains("data-name=\"newbie\""), "{html}");
+}
+
+async fn repository_settings_change_visibility_permissions_and_delete(b: Backend) {
+    let s = TestServer::start(b).await;
+    let token = s.init_admin().await;
+    s.as_admin().push_image("admin/settable", "v1").await;
+    s.user("reader").await;
+    let ui = ui_sign_in(&s, ADMIN, ADMIN_PASSWORD).await;
+    let (status, html) = ui.get(&s, "/repository/admin/settable/settings").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("This repository is private"), "{html}");
+    let base = "/repository/admin/settable";
+    let t = Some(ui.csrf.as_str());
+    assert_eq!(
+        ui.post(
+            &s,
+            &format!("{base}/visibility"),
+            &[("visibility", "public")],
+            t
+        )
+        .await,
+        StatusCode::SEE_OTHER
+    );
+    let (_, repo) = s.call(Some(&token), reqwest::Method::GET, base, None).await;
+    assert_eq!(repo["is_public"], true);
+    let grant = [("kind", "user"), ("name", "reader"), ("role", "write")];
+    assert_eq!(
+        ui.post(&s, &format!("{base}/permissions"), &grant, t).await,
+        StatusCode::SEE_OTHER
+    );
+    let (_, perm) = s
+        .call(
+            Some(&token),
+            reqwest::Method::GET,
+            &format!("{base}/permissions/user/reader"),
+            None,
+        )
+        .await;
+    assert_eq!(perm["role"], "write");
+    let (_, html) = ui.get(&s, &format!("{base}/settings")).await;
+    assert!(html.contains("reader"), "{html}");
+    let revoke = [("kind", "user"), ("name", "reader"), ("role", "none")];
+    assert_eq!(
+        ui.post(&s, &format!("{base}/permissions"), &revoke, t)
+            .await,
+        StatusCode::SEE_OTHER
+    );
+    let (status, _) = s
+        .call(
+            Some(&token),
+            reqwest::Method::GET,
+            &format!("{base}/permissions/user/reader"),
+            None,
+        )
+        .await;
+    assert!(status.is_client_error(), "{status}");
+    assert_eq!(
+        ui.post(&s, &format!("{base}/delete"), &[], t).await,
+        StatusCode::SEE_OTHER
+    );
+    let (status, _) = s.call(Some(&token), reqwest::Method::GET, base, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 // ---------------------------------------------------------------------------------------------
