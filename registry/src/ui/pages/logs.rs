@@ -148,7 +148,8 @@ fn chart(aggregate: &api::AggregatedLogs) -> Markup {
     let max = per_day.values().copied().max().unwrap_or(1).max(1);
     let (width, height, pad) = (900i64, 180i64, 24i64);
     let n = per_day.len() as i64;
-    let slot = ((width - 2 * pad) / n.max(1)).max(4);
+    // At most 48 px a day, so a short period does not draw one bar across the whole chart.
+    let slot = ((width - 2 * pad) / n.max(1)).clamp(4, 48);
     let bar = (slot * 7 / 10).max(2);
     let label = format!(
         "Activity per day: {} days with activity, at most {max} actions a day",
