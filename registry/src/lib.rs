@@ -18,4 +18,5 @@ pub mod cli;
 pub mod server;
 pub mod service;
 pub mod telemetry;
+pub mod ui;
 pub mod workers;

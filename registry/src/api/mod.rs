@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(quay::triggers::web_router())
         .merge(buildman::router())
         .merge(health::router())
+        .merge(crate::ui::router())
         .layer(axum::middleware::from_fn(close_after_refused_body))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),

@@ -181,6 +181,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "scanner",
         include_str!("../../migrations/0015_scanner.sql"),
     ),
+    (
+        17,
+        "ui_sessions",
+        include_str!("../../migrations/0017_ui_sessions.sql"),
+    ),
 ];
 
 impl Db {

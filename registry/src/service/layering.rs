@@ -53,6 +53,7 @@ const SERVICE: &[(&str, &[&str])] = &[
             "federation",
             "search",
             "app_tokens",
+            "sessions",
         ],
     ),
 ];
@@ -70,6 +71,7 @@ const DB: &[(&str, &[&str])] = &[
             "tokens",
             "app_tokens",
             "search",
+            "sessions",
         ],
     ),
     (
@@ -317,4 +319,46 @@ fn references_are_found() {
         Some("content"),
     );
     assert_eq!(found, vec![("content", "tags".to_owned())]);
+}
+
+/// The web UI (`src/ui/`) is a surface like `api/`: its pages call services and never name the
+/// database or the blob store, so a page decides access exactly as the API does.
+#[test]
+fn ui_pages_call_only_services() {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("ui directory") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ui"),
+        &mut files,
+    );
+    assert!(files.len() >= 5, "{files:?}");
+    let mut bad = Vec::new();
+    for file in files {
+        let source = std::fs::read_to_string(&file).expect("source");
+        let code = source.split("#[cfg(test)]").next().unwrap_or_default();
+        for needle in [
+            "crate::db",
+            "crate::storage",
+            "sqlx::",
+            "ctx.db",
+            "ctx.store",
+        ] {
+            if code
+                .lines()
+                .any(|l| !l.trim_start().starts_with("//") && l.contains(needle))
+            {
+                bad.push(format!("{}: {needle}", file.display()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "ui files reach below the services: {bad:?}");
 }

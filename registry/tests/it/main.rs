@@ -48,3 +48,4 @@ mod storage;
 mod tags;
 mod teams;
 mod tenancy_clients;
+mod ui;

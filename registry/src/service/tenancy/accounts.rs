@@ -684,6 +684,62 @@ pub async fn set_user_window(ctx: &Ctx, caller: &Caller, seconds: i64) -> Result
     Ok(())
 }
 
+/// The web UI's user settings: a signed-in user changes their own password and/or e-mail,
+/// proving the current password first (a stolen session alone cannot take the account over).
+/// Only a password sign-in may do this (`Principal::User`; not an OAuth token).
+pub async fn change_own_details(
+    ctx: &Ctx,
+    caller: &Caller,
+    current_password: &str,
+    new_password: Option<&str>,
+    email: Option<&str>,
+) -> Result<(), TenancyError> {
+    let Principal::User(user) = &caller.principal else {
+        return Err(TenancyError::Forbidden {
+            anonymous: caller.principal.is_anonymous(),
+        });
+    };
+    let credentials = crate::service::access::auth::Credentials::Basic {
+        username: user.name.clone(),
+        password: current_password.to_owned(),
+    };
+    match crate::service::access::auth::authenticate(ctx, &credentials, caller.ip).await {
+        Ok(Principal::User(u)) if u.id == user.id => {}
+        Err(crate::service::access::auth::AuthError::Internal(e)) => return Err(e.into()),
+        _ => {
+            return Err(TenancyError::Invalid(
+                "The current password is not right.".into(),
+            ));
+        }
+    }
+    let now = ctx.now_ms();
+    if let Some(password) = new_password {
+        validate_password(password)?;
+        let hash = passwords::hash_password(password).await?;
+        db::tenancy::namespaces::set_password_hash(ctx.db.pool(), user.id, &hash).await?;
+        ctx.audit.record(
+            caller,
+            Event::namespace(
+                "user_change_password",
+                &user.name,
+                json!({ "username": user.name }),
+            ),
+            now,
+        );
+    }
+    if let Some(email) = email {
+        validate_email(email)?;
+        db::tenancy::namespaces::set_email(ctx.db.pool(), user.id, Some(email)).await?;
+        ctx.audit.record(
+            caller,
+            Event::namespace("user_change_email", &user.name, json!({ "email": email })),
+            now,
+        );
+    }
+    ctx.auth_cache.clear().await;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

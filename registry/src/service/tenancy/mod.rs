@@ -17,6 +17,7 @@
 //! 8. [`federation`]: keyless robot logins (OIDC tokens exchanged for robot tokens).
 //! 9. [`search`]: entities by name prefix, repositories by name or description.
 //! 10. [`app_tokens`]: application-specific tokens (registry passwords of a user).
+//! 11. [`sessions`]: web UI sessions (sign-in with a password, the session's CSRF token).
 
 pub mod accounts;
 pub mod app_tokens;
@@ -27,4 +28,5 @@ pub mod orgs;
 pub mod permissions;
 pub mod robots;
 pub mod search;
+pub mod sessions;
 pub mod teams;
