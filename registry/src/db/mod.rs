@@ -171,6 +171,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "builds",
         include_str!("../../migrations/0013_builds.sql"),
     ),
+    (
+        16,
+        "pull_log_samples",
+        include_str!("../../migrations/0016_pull_log_samples.sql"),
+    ),
 ];
 
 impl Db {
