@@ -3,7 +3,7 @@
 //! Rules:
 //! - One SQL dialect for SQLite and PostgreSQL through sqlx's `Any` driver: `$N` placeholders,
 //!   `ON CONFLICT`, `RETURNING`; the rare backend difference is a [`Backend`] branch here.
-//! - Migrations are embedded and written once; `{{ID}}`, `{{BLOB}}`, `{{BOOL}}` are filled in
+//! - Migrations are embedded and written once; `{{ID}}`, `{{BLOB}}`, `{{BOOL}}`, `{{COLLATE_C}}` are filled in
 //!   per backend.
 //! - Database constraints are the source of truth: callers insert and map a unique violation
 //!   ([`DbError::is_unique_violation`]) instead of checking first.
@@ -303,7 +303,8 @@ impl Db {
                 let sql = sql
                     .replace("{{ID}}", id)
                     .replace("{{BLOB}}", blob)
-                    .replace("{{BOOL}}", boolean);
+                    .replace("{{BOOL}}", boolean)
+                    .replace("{{COLLATE_C}}", collate_c(self.backend));
                 Migration::new(
                     *version,
                     Cow::Borrowed(name),
