@@ -3,7 +3,7 @@
 //! Rules:
 //! - One SQL dialect for SQLite and PostgreSQL through sqlx's `Any` driver: `$N` placeholders,
 //!   `ON CONFLICT`, `RETURNING`; the rare backend difference is a [`Backend`] branch here.
-//! - Migrations are embedded and written once; `{{ID}}`, `{{BLOB}}`, `{{BOOL}}` are filled in
+//! - Migrations are embedded and written once; `{{ID}}`, `{{BLOB}}`, `{{BOOL}}`, `{{COLLATE_C}}` are filled in
 //!   per backend.
 //! - Database constraints are the source of truth: callers insert and map a unique violation
 //!   ([`DbError::is_unique_violation`]) instead of checking first.
@@ -182,6 +182,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0015_scanner.sql"),
     ),
     (
+        16,
+        "pull_log_samples",
+        include_str!("../../migrations/0016_pull_log_samples.sql"),
+    ),
+    (
         17,
         "ui_sessions",
         include_str!("../../migrations/0017_ui_sessions.sql"),
@@ -313,7 +318,8 @@ impl Db {
                 let sql = sql
                     .replace("{{ID}}", id)
                     .replace("{{BLOB}}", blob)
-                    .replace("{{BOOL}}", boolean);
+                    .replace("{{BOOL}}", boolean)
+                    .replace("{{COLLATE_C}}", collate_c(self.backend));
                 Migration::new(
                     *version,
                     Cow::Borrowed(name),

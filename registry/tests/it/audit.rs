@@ -10,7 +10,8 @@ use crate::common::*;
 backend_tests!(
     records_survive_graceful_shutdown,
     catalog_and_records_for_robots,
-    a_burst_larger_than_the_queue_is_stored_whole
+    a_burst_larger_than_the_queue_is_stored_whole,
+    pulls_leave_one_entry_per_reference_and_hour
 );
 
 async fn records_survive_graceful_shutdown(b: Backend) {
@@ -43,7 +44,9 @@ async fn records_survive_graceful_shutdown(b: Backend) {
         .await
         .unwrap();
     let pulls: Vec<_> = entries.iter().filter(|e| e.kind == "pull_repo").collect();
-    assert_eq!(pulls.len(), 20);
+    // The 20 pulls of one tag by one user within the hour are one entry counting 20.
+    assert_eq!(pulls.len(), 1);
+    assert_eq!(pulls[0].n, 20);
     let pull = pulls[0];
     assert_eq!(pull.performer.as_deref(), Some(ADMIN));
     assert_eq!(pull.ip.as_deref(), Some("127.0.0.1"));
@@ -69,7 +72,12 @@ async fn records_survive_graceful_shutdown(b: Backend) {
     let entries = s.audit("acme").await;
     let deleted = entries.iter().find(|e| e.kind == "delete_repo").unwrap();
     assert_eq!(deleted.repository.as_deref(), Some("app"));
-    assert!(entries.iter().filter(|e| e.kind == "pull_repo").count() == 20);
+    let pulls: i64 = entries
+        .iter()
+        .filter(|e| e.kind == "pull_repo")
+        .map(|e| e.n)
+        .sum();
+    assert_eq!(pulls, 20);
     // Failed logins are recorded against the namespace they tried.
     let r = s
         .client
@@ -185,4 +193,115 @@ async fn a_burst_larger_than_the_queue_is_stored_whole(b: Backend) {
         d as usize, total,
         "each record stored once, with its own metadata"
     );
+}
+
+/// A pull load leaves O(1) entries: one per repository, reference (tag or digest), performer
+/// and hour, counting its pulls, across the writer's batches; the logs page shows the entry
+/// with its count, and `aggregatelogs` still counts every pull.
+async fn pulls_leave_one_entry_per_reference_and_hour(b: Backend) {
+    let s = TestServer::start(b).await;
+    let token = s.init_admin().await;
+    s.create_org(&token, "acme").await;
+    let image = s.as_admin().push_image("acme/app", "v1").await;
+    let t = s
+        .token(Some((ADMIN, ADMIN_PASSWORD)), &["repository:acme/app:pull"])
+        .await;
+    let digest = image.digest.clone();
+    let pulls = |reference: String, count: usize| {
+        let s = &s;
+        let t = &t;
+        async move {
+            for _ in 0..count {
+                let r = s
+                    .as_bearer(t)
+                    .send(Method::GET, &format!("/v2/acme/app/manifests/{reference}"))
+                    .await;
+                assert_eq!(r.status(), StatusCode::OK);
+            }
+        }
+    };
+    let rows = || async {
+        s.flush_audit().await;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS rows, CAST(COALESCE(SUM(n), 0) AS BIGINT) AS pulls FROM log_entry \
+             WHERE kind = 'pull_repo' AND repository_name = 'app'",
+        )
+        .fetch_one(s.ctx().db.pool())
+        .await
+        .unwrap();
+        let rows: i64 = sqlx::Row::get(&row, "rows");
+        let pulls: i64 = sqlx::Row::get(&row, "pulls");
+        (rows, pulls)
+    };
+    // Two rounds, flushed in between: the second adds to the first's entries.
+    futures_util::future::join(pulls("v1".into(), 150), pulls(digest.clone(), 50)).await;
+    assert_eq!(rows().await, (2, 200));
+    futures_util::future::join(pulls("v1".into(), 100), pulls(digest.clone(), 50)).await;
+    let (entries, counted) = rows().await;
+    // Both rounds fall in one hour unless the clock crossed an hour meanwhile.
+    assert!(entries == 2 || entries == 4, "{entries} pull entries");
+    assert_eq!(counted, 350);
+    // The repository's logs show the entries and their counts.
+    let (status, body) = s
+        .call(Some(&token), Method::GET, "/repository/acme/app/logs", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let shown: Vec<&Value> = body["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["kind"] == "pull_repo")
+        .collect();
+    assert_eq!(shown.len() as i64, entries, "{body}");
+    let by_tag: i64 = shown
+        .iter()
+        .filter(|l| l["metadata"]["tag"] == "v1")
+        .map(|l| l["metadata"]["pull_count"].as_i64().unwrap_or(1))
+        .sum();
+    assert_eq!(by_tag, 250, "{body}");
+    assert_eq!(shown[0]["metadata"]["repo"], "app");
+    // aggregatelogs counts every pull (today's, whether from the hourly rollup or the entries).
+    let (status, body) = s
+        .call(
+            Some(&token),
+            Method::GET,
+            "/repository/acme/app/aggregatelogs",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let pulled: i64 = body["aggregated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "pull_repo")
+        .map(|a| a["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(pulled, 350, "{body}");
+    // The performer filter reads the entries themselves (not the rollup): same total.
+    let (_, body) = s
+        .call(
+            Some(&token),
+            Method::GET,
+            &format!("/repository/acme/app/aggregatelogs?performer={ADMIN}"),
+            None,
+        )
+        .await;
+    let pulled: i64 = body["aggregated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "pull_repo")
+        .map(|a| a["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(pulled, 350, "{body}");
+    // Popularity and per-day stats read the counts too.
+    let repo_id = quayside::db::operations::logs::repository_id(s.ctx().db.pool(), "acme", "app")
+        .await
+        .unwrap()
+        .unwrap();
+    let n = quayside::db::operations::audit::action_count(s.ctx().db.pool(), repo_id, 0)
+        .await
+        .unwrap();
+    assert_eq!(n, 351, "350 pulls and the push");
 }

@@ -41,6 +41,7 @@ mod replicas;
 mod repos_api;
 mod robots;
 mod safety;
+mod scale;
 mod scanner;
 mod search;
 mod service_keys;

@@ -22,14 +22,59 @@ pub struct NewEntry {
 /// (namespace, repository) names to their ids, resolved once per batch.
 type NameIds<'a> = HashMap<(Option<&'a str>, Option<&'a str>), (Option<i64>, Option<i64>)>;
 
-/// Rows per INSERT statement (10 parameters each, well within both databases' limits).
+/// Rows per INSERT statement (11 parameters each, well within both databases' limits).
 const ROWS_PER_STATEMENT: usize = 100;
+
+/// The kind whose entries are merged (see [`SampleKey`]).
+pub const PULL: &str = "pull_repo";
+
+/// What makes two pulls one entry: the same repository, reference (the metadata names the tag
+/// or digest, and the OAuth token when one was used), performer and hour (hours since the
+/// epoch). The entry keeps the first pull's time and client address; `n` counts them all.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SampleKey {
+    pub namespace: Option<String>,
+    pub repository: Option<String>,
+    pub metadata: String,
+    pub performer_id: Option<i64>,
+    pub hour: i64,
+}
+
+impl SampleKey {
+    /// The key of a pull entry; `None` for entries that are never merged.
+    pub fn of(e: &NewEntry) -> Option<SampleKey> {
+        (e.kind == PULL && e.repository.is_some()).then(|| SampleKey {
+            namespace: e.namespace.clone(),
+            repository: e.repository.clone(),
+            metadata: e.metadata.clone(),
+            performer_id: e.performer_id,
+            hour: e.created_ms.div_euclid(3_600_000),
+        })
+    }
+}
+
+/// The entry id each key's pulls are added to (kept by the audit writer between batches).
+pub type Samples = HashMap<SampleKey, i64>;
+
+/// Writes entries inside the caller's transaction, one row each (see [`insert_sampled`]).
+pub async fn insert_batch(tx: &mut Tx, entries: &[NewEntry]) -> DbResult<()> {
+    insert_sampled(tx, entries, None).await.map(|_| ())
+}
 
 /// Writes entries inside the caller's transaction: the namespace and repository ids are
 /// resolved once per distinct name in the batch, then rows go in with multi-row INSERTs of
 /// `ROWS_PER_STATEMENT` (a statement per row could not keep up with `pull_repo` records at
 /// tens of thousands of pulls a second).
-pub async fn insert_batch(tx: &mut Tx, entries: &[NewEntry]) -> DbResult<()> {
+///
+/// With `samples`, pulls are merged: the pulls of one [`SampleKey`] add to the entry `samples`
+/// names (when it still exists) or become one new entry whose `n` counts them. Answers the new
+/// entries' keys and ids, for the caller to add to `samples` once the transaction commits.
+/// `log_count` counts every entry given, merged or not.
+pub async fn insert_sampled(
+    tx: &mut Tx,
+    entries: &[NewEntry],
+    samples: Option<&Samples>,
+) -> DbResult<Vec<(SampleKey, i64)>> {
     let backend = tx.backend();
     let mut ids: NameIds = HashMap::new();
     for e in entries {
@@ -61,10 +106,71 @@ pub async fn insert_batch(tx: &mut Tx, entries: &[NewEntry]) -> DbResult<()> {
         };
         ids.insert(key, (account, repository));
     }
-    for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+    // Rows to insert with their counts, and the merged pulls' groups.
+    let mut rows: Vec<(&NewEntry, i64)> = Vec::with_capacity(entries.len());
+    let mut added = Vec::new();
+    match samples {
+        None => rows.extend(entries.iter().map(|e| (e, 1))),
+        Some(samples) => {
+            let mut groups: HashMap<SampleKey, (usize, i64)> = HashMap::new();
+            let mut order = Vec::new();
+            for (i, e) in entries.iter().enumerate() {
+                match SampleKey::of(e) {
+                    None => rows.push((e, 1)),
+                    Some(key) => match groups.get_mut(&key) {
+                        Some((_, n)) => *n += 1,
+                        None => {
+                            groups.insert(key.clone(), (i, 1));
+                            order.push(key);
+                        }
+                    },
+                }
+            }
+            for key in order {
+                let (first, n) = groups[&key];
+                if let Some(id) = samples.get(&key) {
+                    let done = sqlx::query("UPDATE log_entry SET n = n + $1 WHERE id = $2")
+                        .bind(n)
+                        .bind(*id)
+                        .execute(&mut **tx)
+                        .await?;
+                    if done.rows_affected() == 1 {
+                        continue;
+                    }
+                }
+                // A new entry for this key (one statement each: its id is needed, and a
+                // key gets a new entry at most once an hour).
+                let e = &entries[first];
+                let (account, repository) = ids
+                    .get(&(e.namespace.as_deref(), e.repository.as_deref()))
+                    .copied()
+                    .unwrap_or_default();
+                let row = sqlx::query(
+                    "INSERT INTO log_entry (kind, account_id, namespace_name, repository_id, \
+                     repository_name, performer_id, performer_name, ip, metadata, created_ms, n) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                )
+                .bind(&e.kind)
+                .bind(account)
+                .bind(e.namespace.as_deref())
+                .bind(repository)
+                .bind(e.repository.as_deref())
+                .bind(e.performer_id)
+                .bind(e.performer.as_deref())
+                .bind(e.ip.as_deref())
+                .bind(&e.metadata)
+                .bind(e.created_ms)
+                .bind(n)
+                .fetch_one(&mut **tx)
+                .await?;
+                added.push((key, row.try_get::<i64, _>("id")?));
+            }
+        }
+    }
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut sql = String::from(
             "INSERT INTO log_entry (kind, account_id, namespace_name, repository_id, repository_name, \
-             performer_id, performer_name, ip, metadata, created_ms) VALUES ",
+             performer_id, performer_name, ip, metadata, created_ms, n) VALUES ",
         );
         for i in 0..chunk.len() {
             if i > 0 {
@@ -74,8 +180,8 @@ pub async fn insert_batch(tx: &mut Tx, entries: &[NewEntry]) -> DbResult<()> {
                 // SQLite looks a named parameter up by a linear scan of the statement's names,
                 // once per parameter bound: with `$N` a 1,000-parameter INSERT costs a million
                 // steps. Anonymous `?` parameters are bound in order with no lookup.
-                Backend::Sqlite => vec!["?".to_owned(); 10],
-                Backend::Postgres => (1..=10).map(|k| format!("${}", i * 10 + k)).collect(),
+                Backend::Sqlite => vec!["?".to_owned(); 11],
+                Backend::Postgres => (1..=11).map(|k| format!("${}", i * 11 + k)).collect(),
             };
             sql.push('(');
             sql.push_str(&params.join(", "));
@@ -84,7 +190,7 @@ pub async fn insert_batch(tx: &mut Tx, entries: &[NewEntry]) -> DbResult<()> {
         // Only the full-size statement is worth keeping prepared: caching every partial size
         // (per connection) costs memory for statements used once.
         let mut q = sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_STATEMENT);
-        for e in chunk {
+        for (e, n) in chunk {
             let (account, repository) = ids
                 .get(&(e.namespace.as_deref(), e.repository.as_deref()))
                 .copied()
@@ -99,11 +205,13 @@ pub async fn insert_batch(tx: &mut Tx, entries: &[NewEntry]) -> DbResult<()> {
                 .bind(e.performer.as_deref())
                 .bind(e.ip.as_deref())
                 .bind(&e.metadata)
-                .bind(e.created_ms);
+                .bind(e.created_ms)
+                .bind(*n);
         }
         q.execute(&mut **tx).await?;
     }
-    count_batch(tx, entries, &ids).await
+    count_batch(tx, entries, &ids).await?;
+    Ok(added)
 }
 
 /// Rows per upsert of [`count_batch`] (5 parameters each).
@@ -174,6 +282,8 @@ pub struct EntryRow {
     pub ip: Option<String>,
     pub metadata: String,
     pub created_ms: i64,
+    /// How many events the entry stands for (merged pulls; 1 otherwise).
+    pub n: i64,
 }
 
 /// Entries of a namespace, newest first (the read endpoints arrive later; tests use this).
@@ -183,7 +293,7 @@ pub async fn of_namespace<'c>(
     limit: i64,
 ) -> DbResult<Vec<EntryRow>> {
     let rows = sqlx::query(
-        "SELECT id, kind, account_id, namespace_name, repository_id, repository_name, performer_id, performer_name, ip, metadata, created_ms \
+        "SELECT id, kind, account_id, namespace_name, repository_id, repository_name, performer_id, performer_name, ip, metadata, created_ms, n \
          FROM log_entry WHERE namespace_name = $1 ORDER BY id DESC LIMIT $2",
     )
     .bind(namespace)
@@ -204,6 +314,7 @@ pub async fn of_namespace<'c>(
                 ip: r.try_get("ip")?,
                 metadata: r.try_get("metadata")?,
                 created_ms: r.try_get("created_ms")?,
+                n: r.try_get("n")?,
             })
         })
         .collect()
@@ -216,7 +327,7 @@ pub async fn action_count<'c>(
     since_ms: i64,
 ) -> DbResult<i64> {
     let row = sqlx::query(
-        "SELECT COUNT(*) AS n FROM log_entry WHERE repository_id = $1 AND created_ms >= $2 AND kind IN ('pull_repo', 'push_repo')",
+        "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n FROM log_entry WHERE repository_id = $1 AND created_ms >= $2 AND kind IN ('pull_repo', 'push_repo')",
     )
     .bind(repository_id)
     .bind(since_ms)
@@ -232,7 +343,7 @@ pub async fn daily_counts<'c>(
     since_ms: i64,
 ) -> DbResult<Vec<(i64, i64)>> {
     let rows = sqlx::query(
-        "SELECT created_ms / 86400000 AS day, COUNT(*) AS n FROM log_entry \
+        "SELECT created_ms / 86400000 AS day, CAST(SUM(n) AS BIGINT) AS n FROM log_entry \
          WHERE repository_id = $1 AND created_ms >= $2 AND kind IN ('pull_repo', 'push_repo') \
          GROUP BY created_ms / 86400000",
     )

@@ -44,6 +44,8 @@ pub struct LogRow {
     pub ip: Option<String>,
     pub metadata: String,
     pub created_ms: i64,
+    /// How many events the entry stands for (pulls merged into one entry, migration 0016).
+    pub n: i64,
     pub performer_email: Option<String>,
     pub performer_kind: Option<String>,
     /// `user` or `org` (of the namespace the entry belongs to), when it still exists.
@@ -102,7 +104,7 @@ pub async fn page<'c>(
     let limit = limit.clamp(1, 10_000);
     let sql = format!(
         "SELECT l.id, l.kind, l.namespace_name, l.repository_name, l.performer_name, l.ip, \
-         l.metadata, l.created_ms, p.email AS performer_email, p.kind AS performer_kind, \
+         l.metadata, l.created_ms, l.n, p.email AS performer_email, p.kind AS performer_kind, \
          a.kind AS namespace_kind, a.email AS namespace_email \
          FROM log_entry l \
          LEFT JOIN namespace p ON p.id = l.performer_id \
@@ -127,6 +129,7 @@ fn log_row(r: &AnyRow) -> DbResult<LogRow> {
         ip: r.try_get("ip")?,
         metadata: r.try_get("metadata")?,
         created_ms: r.try_get("created_ms")?,
+        n: r.try_get("n")?,
         performer_email: r.try_get("performer_email")?,
         performer_kind: r.try_get("performer_kind")?,
         namespace_kind: r.try_get("namespace_kind")?,
@@ -143,8 +146,8 @@ pub async fn counts_per_day<'c>(
 ) -> DbResult<Vec<(String, i64, i64)>> {
     let (clause, params) = conditions(scope, filter);
     let sql = format!(
-        "SELECT l.kind AS kind, l.created_ms / 86400000 AS day, COUNT(*) AS n FROM log_entry l \
-         WHERE {clause} GROUP BY l.kind, l.created_ms / 86400000 ORDER BY day, kind"
+        "SELECT l.kind AS kind, l.created_ms / 86400000 AS day, CAST(SUM(l.n) AS BIGINT) AS n \
+         FROM log_entry l WHERE {clause} GROUP BY l.kind, l.created_ms / 86400000 ORDER BY day, kind"
     );
     let mut q = sqlx::query(&sql);
     for p in params {
@@ -226,7 +229,7 @@ pub async fn oldest_before<'c>(
 ) -> DbResult<Vec<LogRow>> {
     let rows = sqlx::query(
         "SELECT l.id, l.kind, l.namespace_name, l.repository_name, l.performer_name, l.ip, \
-         l.metadata, l.created_ms, NULL AS performer_email, NULL AS performer_kind, \
+         l.metadata, l.created_ms, l.n, NULL AS performer_email, NULL AS performer_kind, \
          NULL AS namespace_kind, NULL AS namespace_email \
          FROM log_entry l WHERE l.created_ms < $1 ORDER BY l.created_ms, l.id LIMIT $2",
     )
@@ -247,7 +250,7 @@ pub async fn delete_ids(tx: &mut Tx, ids: &[i64]) -> DbResult<u64> {
     let list = list.join(", ");
     let sql = format!(
         "SELECT COALESCE(account_id, 0) AS a, COALESCE(repository_id, 0) AS r, kind, \
-         created_ms / 3600000 AS hour, COUNT(*) AS n FROM log_entry WHERE id IN ({list}) \
+         created_ms / 3600000 AS hour, CAST(SUM(n) AS BIGINT) AS n FROM log_entry WHERE id IN ({list}) \
          GROUP BY COALESCE(account_id, 0), COALESCE(repository_id, 0), kind, created_ms / 3600000 \
          ORDER BY 1, 2, 3, 4"
     );

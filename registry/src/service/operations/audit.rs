@@ -10,6 +10,13 @@
 //! full). [`AuditLog::flush`] waits until everything queued is stored, and
 //! [`AuditLog::shutdown`] (called on graceful shutdown) flushes and stops the writer, so nothing
 //! is lost.
+//!
+//! Pulls are merged (bounded growth under pull load): the writer keeps, for the current hour,
+//! the entry each repository + reference + performer's pulls go to, and adds later pulls to
+//! that entry's count (`log_entry.n`) instead of writing a row each; `log_count` still counts
+//! every pull, so `aggregatelogs` and the repository's stats are exact, and a pull load leaves
+//! at most one entry per repository, reference, performer and hour (per writer: a replica or a
+//! restart starts its own).
 
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -40,6 +47,9 @@ pub const QUEUE: usize = 8192;
 const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 /// A batch this large means records are streaming in (a lone API change writes at once).
 const LINGER_FROM: usize = 8;
+/// Most pull keys remembered for merging (beyond this the map starts over: more entries, still
+/// correct counts).
+const SAMPLES_MAX: usize = 100_000;
 
 /// Who did something, and from where.
 #[derive(Clone, Debug)]
@@ -211,6 +221,7 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>) {
     let mut entries = Vec::new();
     let mut touches = Vec::new();
     let mut acks = Vec::new();
+    let mut samples = db::operations::audit::Samples::new();
     let mut stop = None;
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
@@ -239,7 +250,7 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>) {
                 next = rx.try_recv().ok();
             }
         }
-        write(&db, &mut entries, &mut touches).await;
+        write(&db, &mut entries, &mut touches, &mut samples).await;
         for ack in acks.drain(..) {
             let _ = ack.send(());
         }
@@ -263,18 +274,36 @@ async fn write(
     db: &Db,
     entries: &mut Vec<db::operations::audit::NewEntry>,
     touches: &mut Vec<(Touched, i64, i64)>,
+    samples: &mut db::operations::audit::Samples,
 ) {
     if !entries.is_empty() {
+        // Keys of past hours never match again.
+        if let Some(hour) = entries
+            .iter()
+            .map(|e| e.created_ms.div_euclid(3_600_000))
+            .max()
+        {
+            samples.retain(|k, _| k.hour >= hour);
+        }
+        if samples.len() > SAMPLES_MAX {
+            samples.clear();
+        }
         // A failed batch (e.g. the database was briefly unavailable) is retried a few times.
         for attempt in 1..=5 {
             let result = async {
                 let mut tx = db.begin().await?;
-                db::operations::audit::insert_batch(&mut tx, entries).await?;
-                tx.commit().await
+                let added =
+                    db::operations::audit::insert_sampled(&mut tx, entries, Some(samples)).await?;
+                tx.commit().await?;
+                Ok::<_, db::DbError>(added)
             }
             .await;
             match result {
-                Ok(()) => break,
+                Ok(added) => {
+                    // Only committed entries are remembered (a rolled-back id may be reused).
+                    samples.extend(added);
+                    break;
+                }
                 Err(e) if attempt < 5 => {
                     tracing::warn!(error = %e, attempt, "writing audit log entries failed; retrying");
                     tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;

@@ -245,10 +245,14 @@ fn open_token(ctx: &Ctx, tag: &str, token: &str) -> Result<(i64, i64), TenancyEr
 
 /// An entry in Quay's shape.
 fn view(row: &LogRow, include_namespace: bool) -> api::LogEntry {
-    let metadata = serde_json::from_str::<Value>(&row.metadata)
+    let mut metadata = serde_json::from_str::<Value>(&row.metadata)
         .ok()
         .filter(Value::is_object)
         .unwrap_or_else(|| json!({}));
+    if row.n > 1 {
+        // Pulls merged into this entry (see `audit`): how many it stands for.
+        metadata["pull_count"] = json!(row.n);
+    }
     let performer = row.performer.as_ref().map(|name| {
         let is_robot = row.performer_kind.as_deref() == Some("robot") || name.contains('+');
         api::LogAccount {
@@ -812,6 +816,7 @@ pub async fn rotation_pass(ctx: &Ctx) -> Result<u64, Internal> {
                 "metadata": serde_json::from_str::<Value>(&r.metadata).unwrap_or(Value::Null),
                 "datetime": format_date(r.created_ms),
                 "created_ms": r.created_ms,
+                "count": r.n,
             });
             lines.extend_from_slice(line.to_string().as_bytes());
             lines.push(b'\n');
