@@ -11,7 +11,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use serde_yaml::Mapping;
 
-use super::{ApplyMode, Builder, DB_NAME, DB_USER, digest};
+use super::{ApplyMode, Builder, DB_NAME, DB_USER, digest, image_version};
 use crate::controllers::quayregistry::config::{CONFIG_FILE, SSL_CERT, SSL_KEY, TlsPair};
 use crate::controllers::quayregistry::kinds;
 use crate::controllers::quayregistry::material::{
@@ -20,6 +20,7 @@ use crate::controllers::quayregistry::material::{
 use crate::controllers::quayregistry::names::ADMIN_USER;
 use crate::controllers::quayregistry::validate::Plan;
 use crate::crd::ComponentKind;
+use crate::runtime::context::Settings;
 
 impl Builder<'_> {
     /// The bundle the operator owns when none is named (created once, then the user's).
@@ -67,7 +68,7 @@ impl Builder<'_> {
     /// The registry's configuration Secret, with the TLS pair (if any) as `ssl.cert`/`ssl.key`.
     /// Returns its digest.
     pub(super) fn config_secret(&mut self, tls: Option<TlsPair>) -> anyhow::Result<String> {
-        let config = merged_config(self.plan, self.material, &self.db_uri());
+        let config = merged_config(self.plan, self.material, self.settings, &self.db_uri());
         let config_text = serde_yaml::to_string(&config)?;
         let mut files: BTreeMap<String, Vec<u8>> = self
             .plan
@@ -133,7 +134,7 @@ fn files_digest(files: &BTreeMap<String, Vec<u8>>) -> String {
 }
 
 /// The bundle's configuration with what managed components supply.
-fn merged_config(plan: &Plan, material: &Material, db_uri: &str) -> Mapping {
+fn merged_config(plan: &Plan, material: &Material, settings: &Settings, db_uri: &str) -> Mapping {
     let mut c = plan.bundle.config.clone();
     let mut set_default = |key: &str, value: serde_yaml::Value| {
         if plan.bundle.get(key).is_none() {
@@ -167,8 +168,13 @@ fn merged_config(plan: &Plan, material: &Material, db_uri: &str) -> Mapping {
         set_default("FEATURE_REPO_MIRROR", true.into());
     }
     if plan.is_managed(ComponentKind::Builder) {
+        set_default("FEATURE_BUILD_SUPPORT", true.into());
         set_default("BUILD_MANAGER", build_manager());
-        set_default("EXECUTORS", executors(plan));
+        set_default("EXECUTORS", executors(plan, &settings.registry_image));
+        set_default(
+            "BUILDMAN_HOSTNAME",
+            buildman_hostname(plan, settings).into(),
+        );
     }
     if plan.is_managed(ComponentKind::Postgres) {
         c.insert("DB_URI".into(), db_uri.to_owned().into());
@@ -192,8 +198,36 @@ fn build_manager() -> serde_yaml::Value {
     .unwrap_or_default()
 }
 
-/// `EXECUTORS` for the managed builder: one Kubernetes executor in the builder namespace.
-fn executors(plan: &Plan) -> serde_yaml::Value {
+/// Where builder pods call the build manager back: the public host (route/ingress) when known,
+/// else the registry's Service in the cluster.
+fn buildman_hostname(plan: &Plan, settings: &Settings) -> String {
+    match &plan.host {
+        Some(h) => h.clone(),
+        None => format!(
+            "{}.{}.svc.{}",
+            plan.names().quay_app(),
+            plan.namespace,
+            settings.cluster_domain
+        ),
+    }
+}
+
+/// `registry_image` as `WORKER_IMAGE` and `WORKER_TAG` (a digest reference keeps its
+/// repository and the `latest` tag: the executor joins the two with `:`).
+fn worker_image(registry_image: &str) -> (String, String) {
+    let without_digest = registry_image.split('@').next().unwrap_or(registry_image);
+    let tag = image_version(registry_image);
+    let slash = without_digest.rfind('/').map_or(0, |i| i + 1);
+    let repo = match without_digest[slash..].find(':') {
+        Some(colon) => &without_digest[..slash + colon],
+        None => without_digest,
+    };
+    (repo.to_owned(), tag)
+}
+
+/// `EXECUTORS` for the managed builder: one Kubernetes executor in the builder namespace, in
+/// the cluster (the registry pod's service-account token and CA), running the registry image.
+fn executors(plan: &Plan, registry_image: &str) -> serde_yaml::Value {
     let mut executor = Mapping::new();
     executor.insert("EXECUTOR".into(), "kubernetes".into());
     executor.insert(
@@ -203,6 +237,9 @@ fn executors(plan: &Plan) -> serde_yaml::Value {
     executor.insert("K8S_API_SERVER".into(), "kubernetes.default.svc:443".into());
     executor.insert("KUBERNETES_DISTRIBUTION".into(), "k8s".into());
     executor.insert("SERVICE_ACCOUNT_NAME".into(), plan.names().builder().into());
+    let (image, tag) = worker_image(registry_image);
+    executor.insert("WORKER_IMAGE".into(), image.into());
+    executor.insert("WORKER_TAG".into(), tag.into());
     serde_yaml::Value::Sequence(vec![serde_yaml::Value::Mapping(executor)])
 }
 
@@ -226,6 +263,47 @@ mod tests {
     use crate::controllers::quayregistry::observed::Observed;
 
     #[test]
+    fn worker_image_splits_the_registry_image() {
+        use super::worker_image;
+        let w = |s: &str| worker_image(s);
+        assert_eq!(
+            w("quay.io/q/quayside:1.2"),
+            ("quay.io/q/quayside".into(), "1.2".into())
+        );
+        assert_eq!(
+            w("localhost:5000/quayside"),
+            ("localhost:5000/quayside".into(), "latest".into())
+        );
+        assert_eq!(
+            w("localhost:5000/q:v3"),
+            ("localhost:5000/q".into(), "v3".into())
+        );
+        assert_eq!(
+            w("quayside@sha256:ab"),
+            ("quayside".into(), "latest".into())
+        );
+    }
+
+    #[test]
+    fn buildman_hostname_follows_the_public_host_and_the_bundle_wins() {
+        let registry = cr("spec:\n  configBundleSecret: bundle\n");
+        let (_, _, d) = run(
+            &registry,
+            &observed_with_bundle("SERVER_HOSTNAME: quay.example.com\n"),
+        );
+        assert_eq!(config_yaml(&d)["BUILDMAN_HOSTNAME"], "quay.example.com");
+        let (_, _, d) = run(
+            &registry,
+            &observed_with_bundle(
+                "BUILDMAN_HOSTNAME: builds.example.com:8443\nFEATURE_BUILD_SUPPORT: false\n",
+            ),
+        );
+        let c = config_yaml(&d);
+        assert_eq!(c["BUILDMAN_HOSTNAME"], "builds.example.com:8443");
+        assert_eq!(c["FEATURE_BUILD_SUPPORT"], false);
+    }
+
+    #[test]
     fn generated_configuration_merges_managed_components() {
         let (_, m, d) = run(&sample("quayregistry-minimal.yaml"), &Observed::empty());
         let c = config_yaml(&d);
@@ -245,6 +323,22 @@ mod tests {
             c["EXECUTORS"][0]["SERVICE_ACCOUNT_NAME"],
             "registry-quay-builder"
         );
+        assert_eq!(c["FEATURE_BUILD_SUPPORT"], true);
+        assert_eq!(c["EXECUTORS"][0]["EXECUTOR"], "kubernetes");
+        assert_eq!(
+            c["EXECUTORS"][0]["K8S_API_SERVER"],
+            "kubernetes.default.svc:443"
+        );
+        assert_eq!(
+            c["EXECUTORS"][0]["WORKER_IMAGE"],
+            "quay.io/quayside/quayside"
+        );
+        assert_eq!(c["EXECUTORS"][0]["WORKER_TAG"], "1.2.3");
+        assert_eq!(
+            c["BUILDMAN_HOSTNAME"], "registry-quay-app.quay.svc.cluster.local",
+            "no route host: builders call the Service"
+        );
+        assert!(c["BUILD_MANAGER"].is_sequence());
         assert!(
             c.get("DISTRIBUTED_STORAGE_CONFIG").is_none(),
             "managed storage is --data-dir"

@@ -10,8 +10,9 @@
 //! `SERVICE_ACCOUNT_NAME`; the work directory an `emptyDir` of `VOLUME_SIZE`; no Job retries
 //! (`backoffLimit: 0`: the manager restarts lost attempts) and `ttlSecondsAfterFinished`
 //! (unless `DEBUG`) so nothing is left behind if the manager is gone. The API server is
-//! `K8S_API_SERVER` with `K8S_API_TLS_CA` and `SERVICE_ACCOUNT_TOKEN`, or the in-cluster
-//! configuration without them. [`stop`] deletes the Job (its pods and Secret with it) unless
+//! `K8S_API_SERVER` with `K8S_API_TLS_CA` and `SERVICE_ACCOUNT_TOKEN` (each, when unset, from
+//! the pod's mounted service account if there is one), or the in-cluster configuration without
+//! a server. [`stop`] deletes the Job (its pods and Secret with it) unless
 //! `DEBUG`.
 
 use k8s_openapi::api::batch::v1::Job;
@@ -39,14 +40,25 @@ async fn client(executor: &ExecutorConfig) -> Result<kube::Client, String> {
                 .parse()
                 .map_err(|e| format!("K8S_API_SERVER {url:?}: {e}"))?;
             let mut config = kube::Config::new(uri);
-            if let Some(ca) = executor.setting("K8S_API_TLS_CA") {
+            // In a pod, what the executor leaves unset comes from the pod's service account
+            // (as the operator's managed builder writes only the in-cluster server).
+            let ca = executor.setting("K8S_API_TLS_CA").or_else(|| {
+                let f = format!("{SERVICE_ACCOUNT_DIR}/ca.crt");
+                std::path::Path::new(&f).exists().then_some(f)
+            });
+            let token = executor.setting("SERVICE_ACCOUNT_TOKEN").or_else(|| {
+                std::fs::read_to_string(format!("{SERVICE_ACCOUNT_DIR}/token"))
+                    .ok()
+                    .map(|t| t.trim().to_owned())
+            });
+            if let Some(ca) = ca {
                 let pem = std::fs::read(&ca).map_err(|e| format!("K8S_API_TLS_CA {ca}: {e}"))?;
                 let certs = rustls_pemfile::certs(&mut pem.as_slice())
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| format!("K8S_API_TLS_CA {ca}: {e}"))?;
                 config.root_cert = Some(certs.into_iter().map(|c| c.to_vec()).collect());
             }
-            if let Some(token) = executor.setting("SERVICE_ACCOUNT_TOKEN") {
+            if let Some(token) = token {
                 let value = http::HeaderValue::from_str(&format!("Bearer {token}"))
                     .map_err(|_| "SERVICE_ACCOUNT_TOKEN is not a header value".to_owned())?;
                 config.headers.push((http::header::AUTHORIZATION, value));
@@ -56,6 +68,9 @@ async fn client(executor: &ExecutorConfig) -> Result<kube::Client, String> {
     };
     kube::Client::try_from(config).map_err(|e| format!("kubernetes client: {e}"))
 }
+
+/// Where a pod's service-account token and CA are mounted.
+const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 fn namespace(executor: &ExecutorConfig) -> String {
     executor
