@@ -282,6 +282,40 @@ async fn build_api_has_quays_shapes(b: Backend) {
     let l = expect_like(r, "more-111-build-logs", &[]).await;
     assert_eq!(l, json!({ "start": 0, "total": 0, "logs": [] }));
 
+    // The superuser's views of the same build, found by its uuid alone; refused to others.
+    for view in ["build", "status"] {
+        let (status, body) = s
+            .call(
+                Some(&token),
+                Method::GET,
+                &format!("/superuser/{uuid}/{view}"),
+                None,
+            )
+            .await;
+        assert_eq!((status, &body), (StatusCode::OK, &created), "{view}");
+    }
+    let (status, body) = s
+        .call(
+            Some(&token),
+            Method::GET,
+            &format!("/superuser/{uuid}/logs?start=0"),
+            None,
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, l.clone()));
+    let (_, _, plain) = s.user_with_token("notsuper").await;
+    for view in ["build", "status", "logs"] {
+        let (status, body) = s
+            .call(
+                Some(&plain),
+                Method::GET,
+                &format!("/superuser/{uuid}/{view}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{view}: {body}");
+    }
+
     // subdirectory and dockerfile_path as Quay derives them.
     let sub = request(
         &s,

@@ -30,15 +30,10 @@ fn not_yet_served(path: &str) -> Option<&'static str> {
         .unwrap_or(path)
         .trim_matches('/');
     let segments: Vec<&str> = rest.split('/').collect();
-    // The superuser's views of one build: `/superuser/{build_uuid}/build`, `.../status`,
-    // `.../logs` and `.../logs/archive` (builds arrive with issue 14).
-    if let ["superuser", _, view @ ..] = segments.as_slice()
-        && matches!(
-            view,
-            ["build"] | ["status"] | ["logs"] | ["logs", "archive"]
-        )
-    {
-        return Some("Builds");
+    // The archive of one build's logs (`/superuser/{build_uuid}/logs/archive`): Quayside keeps
+    // build logs in the database and archives none.
+    if let ["superuser", _, "logs", "archive"] = segments.as_slice() {
+        return Some("Archived build logs");
     }
     // Listing a git host's content for a trigger's setup (`.../trigger/{uuid}/fields/{name}`,
     // `namespaces`, `sources`, `subdir`): Quayside reads no git host.

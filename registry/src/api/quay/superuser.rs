@@ -1,7 +1,7 @@
 //! `/api/v1/superuser/...`: the superuser's management of every user and organization, and the
-//! registry's size. (Quotas of any namespace are in [`super::quota`], usage logs in
-//! [`super::logs`]; the superuser build views answer 501 until builds land, see
-//! [`super::not_implemented`].)
+//! registry's size, and the superuser's views of any build (`/superuser/{build_uuid}/build`,
+//! `.../status`, `.../logs`: the repository's build view and log page, found by uuid alone).
+//! (Quotas of any namespace are in [`super::quota`], usage logs in [`super::logs`].)
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -14,7 +14,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::{Auth, Body, Entry, Query, ep, no_content};
 use crate::api::AppState;
-use crate::service::content::registry_size;
+use crate::service::content::{builds, registry_size};
 use crate::service::scopes::Scope::SuperUser;
 use crate::service::tenancy::{accounts, orgs};
 
@@ -142,6 +142,36 @@ pub(super) fn endpoints() -> Vec<Entry> {
             none,
             routing::post(queue_registry_size),
         ),
+        ep(
+            M::GET,
+            "/superuser/{build_uuid}/build",
+            "getRepoBuildSuperUser",
+            Some(SuperUser),
+            "superuser",
+            "Returns information about a build.",
+            none,
+            routing::get(build),
+        ),
+        ep(
+            M::GET,
+            "/superuser/{build_uuid}/status",
+            "getRepoBuildStatusSuperUser",
+            Some(SuperUser),
+            "superuser",
+            "Return the status for the builds specified by the build uuids.",
+            none,
+            routing::get(build),
+        ),
+        ep(
+            M::GET,
+            "/superuser/{build_uuid}/logs",
+            "getRepoBuildLogsSuperUser",
+            Some(SuperUser),
+            "superuser",
+            "Return the build logs for the build specified by the build uuid.",
+            &[("start", "integer", "The first log entry to return")],
+            routing::get(build_logs),
+        ),
     ]
 }
 
@@ -259,4 +289,23 @@ pub async fn delete_user(
 ) -> Result<Response, ApiError> {
     accounts::delete_user(&s.ctx, &c, &username).await?;
     Ok(no_content())
+}
+
+pub async fn build(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(uuid): Path<String>,
+) -> Result<Json<api::Build>, ApiError> {
+    Ok(Json(builds::superuser_get(&s.ctx, &c, &uuid).await?))
+}
+
+pub async fn build_logs(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(uuid): Path<String>,
+    q: Query,
+) -> Result<Json<api::BuildLogs>, ApiError> {
+    Ok(Json(
+        builds::superuser_logs(&s.ctx, &c, &uuid, q.int("start")?).await?,
+    ))
 }

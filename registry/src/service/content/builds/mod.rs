@@ -628,6 +628,61 @@ pub async fn logs(
     )
     .await?;
     let row = build_of(&repo, ctx, uuid).await?;
+    log_page(ctx, &row, start).await
+}
+
+/// The build `uuid` of any repository, for the superuser's views (`/superuser/{uuid}/build`,
+/// `.../status`, `.../logs`): a superuser reads every build; anyone else is refused (403) and
+/// an unknown build is Quay's 404.
+async fn superuser_build(
+    ctx: &Ctx,
+    caller: &Caller,
+    uuid: &str,
+) -> Result<(RepoRow, BuildRow), TenancyError> {
+    enabled(ctx)?;
+    authz::require(
+        ctx,
+        &caller.principal,
+        Action::SuperUser,
+        authz::Resource::Registry,
+    )
+    .await?;
+    let row = rows::by_uuid(ctx.db.pool(), uuid)
+        .await?
+        .ok_or(TenancyError::NotFound)?;
+    let repo = db::content::repositories::by_id(ctx.db.pool(), row.repository_id)
+        .await?
+        .ok_or(TenancyError::NotFound)?;
+    Ok((repo, row))
+}
+
+/// `GET /superuser/{uuid}/build` and `.../status`: the build's view, as its repository's
+/// `GET .../build/{uuid}` gives it.
+pub async fn superuser_get(
+    ctx: &Ctx,
+    caller: &Caller,
+    uuid: &str,
+) -> Result<api::Build, TenancyError> {
+    let (repo, row) = superuser_build(ctx, caller, uuid).await?;
+    view(ctx, caller, &repo, &row).await
+}
+
+/// `GET /superuser/{uuid}/logs?start=N`: the build's log entries from `start` on.
+pub async fn superuser_logs(
+    ctx: &Ctx,
+    caller: &Caller,
+    uuid: &str,
+    start: Option<i64>,
+) -> Result<api::BuildLogs, TenancyError> {
+    let (_, row) = superuser_build(ctx, caller, uuid).await?;
+    log_page(ctx, &row, start).await
+}
+
+async fn log_page(
+    ctx: &Ctx,
+    row: &BuildRow,
+    start: Option<i64>,
+) -> Result<api::BuildLogs, TenancyError> {
     let start = start.unwrap_or(0).max(0);
     let (total, entries) = rows::logs(ctx.db.pool(), row.id, start, LOG_PAGE).await?;
     Ok(api::BuildLogs {
