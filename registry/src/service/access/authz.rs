@@ -426,6 +426,15 @@ pub async fn require_by_role(
     }
 }
 
+/// [`require`] for the registry-wide superuser actions (the `/superuser/...` views and any
+/// other registry administration): 403 unless the principal is a superuser.
+pub async fn require_superuser(
+    ctx: &Ctx,
+    principal: &Principal,
+) -> Result<(), crate::service::TenancyError> {
+    require(ctx, principal, Action::SuperUser, Resource::Registry).await
+}
+
 /// [`can`], failing with `Forbidden` (401 for anonymous callers, 403 for known ones) when not.
 pub async fn require(
     ctx: &Ctx,

@@ -12,7 +12,7 @@
 use quayside_client as api;
 
 use crate::db;
-use crate::service::access::authz::{self, Action, Resource};
+use crate::service::access::authz;
 use crate::service::operations::audit::Caller;
 use crate::service::{Ctx, TenancyError};
 
@@ -28,19 +28,9 @@ pub enum Queued {
     AlreadyQueued,
 }
 
-async fn require_superuser(ctx: &Ctx, caller: &Caller) -> Result<(), TenancyError> {
-    authz::require(
-        ctx,
-        &caller.principal,
-        Action::SuperUser,
-        Resource::Registry,
-    )
-    .await
-}
-
 /// `GET /api/v1/superuser/registrysize/`.
 pub async fn get(ctx: &Ctx, caller: &Caller) -> Result<api::RegistrySize, TenancyError> {
-    require_superuser(ctx, caller).await?;
+    authz::require_superuser(ctx, &caller.principal).await?;
     Ok(
         match db::content::registry_size::get(ctx.db.pool()).await? {
             Some(r) => api::RegistrySize {
@@ -61,7 +51,7 @@ pub async fn get(ctx: &Ctx, caller: &Caller) -> Result<api::RegistrySize, Tenanc
 
 /// `POST /api/v1/superuser/registrysize/`.
 pub async fn calculate(ctx: &Ctx, caller: &Caller) -> Result<Queued, TenancyError> {
-    require_superuser(ctx, caller).await?;
+    authz::require_superuser(ctx, &caller.principal).await?;
     let pool = ctx.db.pool();
     let now = ctx.now_ms();
     if !db::content::registry_size::start(pool, now, now - STALE_AFTER_MS).await? {

@@ -8,7 +8,7 @@
 use quayside_client as api;
 
 use crate::db::operations::messages::{self as db_messages, MessageRow};
-use crate::service::access::authz::{self, Action, Resource};
+use crate::service::access::authz;
 use crate::service::operations::audit::Caller;
 use crate::service::{Ctx, TenancyError};
 
@@ -29,16 +29,6 @@ pub async fn list(ctx: &Ctx) -> Result<api::GlobalMessages, TenancyError> {
             })
             .collect(),
     })
-}
-
-async fn require_superuser(ctx: &Ctx, caller: &Caller) -> Result<(), TenancyError> {
-    authz::require(
-        ctx,
-        &caller.principal,
-        Action::SuperUser,
-        Resource::Registry,
-    )
-    .await
 }
 
 /// Checks a new message as Quay's schema does; the error names the property.
@@ -88,7 +78,7 @@ pub async fn create(
     caller: &Caller,
     message: &api::NewGlobalMessage,
 ) -> Result<(), TenancyError> {
-    require_superuser(ctx, caller).await?;
+    authz::require_superuser(ctx, &caller.principal).await?;
     validate(message).map_err(TenancyError::Invalid)?;
     db_messages::insert(
         ctx.db.pool(),
@@ -106,7 +96,7 @@ pub async fn create(
 
 /// `DELETE /message/{uuid}`.
 pub async fn delete(ctx: &Ctx, caller: &Caller, uuid: &str) -> Result<(), TenancyError> {
-    require_superuser(ctx, caller).await?;
+    authz::require_superuser(ctx, &caller.principal).await?;
     db_messages::delete(ctx.db.pool(), uuid).await?;
     Ok(())
 }

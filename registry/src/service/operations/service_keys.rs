@@ -14,7 +14,7 @@ use quayside_client as api;
 use serde_json::{Map, Value, json};
 
 use crate::db;
-use crate::service::access::authz::{self, Action, Resource};
+use crate::service::access::authz;
 use crate::service::access::jwt;
 use crate::service::operations::audit::{Caller, Event};
 use crate::service::{Ctx, TenancyError, views};
@@ -28,16 +28,6 @@ fn http_date(ms: i64) -> String {
         .unwrap_or_default()
         .format("%a, %d %b %Y %H:%M:%S GMT")
         .to_string()
-}
-
-async fn require_superuser(ctx: &Ctx, caller: &Caller) -> Result<(), TenancyError> {
-    authz::require(
-        ctx,
-        &caller.principal,
-        Action::SuperUser,
-        Resource::Registry,
-    )
-    .await
 }
 
 async fn view(
@@ -155,7 +145,7 @@ fn record(ctx: &Ctx, caller: &Caller, kind: &'static str, metadata: Value) {
 
 /// `GET /superuser/keys`.
 pub async fn list(ctx: &Ctx, caller: &Caller) -> Result<api::ServiceKeys, TenancyError> {
-    require_superuser(ctx, caller).await?;
+    authz::require_superuser(ctx, &caller.principal).await?;
     let mut keys = Vec::new();
     for row in db::operations::service_keys::all(ctx.db.pool()).await? {
         keys.push(view(ctx, &row).await?);
@@ -165,7 +155,7 @@ pub async fn list(ctx: &Ctx, caller: &Caller) -> Result<api::ServiceKeys, Tenanc
 
 /// `GET /superuser/keys/{kid}`.
 pub async fn get(ctx: &Ctx, caller: &Caller, kid: &str) -> Result<api::ServiceKey, TenancyError> {
-    require_superuser(ctx, caller).await?;
+    authz::require_superuser(ctx, &caller.principal).await?;
     let row = db::operations::service_keys::by_kid(ctx.db.pool(), kid)
         .await?
         .ok_or(TenancyError::NotFound)?;
@@ -178,7 +168,7 @@ pub async fn create(
     caller: &Caller,
     body: &Map<String, Value>,
 ) -> Result<api::CreatedServiceKey, TenancyError> {
-    require_superuser(ctx, caller).await?;
+    authz::require_superuser(ctx, &caller.principal).await?;
     let user = caller
         .principal
         .user()
@@ -274,7 +264,7 @@ pub async fn update(
     kid: &str,
     body: &Map<String, Value>,
 ) -> Result<api::ServiceKey, TenancyError> {
-    require_superuser(ctx, caller).await?;
+    authz::require_superuser(ctx, &caller.principal).await?;
     let row = db::operations::service_keys::by_kid(ctx.db.pool(), kid)
         .await?
         .ok_or(TenancyError::NotFound)?;
@@ -318,7 +308,7 @@ pub async fn update(
 
 /// `DELETE /superuser/keys/{kid}`: the key stops verifying at once on this replica.
 pub async fn delete(ctx: &Ctx, caller: &Caller, kid: &str) -> Result<(), TenancyError> {
-    require_superuser(ctx, caller).await?;
+    authz::require_superuser(ctx, &caller.principal).await?;
     let row = db::operations::service_keys::delete(ctx.db.pool(), kid)
         .await?
         .ok_or(TenancyError::NotFound)?;
@@ -344,7 +334,7 @@ pub async fn approve(
     kid: &str,
     body: &Map<String, Value>,
 ) -> Result<(), TenancyError> {
-    require_superuser(ctx, caller).await?;
+    authz::require_superuser(ctx, &caller.principal).await?;
     let user = caller.principal.user().cloned();
     let notes = string_field(body, "notes")?.unwrap_or_default();
     let row = db::operations::service_keys::by_kid(ctx.db.pool(), kid)

@@ -353,16 +353,6 @@ pub async fn user_information(
     }))
 }
 
-async fn require_superuser(ctx: &Ctx, caller: &Caller) -> Result<(), TenancyError> {
-    authz::require(
-        ctx,
-        &caller.principal,
-        Action::SuperUser,
-        Resource::Registry,
-    )
-    .await
-}
-
 async fn superuser_view(ctx: &Ctx, row: &NamespaceRow) -> Result<api::SuperUserUser, TenancyError> {
     Ok(api::SuperUserUser {
         kind: "user".into(),
@@ -454,7 +444,7 @@ pub async fn list_users(
     include_disabled: bool,
     page: &PageRequest,
 ) -> Result<api::SuperUserUsers, TenancyError> {
-    require_superuser(ctx, caller).await?;
+    authz::require_superuser(ctx, &caller.principal).await?;
     let (after, limit) = page.start(ctx, "users")?;
     let mut rows = db::tenancy::namespaces::list_users_page(
         ctx.db.pool(),
@@ -481,7 +471,7 @@ pub async fn get_user(
     caller: &Caller,
     username: &str,
 ) -> Result<api::SuperUserUser, TenancyError> {
-    require_superuser(ctx, caller).await?;
+    authz::require_superuser(ctx, &caller.principal).await?;
     let row = user_row(ctx, username).await?;
     superuser_view(ctx, &row).await
 }
@@ -500,7 +490,7 @@ pub async fn create_user_by_superuser(
     username: &str,
     email: Option<&str>,
 ) -> Result<api::CreatedUser, TenancyError> {
-    require_superuser(ctx, caller).await?;
+    authz::require_superuser(ctx, &caller.principal).await?;
     let password = random_token(32);
     create_user(ctx, username, &password, email, false).await?;
     ctx.audit.record(
@@ -560,7 +550,7 @@ pub async fn update_user(
     email: Option<&str>,
     enabled: Option<bool>,
 ) -> Result<api::SuperUserUser, TenancyError> {
-    require_superuser(ctx, caller).await?;
+    authz::require_superuser(ctx, &caller.principal).await?;
     let row = user_row(ctx, username).await?;
     if is_superuser(ctx, &row) {
         return Err(TenancyError::Invalid("Cannot update a superuser".into()));
@@ -619,7 +609,7 @@ pub async fn update_user(
 /// `DELETE /api/v1/superuser/users/{username}`: the user, their robots and their namespace's
 /// repositories go.
 pub async fn delete_user(ctx: &Ctx, caller: &Caller, username: &str) -> Result<(), TenancyError> {
-    require_superuser(ctx, caller).await?;
+    authz::require_superuser(ctx, &caller.principal).await?;
     let row = user_row(ctx, username).await?;
     if is_superuser(ctx, &row) {
         return Err(TenancyError::Invalid("Cannot delete a superuser".into()));

@@ -640,13 +640,7 @@ async fn superuser_build(
     uuid: &str,
 ) -> Result<(RepoRow, BuildRow), TenancyError> {
     enabled(ctx)?;
-    authz::require(
-        ctx,
-        &caller.principal,
-        Action::SuperUser,
-        authz::Resource::Registry,
-    )
-    .await?;
+    authz::require_superuser(ctx, &caller.principal).await?;
     let row = rows::by_uuid(ctx.db.pool(), uuid)
         .await?
         .ok_or(TenancyError::NotFound)?;
